@@ -1,0 +1,46 @@
+"""kedro-mlflow-runs: the MLflow run of every ``kedro run``, opened, attached and closed right.
+
+Importing this package does not import MLflow.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .config import MlflowConfig, build_config, load_config
+from .context import Ownership, RunContext, RunHandle, RunState, active_contexts, current_run_context
+from .errors import (
+    ConfigError,
+    KedroMlflowRunsError,
+    MlflowDatasetError,
+    NoActiveRunError,
+    ParameterError,
+    RunConflictError,
+    RunNotFoundError,
+    RunStateError,
+    TrackingError,
+    TrackingUnavailableError,
+)
+
+__all__ = [
+    "ConfigError",
+    "KedroMlflowRunsError",
+    "MlflowConfig",
+    "MlflowDatasetError",
+    "NoActiveRunError",
+    "Ownership",
+    "ParameterError",
+    "RunContext",
+    "RunHandle",
+    "RunConflictError",
+    "RunNotFoundError",
+    "RunState",
+    "RunStateError",
+    "TrackingError",
+    "TrackingUnavailableError",
+    "__version__",
+    "active_contexts",
+    "build_config",
+    "current_run_context",
+    "load_config",
+]

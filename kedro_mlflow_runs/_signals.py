@@ -1,0 +1,73 @@
+"""SIGINT/SIGTERM guard: Kedro's error hooks never see these, so a run would stay RUNNING.
+
+While a run is active, the guard's handler reports the signal (the run is ended KILLED),
+restores the previous handlers, then hands the signal on to them: SIGINT still raises
+KeyboardInterrupt, SIGTERM still terminates the process. Forked children (ParallelRunner)
+inherit the handler; there it only hands the signal on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+GUARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalGuard:
+    """Calls ``on_signal(signum)`` once when SIGINT or SIGTERM arrives in this process."""
+
+    def __init__(self, on_signal: Callable[[int], None]):
+        self._on_signal = on_signal
+        self._previous: dict[int, Any] = {}
+        self._pid = os.getpid()
+        self._fired = False
+
+    def install(self) -> bool:
+        """Install the handlers; False (and nothing changed) outside the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            logger.debug("Not in the main thread: SIGINT/SIGTERM will not end the MLflow run.")
+            return False
+        for signum in GUARDED_SIGNALS:
+            previous = signal.getsignal(signum)
+            if previous is signal.SIG_IGN:
+                continue
+            self._previous[signum] = previous
+            signal.signal(signum, self._handle)
+        return True
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before, where ours is still installed."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, previous in list(self._previous.items()):
+            try:
+                if signal.getsignal(signum) == self._handle:
+                    signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+            except (ValueError, OSError):  # pragma: no cover - interpreter shutting down
+                pass
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        if os.getpid() == self._pid and not self._fired:
+            self._fired = True
+            try:
+                self._on_signal(signum)
+            except Exception:
+                logger.exception("Could not end the MLflow run on %s", signal.Signals(signum).name)
+        self.restore()
+        if callable(previous):
+            previous(signum, frame)
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        else:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)

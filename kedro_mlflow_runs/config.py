@@ -1,0 +1,388 @@
+"""mlflow.yml: schema, defaults, environment overrides and validation.
+
+The layout follows kedro-mlflow's where the concept is the same (``server.*``,
+``tracking.experiment.*``, ``tracking.run.*``, ``tracking.params.*``,
+``tracking.disable_tracking.*``), plus our own keys for run tags and attach behaviour.
+
+Nothing here imports MLflow: a pipeline with tracking disabled never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from kedro.config import MissingConfigException
+
+from .errors import ConfigError
+from .params import LONG_PARAMS_STRATEGIES
+
+#: Where Kedro's config loader looks for our file(s) in every environment.
+CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
+
+_MISSING = object()
+
+# key -> default value, or a nested dict. The default's type is the accepted type, except
+# where _TYPES says otherwise (None defaults are strings).
+_SCHEMA: dict[str, Any] = {
+    "server": {
+        "mlflow_tracking_uri": None,
+        "mlflow_registry_uri": None,
+        "credentials": None,
+    },
+    "tracking": {
+        "disable_tracking": {"pipelines": []},
+        "experiment": {"name": None, "restore_if_deleted": True},
+        "run": {
+            "id": None,
+            "name": None,
+            "nested": True,
+            "tags": {},
+            "attached": {"end_run": False, "record_failure": False},
+        },
+        "params": {
+            "dict_params": {"flatten": True, "recursive": True, "sep": "."},
+            "long_params_strategy": "fail",
+        },
+    },
+    "ui": {"host": "127.0.0.1", "port": 5000},
+}
+
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", list: "a list", dict: "a mapping"}
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """The validated, resolved configuration of one Kedro run's tracking.
+
+    Build it with :func:`load_config` (from a Kedro context) or :func:`build_config`
+    (from a plain mapping).
+    """
+
+    tracking_uri: str
+    experiment_name: str
+    registry_uri: str | None = None
+    credentials: str | None = None
+    restore_if_deleted: bool = True
+    run_id: str | None = None
+    run_id_source: str | None = None
+    run_name: str | None = None
+    nested: bool = True
+    run_tags: Mapping[str, str] = field(default_factory=dict)
+    attached_end_run: bool = False
+    attached_record_failure: bool = False
+    flatten_dict_params: bool = True
+    recursive_dict_params: bool = True
+    dict_params_sep: str = "."
+    long_params_strategy: str = "fail"
+    disabled_pipelines: tuple[str, ...] = ()
+    default_store: bool = False
+    project_path: str | None = None
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 5000
+    source: str = "defaults"
+
+    def tracking_disabled_for(self, pipeline_names: list[str] | tuple[str, ...] | None) -> bool:
+        """Whether every requested pipeline (``__default__`` when none) has tracking disabled."""
+        names = list(pipeline_names or ["__default__"])
+        return bool(self.disabled_pipelines) and all(n in self.disabled_pipelines for n in names)
+
+    @property
+    def redacted_tracking_uri(self) -> str:
+        """The tracking URI with any password replaced by ``***``."""
+        return redact_uri(self.tracking_uri)
+
+
+def redact_uri(uri: str | None) -> str:
+    """Replace the password of a URI (``scheme://user:pass@host``) with ``***``."""
+    if not uri:
+        return str(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if parts.password is None:
+        return uri
+    userinfo = f"{parts.username}:***" if parts.username is not None else ":***"
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def default_tracking_uri(project_path: Path) -> str:
+    """``sqlite:///<project root>/mlflow.db``: absolute, whatever the working directory."""
+    return f"sqlite:///{(Path(project_path) / 'mlflow.db').resolve().as_posix()}"
+
+
+def resolve_tracking_uri(uri: str, project_path: Path) -> str:
+    """Make a local store URI absolute against the project root; leave remote URIs alone.
+
+    ``sqlite:///mlflow.db`` -> ``sqlite:////<project>/mlflow.db``; ``mlruns`` ->
+    ``file:///<project>/mlruns``; ``http://...``, ``postgresql://...`` unchanged.
+    """
+    project_path = Path(project_path)
+    if uri.startswith("sqlite:///"):
+        db = uri[len("sqlite:///") :]
+        db_path, sep, query = db.partition("?")
+        if db_path and db_path != ":memory:" and not db_path.startswith("/"):
+            db_path = (project_path / db_path).resolve().as_posix()
+            return f"sqlite:///{db_path}{sep}{query}"
+        return uri
+    scheme = urlsplit(uri).scheme
+    if scheme == "" or (len(scheme) == 1 and os.name == "nt"):
+        return (project_path / uri).resolve().as_uri()
+    if scheme == "file" and not uri.startswith("file:/"):
+        return (project_path / uri[len("file:") :]).resolve().as_uri()
+    return uri
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _validate(raw: Any, schema: Mapping[str, Any], path: str, where: _Locator) -> dict[str, Any]:
+    """Check ``raw`` against ``schema``; return it merged over the defaults."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"'{path or 'mlflow.yml'}' in {where(path)} must be a mapping, got {_describe(raw)}."
+        )
+    unknown = sorted(set(map(str, raw)) - set(schema))
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(
+            f"Unknown key '{key}' in {where(key)}. Known keys here: "
+            f"{', '.join(sorted(schema))}. Fix the spelling or remove it."
+        )
+    out: dict[str, Any] = {}
+    for name, default in schema.items():
+        key = f"{path}.{name}" if path else name
+        value = raw.get(name, _MISSING)
+        if isinstance(default, dict) and default and name != "tags":
+            out[name] = _validate(None if value is _MISSING else value, default, key, where)
+            continue
+        if value is _MISSING or value is None:
+            out[name] = default
+            continue
+        expected = str if default is None else type(default)
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if not ok:
+            raise ConfigError(
+                f"'{key}' in {where(key)} must be {_TYPE_NAMES[expected]}, got {_describe(value)}."
+            )
+        out[name] = value
+    return out
+
+
+class _Locator:
+    """Names the file a config key came from, for error messages."""
+
+    def __init__(self, files: Mapping[str, Mapping[str, Any]] | None, fallback: str):
+        self._files = files or {}
+        self._fallback = fallback
+
+    def __call__(self, key: str) -> str:
+        found = [f for f, content in self._files.items() if _has_key(content, key)]
+        if found:
+            return " and ".join(found)
+        # the key may be misplaced under a parent: name the file holding the parent
+        parent = key.rpartition(".")[0]
+        while parent:
+            found = [f for f, content in self._files.items() if _has_key(content, parent)]
+            if found:
+                return " and ".join(found)
+            parent = parent.rpartition(".")[0]
+        return self._fallback
+
+
+def _has_key(content: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(content, Mapping) or part not in content:
+            return False
+        content = content[part]
+    return True
+
+
+def build_config(
+    raw: Mapping[str, Any] | None,
+    *,
+    project_path: Path | str,
+    package_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    files: Mapping[str, Mapping[str, Any]] | None = None,
+    source: str = "mlflow.yml",
+) -> MlflowConfig:
+    """Validate a raw mlflow.yml mapping and resolve it with environment variables and defaults.
+
+    Precedence for the tracking URI, experiment and run id: the value set in mlflow.yml, else
+    MLflow's environment variable (``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``,
+    ``MLFLOW_RUN_ID``), else the default (``sqlite:///<project>/mlflow.db``, the package name, a
+    new run).
+
+    Raises:
+        ConfigError: an unknown key, a wrong type or a bad value, naming the key and the file.
+    """
+    env = os.environ if environ is None else environ
+    project_path = Path(project_path)
+    where = _Locator(files, source)
+    cfg = _validate(raw, _SCHEMA, "", where)
+    server, tracking = cfg["server"], cfg["tracking"]
+    run, params = tracking["run"], tracking["params"]
+
+    strategy = params["long_params_strategy"]
+    if strategy not in LONG_PARAMS_STRATEGIES:
+        key = "tracking.params.long_params_strategy"
+        raise ConfigError(
+            f"'{key}' in {where(key)} is {strategy!r}; use one of: {', '.join(LONG_PARAMS_STRATEGIES)}."
+        )
+    pipelines = tracking["disable_tracking"]["pipelines"]
+    if not all(isinstance(p, str) for p in pipelines):
+        key = "tracking.disable_tracking.pipelines"
+        raise ConfigError(f"'{key}' in {where(key)} must be a list of pipeline names (strings).")
+    tags = run["tags"]
+    for tag_key, tag_value in tags.items():
+        if isinstance(tag_value, (Mapping, list)):
+            key = f"tracking.run.tags.{tag_key}"
+            raise ConfigError(
+                f"'{key}' in {where(key)} must be a plain value (string, number, boolean), "
+                f"got {_describe(tag_value)}."
+            )
+    if not params["dict_params"]["sep"]:
+        key = "tracking.params.dict_params.sep"
+        raise ConfigError(f"'{key}' in {where(key)} must be a non-empty string.")
+    if not 0 < cfg["ui"]["port"] < 65536:
+        raise ConfigError(f"'ui.port' in {where('ui.port')} must be between 1 and 65535.")
+    for key in ("tracking.run.id", "tracking.run.name", "tracking.experiment.name", "server.mlflow_tracking_uri"):
+        value = _get(cfg, key)
+        if value is not None and not str(value).strip():
+            raise ConfigError(f"'{key}' in {where(key)} is empty; remove it or give a value.")
+
+    uri = server["mlflow_tracking_uri"] or env.get("MLFLOW_TRACKING_URI") or None
+    default_store = uri is None
+    tracking_uri = default_tracking_uri(project_path) if uri is None else resolve_tracking_uri(uri, project_path)
+    registry = server["mlflow_registry_uri"] or env.get("MLFLOW_REGISTRY_URI") or None
+    if registry is not None:
+        registry = resolve_tracking_uri(registry, project_path)
+
+    if run["id"]:
+        run_id, run_id_source = run["id"], f"tracking.run.id in {where('tracking.run.id')}"
+    elif env.get("MLFLOW_RUN_ID"):
+        run_id, run_id_source = env["MLFLOW_RUN_ID"], "the MLFLOW_RUN_ID environment variable"
+    else:
+        run_id, run_id_source = None, None
+
+    experiment = (
+        tracking["experiment"]["name"]
+        or env.get("MLFLOW_EXPERIMENT_NAME")
+        or package_name
+        or project_path.name
+    )
+    return MlflowConfig(
+        tracking_uri=tracking_uri,
+        registry_uri=registry,
+        credentials=server["credentials"],
+        experiment_name=experiment,
+        restore_if_deleted=tracking["experiment"]["restore_if_deleted"],
+        run_id=run_id,
+        run_id_source=run_id_source,
+        run_name=run["name"],
+        nested=run["nested"],
+        run_tags={str(k): str(v) for k, v in tags.items()},
+        attached_end_run=run["attached"]["end_run"],
+        attached_record_failure=run["attached"]["record_failure"],
+        flatten_dict_params=params["dict_params"]["flatten"],
+        recursive_dict_params=params["dict_params"]["recursive"],
+        dict_params_sep=params["dict_params"]["sep"],
+        long_params_strategy=strategy,
+        disabled_pipelines=tuple(pipelines),
+        default_store=default_store,
+        project_path=str(project_path),
+        ui_host=cfg["ui"]["host"],
+        ui_port=cfg["ui"]["port"],
+        source=source,
+    )
+
+
+def _get(cfg: Mapping[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = cfg[part]
+    return cfg
+
+
+def _raw_files(config_loader: Any, conf_source: str) -> dict[str, Mapping[str, Any]]:
+    """Per-file raw content of the mlflow config files, for naming the file in errors.
+
+    Uses the config loader's reader when it has one; returns ``{}`` otherwise.
+    """
+    reader = getattr(config_loader, "_read_raw_config", None)
+    if reader is None:
+        return {}
+    try:
+        from omegaconf import OmegaConf
+
+        base, env, *_ = reader("mlflow")
+        out: dict[str, Mapping[str, Any]] = {}
+        for path, content in {**base, **env}.items():
+            try:
+                rel = Path(path).relative_to(Path(conf_source).parent)
+            except ValueError:
+                rel = Path(path)
+            out[rel.as_posix()] = OmegaConf.to_container(content, resolve=False)  # type: ignore[assignment]
+        return out
+    except Exception:  # attribution is best effort; validation still runs
+        return {}
+
+
+def load_config(context: Any) -> MlflowConfig:
+    """Read ``conf/<env>/mlflow.yml`` through the context's config loader and validate it.
+
+    A project without mlflow.yml gets the defaults.
+    """
+    loader = context.config_loader
+    patterns = getattr(loader, "config_patterns", None)
+    if isinstance(patterns, dict) and "mlflow" not in patterns:
+        patterns["mlflow"] = list(CONFIG_PATTERNS)
+    conf_source = str(getattr(loader, "conf_source", Path(context.project_path) / "conf"))
+    try:
+        raw = loader["mlflow"]
+    except (MissingConfigException, KeyError):
+        raw = {}
+    files = _raw_files(loader, conf_source) if raw else {}
+    source = " and ".join(files) if files else f"mlflow.yml under {conf_source}"
+    return build_config(
+        raw,
+        project_path=Path(context.project_path),
+        package_name=getattr(context, "_package_name", None),
+        files=files,
+        source=source,
+    )
+
+
+def export_credentials(config: MlflowConfig, context: Any) -> None:
+    """Put the credentials entry named by ``server.credentials`` into the environment.
+
+    MLflow reads ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``, ``AWS_*`` and the like from there.
+    Values are never logged, nor stored on the config.
+    """
+    if not config.credentials:
+        return
+    try:
+        creds = context.config_loader["credentials"]
+    except Exception:
+        creds = {}
+    entry = creds.get(config.credentials) if isinstance(creds, Mapping) else None
+    if not isinstance(entry, Mapping):
+        raise ConfigError(
+            f"'server.credentials' in {config.source} names '{config.credentials}', but "
+            f"credentials.yml has no such entry (a mapping of environment variable names to "
+            f"values). Add it to conf/local/credentials.yml or remove the key."
+        )
+    for key, value in entry.items():
+        if value is not None:
+            os.environ[str(key)] = str(value)

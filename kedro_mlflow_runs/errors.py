@@ -1,0 +1,72 @@
+"""The errors kedro-mlflow-runs raises.
+
+Every error says what happened, to which run, dataset or config key, and what to do::
+
+    KedroMlflowRunsError
+    ├── ConfigError            mlflow.yml is invalid (unknown key, wrong type, bad value)
+    ├── RunStateError          a RunContext transition that its state does not allow
+    ├── RunNotFoundError       a run id to attach to does not exist in the tracking store
+    ├── TrackingUnavailableError  the tracking server or store cannot be reached
+    ├── ParameterError         a parameter cannot be logged (too long, conflicting value)
+    ├── TrackingError          an MLflow call failed while logging into a run
+    └── MlflowDatasetError     a dataset cannot be used as configured (also a Kedro DatasetError)
+        ├── NoActiveRunError   a dataset needs a run, none is active and it has no run_id
+        └── RunConflictError   a dataset's run_id differs from the active run on save
+"""
+
+from __future__ import annotations
+
+from kedro.io.core import DatasetError
+
+__all__ = [
+    "ConfigError",
+    "KedroMlflowRunsError",
+    "MlflowDatasetError",
+    "NoActiveRunError",
+    "ParameterError",
+    "RunConflictError",
+    "RunNotFoundError",
+    "RunStateError",
+    "TrackingError",
+    "TrackingUnavailableError",
+]
+
+
+class KedroMlflowRunsError(Exception):
+    """Base class of every error raised by kedro-mlflow-runs."""
+
+
+class ConfigError(KedroMlflowRunsError, ValueError):
+    """The mlflow.yml configuration is invalid."""
+
+
+class RunStateError(KedroMlflowRunsError, RuntimeError):
+    """A RunContext transition was requested that its current state does not allow."""
+
+
+class RunNotFoundError(KedroMlflowRunsError, LookupError):
+    """A run id given to attach to does not exist in the tracking store."""
+
+
+class TrackingUnavailableError(KedroMlflowRunsError, ConnectionError):
+    """The MLflow tracking store or server cannot be reached."""
+
+
+class ParameterError(KedroMlflowRunsError, ValueError):
+    """A Kedro parameter cannot be logged as an MLflow parameter."""
+
+
+class TrackingError(KedroMlflowRunsError, RuntimeError):
+    """An MLflow call failed while logging into a run."""
+
+
+class MlflowDatasetError(KedroMlflowRunsError, DatasetError):
+    """A kedro-mlflow-runs dataset cannot be used as configured."""
+
+
+class NoActiveRunError(MlflowDatasetError):
+    """A dataset needs an MLflow run, but none is active and it has no ``run_id``."""
+
+
+class RunConflictError(MlflowDatasetError):
+    """A dataset's ``run_id`` differs from the active run it would save into."""

@@ -1,0 +1,233 @@
+"""Kedro hooks: translate Kedro's hook calls into RunContext transitions.
+
+Registered automatically through the ``kedro.hooks`` entry point (``plugin_hooks``). To
+register by hand instead, put ``DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-runs",)`` and
+``HOOKS = (MlflowRunsHooks(),)`` in ``settings.py``. Registering a second instance while the
+plugin's own is active is harmless: all instances share one RunContext per Kedro run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import re
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+from . import __version__
+from ._signals import SignalGuard
+from .config import MlflowConfig, build_config, export_credentials, load_config, redact_uri
+from .context import RunContext, RunState, active_contexts, remember_project_config
+from .params import parameter_inputs
+
+logger = logging.getLogger(__name__)
+_package_logger = logging.getLogger("kedro_mlflow_runs")
+if _package_logger.level == logging.NOTSET:  # show where the run is, like Kedro's own INFO lines
+    _package_logger.setLevel(logging.INFO)
+
+# State shared by every hook instance, so that two registered instances act as one.
+_by_kedro_run: dict[str, RunContext] = {}
+_guards: dict[str, SignalGuard] = {}
+_registry_lock = threading.RLock()
+_pending = threading.local()  # the config loaded by after_context_created in this thread
+_atexit_registered = False
+
+
+def _runner_name(run_params: Mapping[str, Any]) -> str:
+    runner = str(run_params.get("runner") or "")
+    match = re.search(r"([A-Za-z_][\w]*)(?: object at 0x[0-9a-fA-F]+)?>?$", runner)
+    if not runner or runner == "None" or not match:
+        return "SequentialRunner"
+    return match.group(1)
+
+
+def _command_line() -> str | None:
+    try:
+        import click
+
+        ctx = click.get_current_context(silent=True)
+    except Exception:  # pragma: no cover
+        ctx = None
+    return " ".join(["kedro", *sys.argv[1:]]) if ctx is not None else None
+
+
+def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, str]:
+    """The tags every run gets (user tags from mlflow.yml are added by the RunContext)."""
+    from .tracking import current_user, git_commit
+
+    names = run_params.get("pipeline_names") or ["__default__"]
+    tags = {
+        "kedro.run_id": str(run_params.get("run_id")),
+        "kedro.pipeline_names": ",".join(names),
+        "kedro.env": str(run_params.get("env") or "local"),
+        "kedro.version": str(run_params.get("kedro_version")),
+        "kedro_mlflow_runs.version": __version__,
+        "kedro.runner": _runner_name(run_params),
+        "mlflow.source.name": "kedro run",
+        "mlflow.source.type": "LOCAL",
+    }
+    command = _command_line()
+    if command:
+        tags["kedro.command"] = command
+    user = current_user()
+    if user:
+        tags["mlflow.user"] = user
+    commit = git_commit(run_params.get("project_path") or config.project_path or ".")
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _where(ctx: RunContext) -> str:
+    handle = ctx.handle
+    uri = handle.tracking_uri
+    if uri.startswith(("http://", "https://")):
+        base = redact_uri(uri).rstrip("/")
+        return f"{base}/#/experiments/{handle.experiment_id}/runs/{handle.run_id}"
+    return f"{redact_uri(uri)} (open it with: mlflow ui --backend-store-uri {redact_uri(uri)})"
+
+
+def _kill_all_active() -> None:
+    """atexit safety net: a run still ACTIVE when the interpreter exits was interrupted."""
+    for ctx in active_contexts():
+        try:
+            ctx.end(RunState.KILLED, ctx.error or SystemExit("the Python process exited during the run"))
+        except Exception:
+            logger.debug("Could not end %r at exit", ctx, exc_info=True)
+
+
+def _ensure_atexit() -> None:
+    # Registered after MLflow's own atexit handler (mlflow is imported by then), so ours runs
+    # first: MLflow's would otherwise end our run as FINISHED.
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(_kill_all_active)
+        _atexit_registered = True
+
+
+class MlflowRunsHooks:
+    """Opens, attaches, and closes the MLflow run of each ``kedro run``."""
+
+    # -- context ------------------------------------------------------------------------
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        """Read and validate mlflow.yml; export ``server.credentials`` to the environment."""
+        cached = getattr(_pending, "value", None)
+        if cached is not None and cached[0] is context:
+            return
+        config = load_config(context)
+        export_credentials(config, context)
+        remember_project_config(config)
+        _pending.value = (context, config)
+
+    # -- pipeline -----------------------------------------------------------------------
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Open (or attach to) the run, tag it, and log the parameters the nodes read."""
+        kedro_run_id = str(run_params.get("run_id"))
+        with _registry_lock:
+            if kedro_run_id in _by_kedro_run:  # a second registered instance
+                return
+            config = self._config_for(run_params)
+            ctx = RunContext(config, kedro_run_id=kedro_run_id)
+            _by_kedro_run[kedro_run_id] = ctx
+        self._close_stale(kedro_run_id)
+        if config.tracking_disabled_for(run_params.get("pipeline_names")):
+            ctx.disable()
+            logger.info("MLflow tracking is disabled for pipeline(s) %s.", run_params.get("pipeline_names") or ["__default__"])
+            return
+        try:
+            names = run_params.get("pipeline_names") or ["__default__"]
+            ctx.start(run_name=",".join(names), tags=run_tags(run_params, config), bind_fluent_api=True)
+        except BaseException:
+            _by_kedro_run.pop(kedro_run_id, None)
+            raise
+        _ensure_atexit()
+        guard = SignalGuard(lambda signum: self._interrupted(ctx, signum))
+        if guard.install():
+            _guards[kedro_run_id] = guard
+        try:
+            inputs = parameter_inputs(sorted(pipeline.inputs()))
+            if inputs:
+                ctx.log_params({name: catalog.load(name) for name in inputs})
+        except BaseException as exc:  # Kedro calls no error hook for errors raised here
+            self._finish(ctx, RunState.FAILED, exc)
+            raise
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        ctx = _by_kedro_run.get(str(run_params.get("run_id")))
+        if ctx is None or not ctx.is_active:
+            return
+        self._finish(ctx, RunState.FINISHED, None)
+        logger.info("MLflow run %s is in %s", ctx.run_id, _where(ctx))
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any]) -> None:
+        ctx = _by_kedro_run.get(str(run_params.get("run_id")))
+        if ctx is None or not ctx.is_active:
+            return
+        try:
+            self._finish(ctx, RunState.FAILED, error)
+        except Exception:  # never hide the pipeline's own error behind a tracking one
+            logger.exception("Could not record the failure in MLflow run %s", ctx.run_id)
+
+    # -- nodes --------------------------------------------------------------------------
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Any, run_id: str) -> None:
+        ctx = _by_kedro_run.get(str(run_id))
+        if ctx is not None and ctx.is_active:
+            ctx.record_error(error, getattr(node, "name", None))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _config_for(run_params: Mapping[str, Any]) -> MlflowConfig:
+        cached = getattr(_pending, "value", None)
+        _pending.value = None
+        if cached is not None:
+            return cached[1]
+        from kedro.framework.project import PACKAGE_NAME
+
+        return build_config({}, project_path=run_params.get("project_path") or ".", package_name=PACKAGE_NAME)
+
+    @staticmethod
+    def _close_stale(current: str) -> None:
+        """End runs a previous Kedro run in this thread left ACTIVE (a BaseException escaped)."""
+        me = threading.get_ident()
+        for ctx in active_contexts():
+            if ctx.kedro_run_id != current and ctx.started_in_thread == me:
+                logger.warning("Ending MLflow run %s left open by an interrupted Kedro run.", ctx.run_id)
+                MlflowRunsHooks._finish(ctx, RunState.KILLED, ctx.error or KeyboardInterrupt("interrupted"))
+
+    @staticmethod
+    def _finish(ctx: RunContext, status: RunState, error: BaseException | None) -> None:
+        key = str(ctx.kedro_run_id)
+        guard = _guards.pop(key, None)
+        try:
+            ctx.end(status, error)
+        finally:
+            if guard is not None:
+                guard.restore()
+            _by_kedro_run.pop(key, None)
+
+    @staticmethod
+    def _interrupted(ctx: RunContext, signum: int) -> None:
+        if ctx.is_active:
+            name = signal.Signals(signum).name
+            logger.warning("%s received: ending MLflow run %s as KILLED.", name, ctx.run_id)
+            exc: BaseException = KeyboardInterrupt(name) if signum == signal.SIGINT else SystemExit(name)
+            ctx.end(RunState.KILLED, exc)
+            _by_kedro_run.pop(str(ctx.kedro_run_id), None)
+
+
+#: The instance the ``kedro.hooks`` entry point registers.
+plugin_hooks = MlflowRunsHooks()
