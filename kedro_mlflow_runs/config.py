@@ -10,11 +10,12 @@ Nothing here imports MLflow: a pipeline with tracking disabled never pays for it
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from kedro.config import MissingConfigException
 
@@ -97,26 +98,25 @@ class MlflowConfig:
         return redact_uri(self.tracking_uri)
 
 
-def redact_uri(uri: str | None) -> str:
-    """Replace the password of a URI (``scheme://user:pass@host``) with ``***``."""
-    if not uri:
-        return str(uri)
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password is None:
-        return uri
-    userinfo = f"{parts.username}:***" if parts.username is not None else ":***"
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+_USERINFO_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^:/@\s]*:)[^@\s/]*@")
+
+
+def redact_uri(text: str | None) -> str:
+    """Replace the password of every URI in ``text`` (``scheme://user:pass@host``) with ``***``.
+
+    Works on a bare URI and on a message that contains URIs.
+    """
+    if not text:
+        return str(text)
+    return _USERINFO_PASSWORD.sub(r"\1***@", text)
 
 
 def default_tracking_uri(project_path: Path) -> str:
     """``sqlite:///<project root>/mlflow.db``: absolute, whatever the working directory."""
     return f"sqlite:///{(Path(project_path) / 'mlflow.db').resolve().as_posix()}"
+
+
+_SCHEMELESS_URIS = ("databricks", "databricks-uc", "uc")
 
 
 def resolve_tracking_uri(uri: str, project_path: Path) -> str:
@@ -126,6 +126,8 @@ def resolve_tracking_uri(uri: str, project_path: Path) -> str:
     ``file:///<project>/mlruns``; ``http://...``, ``postgresql://...`` unchanged.
     """
     project_path = Path(project_path)
+    if uri in _SCHEMELESS_URIS:
+        return uri
     if uri.startswith("sqlite:///"):
         db = uri[len("sqlite:///") :]
         db_path, sep, query = db.partition("?")

@@ -343,8 +343,8 @@ class RunContext:
         with self._lock:
             if status not in _END_STATES:
                 raise RunStateError(
-                    f"Cannot end the run of Kedro run {self.kedro_run_id!r} as {status.value}: "
-                    f"use one of {', '.join(s.value for s in _END_STATES)}."
+                    f"Cannot end the run of Kedro run {self.kedro_run_id!r} (now {self._state.value}) as "
+                    f"{status.value}: use one of {', '.join(s.value for s in _END_STATES)}."
                 )
             self._check(status, f"end the run as {status.value}")
             handle = self.handle

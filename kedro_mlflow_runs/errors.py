@@ -9,6 +9,7 @@ Every error says what happened, to which run, dataset or config key, and what to
     ├── TrackingUnavailableError  the tracking server or store cannot be reached
     ├── ParameterError         a parameter cannot be logged (too long, conflicting value)
     ├── TrackingError          an MLflow call failed while logging into a run
+    ├── RunInterruptedError    recorded on a run ended KILLED (signal, or an exception no hook sees)
     └── MlflowDatasetError     a dataset cannot be used as configured (also a Kedro DatasetError)
         ├── NoActiveRunError   a dataset needs a run, none is active and it has no run_id
         └── RunConflictError   a dataset's run_id differs from the active run on save
@@ -25,6 +26,7 @@ __all__ = [
     "NoActiveRunError",
     "ParameterError",
     "RunConflictError",
+    "RunInterruptedError",
     "RunNotFoundError",
     "RunStateError",
     "TrackingError",
@@ -58,6 +60,10 @@ class ParameterError(KedroMlflowRunsError, ValueError):
 
 class TrackingError(KedroMlflowRunsError, RuntimeError):
     """An MLflow call failed while logging into a run."""
+
+
+class RunInterruptedError(KedroMlflowRunsError):
+    """The Kedro run was interrupted: a signal, or an exception Kedro's error hooks never see."""
 
 
 class MlflowDatasetError(KedroMlflowRunsError, DatasetError):

@@ -23,6 +23,7 @@ from . import __version__
 from ._signals import SignalGuard
 from .config import MlflowConfig, build_config, export_credentials, load_config, redact_uri
 from .context import RunContext, RunState, active_contexts, remember_project_config
+from .errors import RunInterruptedError
 from .params import parameter_inputs
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def _kill_all_active() -> None:
     """atexit safety net: a run still ACTIVE when the interpreter exits was interrupted."""
     for ctx in active_contexts():
         try:
-            ctx.end(RunState.KILLED, ctx.error or SystemExit("the Python process exited during the run"))
+            ctx.end(RunState.KILLED, RunInterruptedError("the Python process exited while the run was active"))
         except Exception:
             logger.debug("Could not end %r at exit", ctx, exc_info=True)
 
@@ -206,7 +207,14 @@ class MlflowRunsHooks:
         for ctx in active_contexts():
             if ctx.kedro_run_id != current and ctx.started_in_thread == me:
                 logger.warning("Ending MLflow run %s left open by an interrupted Kedro run.", ctx.run_id)
-                MlflowRunsHooks._finish(ctx, RunState.KILLED, ctx.error or KeyboardInterrupt("interrupted"))
+                MlflowRunsHooks._finish(
+                    ctx,
+                    RunState.KILLED,
+                    RunInterruptedError(
+                        "an exception that Kedro's error hooks do not see (KeyboardInterrupt, "
+                        "SystemExit, ...) ended the Kedro run"
+                    ),
+                )
 
     @staticmethod
     def _finish(ctx: RunContext, status: RunState, error: BaseException | None) -> None:
@@ -224,8 +232,7 @@ class MlflowRunsHooks:
         if ctx.is_active:
             name = signal.Signals(signum).name
             logger.warning("%s received: ending MLflow run %s as KILLED.", name, ctx.run_id)
-            exc: BaseException = KeyboardInterrupt(name) if signum == signal.SIGINT else SystemExit(name)
-            ctx.end(RunState.KILLED, exc)
+            ctx.end(RunState.KILLED, RunInterruptedError(f"{name} received"))
             _by_kedro_run.pop(str(ctx.kedro_run_id), None)
 
 

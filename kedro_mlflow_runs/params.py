@@ -5,6 +5,7 @@ Pure functions, no MLflow import: they run before anything is sent.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -34,12 +35,18 @@ def param_prefix(dataset_name: str) -> str:
 def sanitise_key(key: str) -> str:
     """Make ``key`` a valid MLflow parameter or tag name.
 
-    Characters MLflow refuses become ``_``; ``..`` path segments and leading ``/`` are
-    removed; the result is cut to MLflow's 250-character key limit.
+    Characters MLflow refuses become ``_``; empty, ``.`` and ``..`` path segments become
+    ``_`` (MLflow refuses names that normalise to another path); the result is cut to
+    MLflow's 250-character key limit.
     """
-    cleaned = _INVALID_KEY_CHARS.sub("_", str(key)).lstrip("/")
-    cleaned = re.sub(r"(^|/)\.\.(?=/|$)", r"\1__", cleaned)
-    return cleaned[:MAX_KEY_LENGTH] or "_"
+    cleaned = _INVALID_KEY_CHARS.sub("_", str(key))[:MAX_KEY_LENGTH]
+    segments = ["_" if seg in ("", ".", "..") else seg for seg in cleaned.split("/")]
+    cleaned = "/".join(segments)
+    if cleaned.startswith(".."):
+        cleaned = "_" + cleaned[1:]
+    if posixpath.normpath(cleaned) != cleaned:  # anything else path-like: no separators at all
+        cleaned = cleaned.replace("/", "_")
+    return cleaned[:MAX_KEY_LENGTH]
 
 
 def flatten(
@@ -47,7 +54,8 @@ def flatten(
 ) -> Iterator[tuple[str, Any]]:
     """Yield ``(key, leaf)`` pairs of a nested mapping, keys joined with ``sep``.
 
-    With ``recursive=False`` only the first level is expanded.
+    With ``recursive=False`` only the mapping's own keys are expanded: nested mappings stay
+    values (logged as their string form).
     """
     for k, v in value.items():
         key = f"{prefix}{sep}{k}" if prefix else str(k)

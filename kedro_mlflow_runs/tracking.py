@@ -114,7 +114,7 @@ class Tracker:
             if _is_unreachable(exc):
                 raise self._unavailable(f"get or create experiment '{name}'", exc) from exc
             raise TrackingError(
-                f"Could not get or create experiment '{name}' in {redact_uri(self.tracking_uri)}: {exc}"
+                f"Could not get or create experiment '{name}' in {redact_uri(self.tracking_uri)}: {redact_uri(str(exc))}"
             ) from exc
 
     def create_run(
@@ -125,7 +125,7 @@ class Tracker:
         except Exception as exc:
             if _is_unreachable(exc):
                 raise self._unavailable("create a run", exc) from exc
-            raise TrackingError(f"Could not create an MLflow run: {exc}") from exc
+            raise TrackingError(f"Could not create an MLflow run: {redact_uri(str(exc))}") from exc
 
     def get_run(self, run_id: str, *, source: str | None = None) -> Run:
         """The run ``run_id``; :class:`RunNotFoundError` when the store does not have it."""
@@ -140,7 +140,7 @@ class Tracker:
                 ) from exc
             if _is_unreachable(exc):
                 raise self._unavailable(f"look up run '{run_id}'", exc) from exc
-            raise TrackingError(f"Could not look up MLflow run '{run_id}': {exc}") from exc
+            raise TrackingError(f"Could not look up MLflow run '{run_id}': {redact_uri(str(exc))}") from exc
         if run.info.lifecycle_stage == "deleted":
             raise RunNotFoundError(
                 f"MLflow run '{run_id}'{f' (from {source})' if source else ''} is deleted in "
@@ -176,7 +176,7 @@ class Tracker:
         except Exception as exc:
             if _is_unreachable(exc):
                 raise self._unavailable(f"{what} run '{run_id}'", exc) from exc
-            raise TrackingError(f"Could not {what} MLflow run '{run_id}': {exc}") from exc
+            raise TrackingError(f"Could not {what} MLflow run '{run_id}': {redact_uri(str(exc))}") from exc
 
     def set_terminated(self, run_id: str, status: str) -> None:
         try:
@@ -184,7 +184,7 @@ class Tracker:
         except Exception as exc:
             if _is_unreachable(exc):
                 raise self._unavailable(f"end run '{run_id}' as {status}", exc) from exc
-            raise TrackingError(f"Could not end MLflow run '{run_id}' as {status}: {exc}") from exc
+            raise TrackingError(f"Could not end MLflow run '{run_id}' as {status}: {redact_uri(str(exc))}") from exc
 
     def existing_params(self, run_id: str) -> dict[str, str]:
         return dict(self.get_run(run_id).data.params)

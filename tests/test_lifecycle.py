@@ -1,0 +1,337 @@
+"""One MLflow run per Kedro run, opened and closed right, through KedroSession in this process."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import all_runs
+from kedro_project import run_session
+
+import kedro_mlflow_runs
+from kedro_mlflow_runs import RunNotFoundError, current_run_context
+
+
+def test_success_gives_one_finished_run_with_params_and_tags(project, client_for):
+    run_session(project)
+
+    runs = all_runs(client_for(project))
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "__default__"
+    assert run.info.end_time is not None
+    exp = client_for(project).get_experiment(run.info.experiment_id)
+    assert exp.name == project.name  # the package name
+    assert exp.artifact_location == (project / "mlartifacts").as_uri()
+    params = run.data.params
+    assert params["model.C"] == "0.5"
+    assert params["model.nested.depth"] == "3"
+    assert params["data.n"] == "4"
+    assert params["seed"] == "42"  # from the `parameters` input of the report node
+    tags = run.data.tags
+    assert tags["kedro.pipeline_names"] == "__default__"
+    assert tags["kedro.env"] == "local"
+    assert tags["kedro.runner"] == "SequentialRunner"
+    assert tags["kedro_mlflow_runs.version"] == kedro_mlflow_runs.__version__
+    assert tags["kedro.run_id"]
+    assert "kedro.command" not in tags  # no CLI involved
+    import mlflow
+
+    assert mlflow.active_run() is None
+    assert current_run_context() is None
+
+
+def test_only_the_params_the_run_reads_are_logged(project, client_for):
+    run_session(project, pipeline_names=["data"])
+
+    (run,) = all_runs(client_for(project))
+    assert run.info.run_name == "data"
+    assert run.data.tags["kedro.pipeline_names"] == "data"
+    assert set(run.data.params) == {"data.n"}
+
+
+def test_node_error_marks_the_run_failed_with_the_error(project, client_for):
+    with pytest.raises(ValueError, match="on purpose"):
+        run_session(project, runtime_params={"model": {"fail": "yes"}})
+
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FAILED"
+    assert run.data.tags["kedro.error.type"] == "ValueError"
+    assert "train failed on purpose: yes" in run.data.tags["kedro.error.message"]
+    assert run.data.tags["kedro.error.node"] == "train"
+
+
+def test_system_exit_in_a_node_ends_the_run_killed(project, client_for):
+    with pytest.raises(SystemExit):
+        run_session(project, runtime_params={"model": {"exit": 3}})
+    # SystemExit is not an Exception: Kedro's error hooks never see it. The next run in this
+    # thread finds the stale context and ends its run before starting its own.
+    run_session(project)
+
+    runs = sorted(all_runs(client_for(project)), key=lambda r: r.info.start_time)
+    assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
+    assert runs[0].data.tags["kedro.error.type"] == "kedro_mlflow_runs.errors.RunInterruptedError"
+
+
+def test_two_sessions_in_one_process_give_two_closed_runs(project, client_for):
+    import mlflow
+
+    run_session(project)
+    assert mlflow.active_run() is None
+    run_session(project, pipeline_names=["data"])
+    assert mlflow.active_run() is None
+
+    runs = all_runs(client_for(project))
+    assert len(runs) == 2
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["kedro.run_id"] for r in runs}) == 2
+    # nothing leaks: the second run has only its own params, and is not nested in the first
+    by_name = {r.info.run_name: r for r in runs}
+    assert set(by_name["data"].data.params) == {"data.n"}
+    assert "mlflow.parentRunId" not in by_name["data"].data.tags
+
+
+def test_two_projects_in_one_process_use_their_own_stores(project_factory, client_for):
+    first = project_factory()
+    second = project_factory(mlflow_yml={"tracking": {"experiment": {"name": "second-exp"}}})
+    run_session(first)
+    run_session(second)
+
+    (run1,) = all_runs(client_for(first))
+    (run2,) = all_runs(client_for(second))
+    assert run1.info.status == run2.info.status == "FINISHED"
+    assert client_for(second).get_experiment(run2.info.experiment_id).name == "second-exp"
+
+
+def test_user_code_calling_mlflow_log_metric_lands_in_the_run(project, client_for):
+    run_session(project, runtime_params={"model": {"log_metric": True}})
+
+    (run,) = all_runs(client_for(project))
+    assert run.data.metrics == {"user_metric": 0.5}
+
+
+def test_user_tags_and_run_name_from_mlflow_yml(project_factory, client_for):
+    project = project_factory(
+        mlflow_yml={"tracking": {"run": {"name": "nightly", "tags": {"team": "fraud", "ticket": 12}}}}
+    )
+    run_session(project)
+
+    (run,) = all_runs(client_for(project))
+    assert run.info.run_name == "nightly"
+    assert run.data.tags["team"] == "fraud"
+    assert run.data.tags["ticket"] == "12"
+
+
+def test_run_started_by_user_becomes_parent_when_nested(project, client_for):
+    import mlflow
+
+    from kedro_project import store_uri
+
+    mlflow.set_tracking_uri(store_uri(project))
+    try:
+        with mlflow.start_run() as parent:
+            run_session(project)
+            assert mlflow.active_run().info.run_id == parent.info.run_id
+    finally:
+        mlflow.set_tracking_uri(None)
+
+    runs = {r.info.run_id: r for r in all_runs(client_for(project))}
+    assert len(runs) == 2
+    child = next(r for rid, r in runs.items() if rid != parent.info.run_id)
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert child.info.status == "FINISHED"
+    assert runs[parent.info.run_id].info.status == "FINISHED"
+
+
+def test_git_commit_is_tagged_in_a_git_checkout(project, client_for):
+    import subprocess
+
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run([*git, "add", "pyproject.toml"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=project, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
+
+    run_session(project)
+
+    (run,) = all_runs(client_for(project))
+    assert run.data.tags["mlflow.source.git.commit"] == sha
+
+
+def test_no_git_commit_tag_outside_a_checkout(project, client_for):
+    run_session(project)
+    (run,) = all_runs(client_for(project))
+    assert "mlflow.source.git.commit" not in run.data.tags
+
+
+# --- attach ---------------------------------------------------------------------------
+
+
+def _orchestrator_run(client, name="orchestrator"):
+    exp_id = client.create_experiment(name)
+    return client.create_run(exp_id, run_name=name)
+
+
+def test_attach_via_mlflow_run_id_env_leaves_the_run_open(project, client_for, monkeypatch):
+    client = client_for(project)
+    parent = _orchestrator_run(client)
+    monkeypatch.setenv("MLFLOW_RUN_ID", parent.info.run_id)
+
+    run_session(project)
+
+    runs = all_runs(client)
+    assert [r.info.run_id for r in runs] == [parent.info.run_id]  # no new run
+    run = client.get_run(parent.info.run_id)
+    assert run.info.status == "RUNNING"  # left open for its owner
+    assert run.data.params["model.C"] == "0.5"
+    assert run.data.tags["kedro.pipeline_names"] == "__default__"
+    import os
+
+    assert os.environ["MLFLOW_RUN_ID"] == parent.info.run_id  # not consumed
+    client.set_terminated(parent.info.run_id)
+
+
+def test_attach_via_mlflow_yml_and_end_it_when_configured(project_factory, client_for, template_db):
+    from mlflow import MlflowClient
+
+    from kedro_project import store_uri
+
+    project = project_factory(mlflow_yml="tracking:\n  run:\n    id: ${runtime_params:orchestrator_run, null}\n"
+                              "    attached:\n      end_run: true\n")
+    client = MlflowClient(store_uri(project))
+    parent = _orchestrator_run(client)
+
+    run_session(project, runtime_params={"orchestrator_run": parent.info.run_id})
+
+    assert [r.info.run_id for r in all_runs(client)] == [parent.info.run_id]
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+
+
+def test_attached_error_leaves_run_open_unless_record_failure(project_factory, client_for, monkeypatch):
+    plain = project_factory()
+    recording = project_factory(mlflow_yml={"tracking": {"run": {"attached": {"record_failure": True}}}})
+    for project, expected in ((plain, "RUNNING"), (recording, "FAILED")):
+        client = client_for(project)
+        parent = _orchestrator_run(client)
+        monkeypatch.setenv("MLFLOW_RUN_ID", parent.info.run_id)
+        with pytest.raises(ValueError):
+            run_session(project, runtime_params={"model": {"fail": "x"}})
+        run = client.get_run(parent.info.run_id)
+        assert run.info.status == expected
+        assert run.data.tags["kedro.error.type"] == "ValueError"
+
+
+def test_missing_run_id_is_a_clear_error_before_any_node_runs(project, client_for, monkeypatch, tmp_path):
+    marker = tmp_path / "started"
+    monkeypatch.setenv("MLFLOW_RUN_ID", "0123456789abcdef0123456789abcdef")
+
+    with pytest.raises(RunNotFoundError) as err:
+        run_session(project, runtime_params={"model": {"started_marker": str(marker)}})
+
+    message = str(err.value)
+    assert "0123456789abcdef0123456789abcdef" in message
+    assert "MLFLOW_RUN_ID" in message
+    assert not marker.exists()  # no node ran
+    assert all_runs(client_for(project)) == []
+
+
+def test_conflicting_param_in_attached_run_is_a_clear_error(project, client_for, monkeypatch):
+    client = client_for(project)
+    parent = _orchestrator_run(client)
+    client.log_param(parent.info.run_id, "model.C", "99")
+    monkeypatch.setenv("MLFLOW_RUN_ID", parent.info.run_id)
+
+    with pytest.raises(kedro_mlflow_runs.ParameterError, match=r"'model\.C'.*'99'.*'0\.5'"):
+        run_session(project)
+    assert client.get_run(parent.info.run_id).data.params["model.C"] == "99"
+
+
+def test_same_params_logged_twice_into_one_run_are_fine(project, client_for, monkeypatch):
+    client = client_for(project)
+    parent = _orchestrator_run(client)
+    monkeypatch.setenv("MLFLOW_RUN_ID", parent.info.run_id)
+
+    run_session(project, pipeline_names=["data"])
+    run_session(project, pipeline_names=["training"])
+
+    run = client.get_run(parent.info.run_id)
+    assert run.data.params["data.n"] == "4" and run.data.params["model.C"] == "0.5"
+    assert len(all_runs(client)) == 1
+
+
+# --- parameters --------------------------------------------------------------------------
+
+
+def _long_params(project_factory, strategy):
+    yml = {"tracking": {"params": {"long_params_strategy": strategy}}} if strategy else None
+    params = {"data": {"n": 2}, "model": {"C": 1.0, "blob": "x" * 7000}}
+    return project_factory(mlflow_yml=yml, parameters=params)
+
+
+def test_long_param_fails_by_default_naming_it(project_factory, client_for):
+    project = _long_params(project_factory, None)
+    with pytest.raises(kedro_mlflow_runs.ParameterError, match=r"'model\.blob'.*7000.*6000"):
+        run_session(project)
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FAILED"  # opened, then closed: never left RUNNING
+
+
+@pytest.mark.parametrize("strategy", ["tag", "truncate"])
+def test_long_param_strategies(project_factory, client_for, strategy):
+    project = _long_params(project_factory, strategy)
+    run_session(project)
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FINISHED"
+    if strategy == "tag":
+        assert "model.blob" not in run.data.params
+        assert run.data.tags["model.blob"] == "x" * 7000
+    else:
+        assert run.data.params["model.blob"] == "x" * 6000
+
+
+def test_dict_params_unflattened_and_custom_separator(project_factory, client_for):
+    flat_off = project_factory(mlflow_yml={"tracking": {"params": {"dict_params": {"flatten": False}}}})
+    slash = project_factory(mlflow_yml={"tracking": {"params": {"dict_params": {"sep": "/"}}}})
+    run_session(flat_off, pipeline_names=["data"])
+    run_session(slash, pipeline_names=["data"])
+    (r1,) = all_runs(client_for(flat_off))
+    (r2,) = all_runs(client_for(slash))
+    assert r1.data.params == {"data": "{'n': 4}"}
+    assert r2.data.params == {"data/n": "4"}
+
+
+def test_many_params_are_sent_in_batches(project_factory, client_for, mocker):
+    params = {"data": {"n": 1}, "model": {"C": 1.0}, "wide": {f"p{i}": i for i in range(250)}}
+    registry = (
+        "from kedro.pipeline import node, pipeline\n"
+        "def register_pipelines():\n"
+        "    return {'__default__': pipeline([node(lambda w: len(w), 'params:wide', 'n_wide', name='wide')])}\n"
+    )
+    project = project_factory(parameters=params, registry=registry)
+    from mlflow import MlflowClient
+
+    spy = mocker.spy(MlflowClient, "log_batch")
+    run_session(project)
+
+    (run,) = all_runs(client_for(project))
+    assert len(run.data.params) == 250
+    param_calls = [c for c in spy.call_args_list if c.kwargs.get("params")]
+    assert len(param_calls) == 3  # 100 + 100 + 50, not 250 requests
+    assert all(len(c.kwargs["params"]) + len(c.kwargs.get("tags") or []) <= 100 for c in spy.call_args_list)
+
+
+def test_credentials_are_exported_but_never_logged(project_factory, client_for):
+    import os
+
+    project = project_factory(
+        mlflow_yml={"server": {"credentials": "mlflow_creds"}},
+        local_files={"conf/local/credentials.yml": "mlflow_creds:\n  KMR_TEST_SECRET: s3cr3t-value\n"},
+    )
+    try:
+        run_session(project)
+        assert os.environ["KMR_TEST_SECRET"] == "s3cr3t-value"
+    finally:
+        os.environ.pop("KMR_TEST_SECRET", None)
+    (run,) = all_runs(client_for(project))
+    everything = {**run.data.params, **run.data.tags}
+    assert not any("s3cr3t" in str(v) for v in everything.values())
+    assert not any("KMR_TEST_SECRET" in k for k in everything)
