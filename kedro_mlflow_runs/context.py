@@ -16,7 +16,9 @@ thread, a spawned process or another machine can attach with :meth:`RunContext.a
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -30,6 +32,7 @@ from .params import MAX_TAG_VALUE_LENGTH, split_long_values, to_mlflow_params
 from .tracking import FluentBinding, Tracker, bind_fluent, check_param_conflicts, unbind_fluent
 
 __all__ = [
+    "HANDLE_ENV_VAR",
     "Ownership",
     "RunContext",
     "RunHandle",
@@ -92,12 +95,47 @@ class RunHandle:
     tracking_uri: str
     experiment_id: str
     registry_uri: str | None = None
+    kedro_run_id: str | None = None
 
     def __repr__(self) -> str:
         return (
             f"RunHandle(run_id={self.run_id!r}, tracking_uri={redact_uri(self.tracking_uri)!r}, "
-            f"experiment_id={self.experiment_id!r})"
+            f"experiment_id={self.experiment_id!r}, kedro_run_id={self.kedro_run_id!r})"
         )
+
+    def to_json(self) -> str:
+        """The handle as a JSON string (for an environment variable or a message queue)."""
+        return json.dumps(
+            {
+                "run_id": self.run_id,
+                "tracking_uri": self.tracking_uri,
+                "experiment_id": self.experiment_id,
+                "registry_uri": self.registry_uri,
+                "kedro_run_id": self.kedro_run_id,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> RunHandle:
+        data = json.loads(text)
+        return cls(**{k: data.get(k) for k in ("run_id", "tracking_uri", "experiment_id", "registry_uri", "kedro_run_id")})
+
+
+#: Where a started run publishes its handle, so that child processes (ParallelRunner with
+#: ``spawn``, a custom runner's process pool) find the run without being told.
+HANDLE_ENV_VAR = "KEDRO_MLFLOW_RUNS_HANDLE"
+
+
+def handle_from_env() -> RunHandle | None:
+    """The handle a parent process published in ``KEDRO_MLFLOW_RUNS_HANDLE``, if any."""
+    text = os.environ.get(HANDLE_ENV_VAR)
+    if not text:
+        return None
+    try:
+        return RunHandle.from_json(text)
+    except (ValueError, TypeError):
+        logger.warning("Ignoring malformed %s environment variable.", HANDLE_ENV_VAR)
+        return None
 
 
 # Contexts that are ACTIVE in this process, in the order they were started. Several can be
@@ -106,10 +144,20 @@ _active: list[RunContext] = []
 _active_lock = threading.RLock()
 
 
-def active_contexts() -> list[RunContext]:
-    """The RunContexts that are ACTIVE in this process, oldest first."""
+def active_contexts(*, own_process_only: bool = False) -> list[RunContext]:
+    """The RunContexts that are ACTIVE in this process, oldest first.
+
+    Args:
+        own_process_only: leave out contexts a forked worker inherited from its parent.
+    """
     with _active_lock:
+        if own_process_only:
+            pid = os.getpid()
+            return [c for c in _active if c._pid == pid]
         return list(_active)
+
+
+_env_attached: dict[tuple[int, str], RunContext] = {}
 
 
 _project_config = threading.local()
@@ -142,16 +190,26 @@ def current_run_context() -> RunContext | None:
     """The RunContext of the Kedro run in progress, or None when no run is active.
 
     When runs are active in several threads, the one started in the calling thread wins,
-    else the most recent one.
+    else the most recent one. In a worker process that has no context of its own (spawned by
+    ParallelRunner or a custom runner), this is an ATTACHED context for the handle its parent
+    published in ``KEDRO_MLFLOW_RUNS_HANDLE``.
     """
     with _active_lock:
-        if not _active:
+        if _active:
+            me = threading.get_ident()
+            for ctx in reversed(_active):
+                if ctx._thread == me:
+                    return ctx
+            return _active[-1]
+        handle = handle_from_env()
+        if handle is None:
             return None
-        me = threading.get_ident()
-        for ctx in reversed(_active):
-            if ctx._thread == me:
-                return ctx
-        return _active[-1]
+        key = (os.getpid(), handle.run_id)
+        ctx = _env_attached.get(key)
+        if ctx is None or not ctx.is_active:
+            ctx = RunContext.attach(handle, register=False)
+            _env_attached[key] = ctx
+        return ctx
 
 
 class RunContext:
@@ -181,6 +239,10 @@ class RunContext:
         self._logged_params: dict[str, str] = {}
         self.error: BaseException | None = None
         self._error_node: str | None = None
+        self._pid = os.getpid()
+        self._run: Any = None  # the mlflow Run entity, for MLflow's fluent stack
+        self._published: tuple[bool, str | None] | None = None  # (was set, previous value)
+        self._thread_bindings = threading.local()
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -243,15 +305,16 @@ class RunContext:
         *,
         run_name: str | None = None,
         tags: Mapping[str, str] | None = None,
-        bind_fluent_api: bool = False,
+        publish: bool = False,
     ) -> RunHandle:
         """IDLE -> ACTIVE: attach to the configured run id, or create a new run.
 
         Args:
             run_name: name of a new run (``tracking.run.name`` wins when set).
             tags: tags to set on the run (new or attached).
-            bind_fluent_api: also make it MLflow's active run in this thread, so that
-                ``mlflow.log_metric`` in user code lands in it.
+            publish: make it this process's run: MLflow's active run in this thread (so
+                ``mlflow.log_metric`` in user code lands in it) and its handle exported in
+                ``KEDRO_MLFLOW_RUNS_HANDLE`` for child processes. Undone by :meth:`end`.
 
         Raises:
             RunNotFoundError: the run id to attach to does not exist; nothing was started.
@@ -293,12 +356,17 @@ class RunContext:
                 tracking_uri=cfg.tracking_uri,
                 experiment_id=str(run.info.experiment_id),
                 registry_uri=cfg.registry_uri,
+                kedro_run_id=self.kedro_run_id,
             )
+            self._run = run
             self._ownership = ownership
             self._state = RunState.ACTIVE
             self._thread = threading.get_ident()
-            if bind_fluent_api:
+            self._pid = os.getpid()
+            if publish:
                 self._fluent = bind_fluent(run, cfg.tracking_uri, cfg.registry_uri)
+                self._published = (HANDLE_ENV_VAR in os.environ, os.environ.get(HANDLE_ENV_VAR))
+                os.environ[HANDLE_ENV_VAR] = self._handle.to_json()
             with _active_lock:
                 _active.append(self)
             logger.info(
@@ -311,11 +379,18 @@ class RunContext:
             return self._handle
 
     @classmethod
-    def attach(cls, handle: RunHandle, config: MlflowConfig | None = None) -> RunContext:
-        """An ACTIVE, ATTACHED context for ``handle``, e.g. in a worker process.
+    def attach(cls, handle: RunHandle, config: MlflowConfig | None = None, *, register: bool = True) -> RunContext:
+        """An ACTIVE, ATTACHED context for ``handle``, e.g. in a worker process or thread.
 
-        The worker logs into the run through it and never ends the run: the owner does.
-        No MLflow request is made until something is logged.
+        The worker logs into the run through it; ending it leaves the run open for its owner
+        (unless ``config`` says ``attached.end_run``). No MLflow request is made until
+        something is logged. While it is active, :func:`current_run_context` in this process
+        returns it, so catalog datasets in the worker log into the same run.
+
+        Args:
+            handle: the run to attach to, as the owner's :attr:`handle` gave it.
+            config: tracking settings (parameter flattening, ...); defaults apply when omitted.
+            register: make it visible to :func:`current_run_context` (the default).
         """
         if config is None:
             config = MlflowConfig(
@@ -323,12 +398,31 @@ class RunContext:
                 registry_uri=handle.registry_uri,
                 experiment_name="",
             )
-        ctx = cls(config)
+        ctx = cls(config, kedro_run_id=handle.kedro_run_id)
         ctx._handle = handle
         ctx._ownership = Ownership.ATTACHED
         ctx._state = RunState.ACTIVE
         ctx._thread = threading.get_ident()
+        if register:
+            with _active_lock:
+                _active.append(ctx)
         return ctx
+
+    def __enter__(self) -> RunContext:
+        """Start the context if it is IDLE; ``with`` ends it with the status of the block."""
+        if self._state is RunState.IDLE:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if not self.is_active:
+            return
+        if exc is None:
+            self.end(RunState.FINISHED)
+        elif isinstance(exc, Exception):
+            self.end(RunState.FAILED, exc)
+        else:  # KeyboardInterrupt, SystemExit, ...
+            self.end(RunState.KILLED, exc)
 
     def end(self, status: RunState, error: BaseException | None = None) -> None:
         """ACTIVE -> FINISHED | FAILED | KILLED, ending the MLflow run when it is ours.
@@ -348,6 +442,12 @@ class RunContext:
                 )
             self._check(status, f"end the run as {status.value}")
             handle = self.handle
+            if self._ownership is Ownership.OWNED and os.getpid() != self._pid:
+                raise RunStateError(
+                    f"MLflow run {handle.run_id} was started by process {self._pid}; this process "
+                    f"({os.getpid()}) is a worker and cannot end it. Attach with "
+                    f"RunContext.attach(handle) in workers and let the owner end the run."
+                )
             self._state = status
             if error is not None and self.error is None:
                 self.error = error
@@ -372,11 +472,7 @@ class RunContext:
                 except Exception as exc:
                     problems.append(exc)
                 finally:
-                    if self._fluent is not None:
-                        try:
-                            unbind_fluent(self._fluent)
-                        finally:
-                            self._fluent = None
+                    self._unpublish()
             if terminate:
                 logger.info("Ended MLflow run %s as %s", handle.run_id, status.value)
             else:
@@ -390,6 +486,52 @@ class RunContext:
                 if isinstance(first, TrackingError):
                     raise first
                 raise TrackingError(f"Could not end MLflow run {handle.run_id}: {first}") from first
+
+    def _unpublish(self) -> None:
+        if self._published is not None:
+            was_set, previous = self._published
+            self._published = None
+            if was_set and previous is not None:
+                os.environ[HANDLE_ENV_VAR] = previous
+            else:
+                os.environ.pop(HANDLE_ENV_VAR, None)
+        if self._fluent is not None:
+            try:
+                unbind_fluent(self._fluent)
+            finally:
+                self._fluent = None
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def bind_thread(self) -> bool:
+        """Make the run MLflow's active run in the calling thread (e.g. a runner's worker).
+
+        MLflow's active-run stack is thread-local and reset in forked processes, so node code
+        calling ``mlflow.log_metric`` in a worker would otherwise create a stray run. Returns
+        False when the run already is the thread's active run. Undo with :meth:`unbind_thread`.
+        """
+        handle = self._require_active("bind a thread")
+        if self._run is None:
+            self._run = self.tracker.get_run(handle.run_id)
+        import mlflow
+
+        from .tracking import fluent_active_run_id
+
+        if fluent_active_run_id() == handle.run_id:
+            return False
+        set_uris = mlflow.get_tracking_uri() != handle.tracking_uri
+        binding = bind_fluent(self._run, handle.tracking_uri, handle.registry_uri, set_uris=set_uris)
+        stack = getattr(self._thread_bindings, "stack", None)
+        if stack is None:
+            stack = self._thread_bindings.stack = []
+        stack.append(binding)
+        return True
+
+    def unbind_thread(self) -> None:
+        """Undo the latest :meth:`bind_thread` of the calling thread."""
+        stack = getattr(self._thread_bindings, "stack", None)
+        if stack:
+            unbind_fluent(stack.pop())
 
     # -- logging --------------------------------------------------------------------------
 

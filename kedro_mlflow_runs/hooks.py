@@ -22,7 +22,13 @@ from kedro.framework.hooks import hook_impl
 from . import __version__
 from ._signals import SignalGuard
 from .config import MlflowConfig, build_config, export_credentials, load_config, redact_uri
-from .context import RunContext, RunState, active_contexts, remember_project_config
+from .context import (
+    RunContext,
+    RunState,
+    active_contexts,
+    current_run_context,
+    remember_project_config,
+)
 from .errors import RunInterruptedError
 from .params import parameter_inputs
 
@@ -95,7 +101,7 @@ def _where(ctx: RunContext) -> str:
 
 def _kill_all_active() -> None:
     """atexit safety net: a run still ACTIVE when the interpreter exits was interrupted."""
-    for ctx in active_contexts():
+    for ctx in active_contexts(own_process_only=True):
         try:
             ctx.end(RunState.KILLED, RunInterruptedError("the Python process exited while the run was active"))
         except Exception:
@@ -109,6 +115,27 @@ def _ensure_atexit() -> None:
     if not _atexit_registered:
         atexit.register(_kill_all_active)
         _atexit_registered = True
+
+
+_node_bindings = threading.local()
+
+
+def _bindings() -> list[bool]:
+    """Per thread: whether each pending before_node_run bound the run (duplicate hooks push twice)."""
+    stack = getattr(_node_bindings, "stack", None)
+    if stack is None:
+        stack = _node_bindings.stack = []
+    return stack
+
+
+def _context_for(kedro_run_id: str) -> RunContext | None:
+    """The active context of a Kedro run, in the session process or in a runner's worker."""
+    ctx = _by_kedro_run.get(str(kedro_run_id))
+    if ctx is None:  # a spawned worker: the parent published the run's handle
+        ctx = current_run_context()
+        if ctx is not None and ctx.kedro_run_id != str(kedro_run_id):
+            ctx = None
+    return ctx if ctx is not None and ctx.is_active else None
 
 
 class MlflowRunsHooks:
@@ -146,7 +173,7 @@ class MlflowRunsHooks:
             return
         try:
             names = run_params.get("pipeline_names") or ["__default__"]
-            ctx.start(run_name=",".join(names), tags=run_tags(run_params, config), bind_fluent_api=True)
+            ctx.start(run_name=",".join(names), tags=run_tags(run_params, config), publish=True)
         except BaseException:
             _by_kedro_run.pop(kedro_run_id, None)
             raise
@@ -183,10 +210,30 @@ class MlflowRunsHooks:
     # -- nodes --------------------------------------------------------------------------
 
     @hook_impl
+    def before_node_run(self, node: Any, run_id: str) -> None:
+        """In a runner's worker thread or process, make the run MLflow's active run there too."""
+        ctx = _context_for(run_id)
+        if ctx is not None:
+            _bindings().append(ctx.bind_thread())
+
+    @hook_impl
+    def after_node_run(self, run_id: str) -> None:
+        self._unbind(run_id)
+
+    @hook_impl
     def on_node_error(self, error: Exception, node: Any, run_id: str) -> None:
-        ctx = _by_kedro_run.get(str(run_id))
-        if ctx is not None and ctx.is_active:
+        ctx = _context_for(run_id)
+        if ctx is not None:
             ctx.record_error(error, getattr(node, "name", None))
+        self._unbind(run_id)
+
+    @staticmethod
+    def _unbind(run_id: str) -> None:
+        bindings = _bindings()
+        if bindings and bindings.pop():
+            ctx = _context_for(run_id)
+            if ctx is not None:
+                ctx.unbind_thread()
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -204,7 +251,7 @@ class MlflowRunsHooks:
     def _close_stale(current: str) -> None:
         """End runs a previous Kedro run in this thread left ACTIVE (a BaseException escaped)."""
         me = threading.get_ident()
-        for ctx in active_contexts():
+        for ctx in active_contexts(own_process_only=True):
             if ctx.kedro_run_id != current and ctx.started_in_thread == me:
                 logger.warning("Ending MLflow run %s left open by an interrupted Kedro run.", ctx.run_id)
                 MlflowRunsHooks._finish(

@@ -30,13 +30,16 @@ logger = logging.getLogger(__name__)
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
 
-_clients: dict[tuple[str, str | None], MlflowClient] = {}
+_clients: dict[tuple[int, str, str | None], MlflowClient] = {}
 _clients_lock = threading.Lock()
 
 
 def client_for(tracking_uri: str, registry_uri: str | None = None) -> MlflowClient:
-    """A cached ``MlflowClient`` bound to ``tracking_uri`` (never the global default)."""
-    key = (tracking_uri, registry_uri)
+    """A cached ``MlflowClient`` bound to ``tracking_uri`` (never the global default).
+
+    Cached per process: a forked worker never reuses its parent's database connections.
+    """
+    key = (os.getpid(), tracking_uri, registry_uri)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
@@ -212,13 +215,31 @@ class FluentBinding:
 
     stack: list[Any]
     entry: Any
+    set_uris: bool
     previous_uri: str | None
     previous_env_uri: str | None
     previous_registry_uri: str | None
 
 
-def bind_fluent(run: Run, tracking_uri: str, registry_uri: str | None = None) -> FluentBinding | None:
-    """Make ``run`` MLflow's active run in this thread, without touching its status."""
+def fluent_active_run_id() -> str | None:
+    """The id of MLflow's active run in the calling thread (None when there is none)."""
+    from mlflow.tracking import fluent
+
+    try:
+        stack = fluent._active_run_stack.get()
+    except AttributeError:  # pragma: no cover - MLflow moved its internals
+        return None
+    return stack[-1].info.run_id if stack else None
+
+
+def bind_fluent(
+    run: Run, tracking_uri: str, registry_uri: str | None = None, *, set_uris: bool = True
+) -> FluentBinding | None:
+    """Make ``run`` MLflow's active run in this thread, without touching its status.
+
+    With ``set_uris``, MLflow's global tracking (and registry) URI is pointed at the run's
+    store too, and restored by :func:`unbind_fluent`.
+    """
     try:
         import mlflow
         from mlflow.tracking import fluent
@@ -228,13 +249,15 @@ def bind_fluent(run: Run, tracking_uri: str, registry_uri: str | None = None) ->
         previous = FluentBinding(
             stack=fluent._active_run_stack.get(),
             entry=fluent.ActiveRun(run),
+            set_uris=set_uris,
             previous_uri=tracking_utils._tracking_uri,
             previous_env_uri=os.environ.get("MLFLOW_TRACKING_URI"),
             previous_registry_uri=getattr(registry_utils, "_registry_uri", None),
         )
-        mlflow.set_tracking_uri(tracking_uri)
-        if registry_uri:
-            mlflow.set_registry_uri(registry_uri)
+        if set_uris:
+            mlflow.set_tracking_uri(tracking_uri)
+            if registry_uri:
+                mlflow.set_registry_uri(registry_uri)
         previous.stack.append(previous.entry)
         return previous
     except Exception:  # MLflow moved its internals: user code outside nodes loses fluent logging
@@ -259,6 +282,8 @@ def unbind_fluent(binding: FluentBinding | None) -> None:
             except Exception:
                 logger.debug("Could not end leftover run %s", leftover.info.run_id, exc_info=True)
         del stack[index:]
+    if not binding.set_uris:
+        return
     mlflow.set_tracking_uri(binding.previous_uri)
     if binding.previous_env_uri is None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)

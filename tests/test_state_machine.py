@@ -174,7 +174,7 @@ class RunContextMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.ctx is not None)
     @rule(bind=st.booleans())
     def before_pipeline_run(self, bind):
-        self._try(RunState.ACTIVE, lambda: self.ctx.start(run_name="p", bind_fluent_api=bind))
+        self._try(RunState.ACTIVE, lambda: self.ctx.start(run_name="p", publish=bind))
 
     @precondition(lambda self: self.ctx is not None)
     @rule()

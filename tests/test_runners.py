@@ -1,0 +1,53 @@
+"""Every Kedro runner: one run per `kedro run`, everything nodes log lands in it, failures mark it FAILED."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import all_runs
+from kedro_project import run_session
+
+pytestmark = pytest.mark.slow
+
+RUNNERS = [
+    pytest.param("SequentialRunner", None, False, id="sequential"),
+    pytest.param("SequentialRunner", None, True, id="sequential-async"),
+    pytest.param("ThreadRunner", None, False, id="thread"),
+    pytest.param("ThreadRunner", None, True, id="thread-async"),
+    pytest.param("ParallelRunner", "fork", False, id="parallel-fork"),
+    pytest.param("ParallelRunner", "spawn", False, id="parallel-spawn"),
+]
+
+
+def _runner(name: str, is_async: bool):
+    import kedro.runner
+
+    cls = getattr(kedro.runner, name)
+    return cls(is_async=is_async) if name != "ParallelRunner" else cls(max_workers=2)
+
+
+@pytest.mark.parametrize(("runner", "mp_context", "is_async"), RUNNERS)
+def test_one_finished_run_holds_what_every_worker_logged(project, client_for, monkeypatch, runner, mp_context, is_async):
+    if mp_context:
+        monkeypatch.setenv("KEDRO_MP_CONTEXT", mp_context)
+    run_session(project, runner=_runner(runner, is_async), runtime_params={"model": {"log_metric": True}})
+
+    runs = all_runs(client_for(project))
+    assert len(runs) == 1, [(r.info.run_name, r.info.status) for r in runs]
+    (run,) = runs
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["kedro.runner"] == runner
+    assert run.data.metrics == {"user_metric": 0.5}  # logged by node code in a worker
+    assert run.data.params["model.C"] == "0.5"
+
+
+@pytest.mark.parametrize(("runner", "mp_context", "is_async"), RUNNERS)
+def test_a_failing_worker_marks_the_run_failed(project, client_for, monkeypatch, runner, mp_context, is_async):
+    if mp_context:
+        monkeypatch.setenv("KEDRO_MP_CONTEXT", mp_context)
+    with pytest.raises(Exception, match="on purpose"):
+        run_session(project, runner=_runner(runner, is_async), runtime_params={"model": {"fail": "worker"}})
+
+    runs = all_runs(client_for(project))
+    assert len(runs) == 1
+    assert runs[0].info.status == "FAILED"
+    assert "on purpose" in runs[0].data.tags["kedro.error.message"]
