@@ -91,3 +91,35 @@ def ui(env: str | None) -> None:
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", config.tracking_uri,
            "--host", config.ui_host, "--port", str(config.ui_port)]
     raise SystemExit(subprocess.call(cmd))
+
+
+@mlflow_commands.command(name="close-run")
+@click.option("--run-id", default=None, help="Run to end. Default: tracking.run.id in mlflow.yml, else MLFLOW_RUN_ID.")
+@click.option(
+    "--status",
+    type=click.Choice(["FINISHED", "FAILED", "KILLED"], case_sensitive=False),
+    default="FINISHED",
+    show_default=True,
+    help="Status to end the run with.",
+)
+@click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
+def close_run(run_id: str | None, status: str, env: str | None) -> None:
+    """End a run that `kedro run` steps attached to (the last step of an orchestrated pipeline)."""
+    from .errors import KedroMlflowRunsError
+    from .tracking import Tracker
+
+    config = _project_config(env)
+    run_id = run_id or config.run_id
+    if not run_id:
+        raise click.ClickException(
+            "No run to close: pass --run-id, set MLFLOW_RUN_ID, or set tracking.run.id in mlflow.yml."
+        )
+    tracker = Tracker(config.tracking_uri, config.registry_uri)
+    try:
+        run = tracker.get_run(run_id, source="--run-id" if run_id != config.run_id else config.run_id_source)
+        if run.info.status != "RUNNING":
+            click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {status.upper()} anyway.")
+        tracker.set_terminated(run_id, status.upper())
+    except KedroMlflowRunsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Ended MLflow run {run_id} as {status.upper()} in {config.redacted_tracking_uri}.")

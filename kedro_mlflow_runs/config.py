@@ -27,6 +27,24 @@ CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 
 _MISSING = object()
 
+
+@dataclass(frozen=True)
+class _Optional:
+    """Schema default of a key that has no value unless set, and must be of ``type`` when set."""
+
+    type: type
+
+
+_OPTIONAL_INT = _Optional(int)
+
+#: server.http key -> (MLflow environment variable, our default when neither mlflow.yml nor the
+#: environment sets it; None leaves MLflow's own default).
+HTTP_SETTINGS = {
+    "max_retries": ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 5),
+    "backoff_factor": ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 1),
+    "timeout": ("MLFLOW_HTTP_REQUEST_TIMEOUT", None),
+}
+
 # key -> default value, or a nested dict. The default's type is the accepted type, except
 # where _TYPES says otherwise (None defaults are strings).
 _SCHEMA: dict[str, Any] = {
@@ -34,6 +52,7 @@ _SCHEMA: dict[str, Any] = {
         "mlflow_tracking_uri": None,
         "mlflow_registry_uri": None,
         "credentials": None,
+        "http": {"max_retries": _OPTIONAL_INT, "backoff_factor": _OPTIONAL_INT, "timeout": _OPTIONAL_INT},
     },
     "tracking": {
         "disable_tracking": {"pipelines": []},
@@ -81,6 +100,7 @@ class MlflowConfig:
     dict_params_sep: str = "."
     long_params_strategy: str = "fail"
     disabled_pipelines: tuple[str, ...] = ()
+    http_env: Mapping[str, str] = field(default_factory=dict)
     default_store: bool = False
     project_path: str | None = None
     ui_host: str = "127.0.0.1"
@@ -170,9 +190,9 @@ def _validate(raw: Any, schema: Mapping[str, Any], path: str, where: _Locator) -
             out[name] = _validate(None if value is _MISSING else value, default, key, where)
             continue
         if value is _MISSING or value is None:
-            out[name] = default
+            out[name] = None if isinstance(default, _Optional) else default
             continue
-        expected = str if default is None else type(default)
+        expected = default.type if isinstance(default, _Optional) else str if default is None else type(default)
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if not ok:
             raise ConfigError(
@@ -258,6 +278,16 @@ def build_config(
     if not params["dict_params"]["sep"]:
         key = "tracking.params.dict_params.sep"
         raise ConfigError(f"'{key}' in {where(key)} must be a non-empty string.")
+    http_env: dict[str, str] = {}
+    for name, (env_var, ours) in HTTP_SETTINGS.items():
+        value = server["http"][name]
+        if value is not None:
+            if value < 0:
+                key = f"server.http.{name}"
+                raise ConfigError(f"'{key}' in {where(key)} must be 0 or more, got {value}.")
+            http_env[env_var] = str(value)
+        elif env_var not in env and ours is not None:
+            http_env[env_var] = str(ours)
     if not 0 < cfg["ui"]["port"] < 65536:
         raise ConfigError(f"'ui.port' in {where('ui.port')} must be between 1 and 65535.")
     for key in ("tracking.run.id", "tracking.run.name", "tracking.experiment.name", "server.mlflow_tracking_uri"):
@@ -289,6 +319,7 @@ def build_config(
         tracking_uri=tracking_uri,
         registry_uri=registry,
         credentials=server["credentials"],
+        http_env=http_env,
         experiment_name=experiment,
         restore_if_deleted=tracking["experiment"]["restore_if_deleted"],
         run_id=run_id,

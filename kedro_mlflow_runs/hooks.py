@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import re
 import signal
 import sys
@@ -40,6 +41,7 @@ if _package_logger.level == logging.NOTSET:  # show where the run is, like Kedro
 # State shared by every hook instance, so that two registered instances act as one.
 _by_kedro_run: dict[str, RunContext] = {}
 _guards: dict[str, SignalGuard] = {}
+_env_restore: dict[str, dict[str, str | None]] = {}
 _registry_lock = threading.RLock()
 _pending = threading.local()  # the config loaded by after_context_created in this thread
 _atexit_registered = False
@@ -88,6 +90,21 @@ def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, s
     if commit:
         tags["mlflow.source.git.commit"] = commit
     return tags
+
+
+def _set_env(values: Mapping[str, str]) -> dict[str, str | None]:
+    """Set environment variables; return what to put back (None: unset)."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    return previous
+
+
+def _restore_env(previous: Mapping[str, str | None]) -> None:
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _where(ctx: RunContext) -> str:
@@ -171,11 +188,13 @@ class MlflowRunsHooks:
             ctx.disable()
             logger.info("MLflow tracking is disabled for pipeline(s) %s.", run_params.get("pipeline_names") or ["__default__"])
             return
+        _env_restore[kedro_run_id] = _set_env(config.http_env)  # bounded HTTP retries
         try:
             names = run_params.get("pipeline_names") or ["__default__"]
             ctx.start(run_name=",".join(names), tags=run_tags(run_params, config), publish=True)
         except BaseException:
             _by_kedro_run.pop(kedro_run_id, None)
+            _restore_env(_env_restore.pop(kedro_run_id, {}))
             raise
         _ensure_atexit()
         guard = SignalGuard(lambda signum: self._interrupted(ctx, signum))
@@ -273,14 +292,14 @@ class MlflowRunsHooks:
             if guard is not None:
                 guard.restore()
             _by_kedro_run.pop(key, None)
+            _restore_env(_env_restore.pop(key, {}))
 
     @staticmethod
     def _interrupted(ctx: RunContext, signum: int) -> None:
         if ctx.is_active:
             name = signal.Signals(signum).name
             logger.warning("%s received: ending MLflow run %s as KILLED.", name, ctx.run_id)
-            ctx.end(RunState.KILLED, RunInterruptedError(f"{name} received"))
-            _by_kedro_run.pop(str(ctx.kedro_run_id), None)
+            MlflowRunsHooks._finish(ctx, RunState.KILLED, RunInterruptedError(f"{name} received"))
 
 
 #: The instance the ``kedro.hooks`` entry point registers.

@@ -177,6 +177,12 @@ class Tracker:
             for i in range(0, len(metric_list), MAX_METRICS_PER_BATCH):
                 self.client.log_batch(run_id, metrics=metric_list[i : i + MAX_METRICS_PER_BATCH])
         except Exception as exc:
+            if "changing param values is not allowed" in str(exc).lower():
+                raise ParameterError(
+                    f"MLflow run '{run_id}' already has some of these parameters with a different "
+                    f"value (another process logged them first): {redact_uri(str(exc))[:1000]}. "
+                    f"Give the processes sharing this run the same parameters, or start a new run."
+                ) from exc
             if _is_unreachable(exc):
                 raise self._unavailable(f"{what} run '{run_id}'", exc) from exc
             raise TrackingError(f"Could not {what} MLflow run '{run_id}': {redact_uri(str(exc))}") from exc

@@ -80,3 +80,17 @@ def all_runs(client: Any) -> list[Any]:
     if not exps:
         return []
     return client.search_runs([e.experiment_id for e in exps], run_view_type=ViewType.ALL)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real `mlflow server` (PostgreSQL backend, proxied artifacts) for the whole session."""
+    from mlflow_server import MlflowServer, TempDatabase
+
+    with TempDatabase() as db:
+        server = MlflowServer(db.uri, tmp_path_factory.mktemp("mlflow-server"))
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()

@@ -1,0 +1,123 @@
+"""Many `kedro run --nodes` processes, one MLflow run, on a real `mlflow server` with PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+from kedro_project import kedro_cmd, kedro_env, kedro_run
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+NODES = '''
+import mlflow
+
+
+def prep(data):
+    return [float(i) for i in range(int(data["n"]))]
+
+
+def fit_a(values, model, a_only):
+    mlflow.log_metric("score_a", sum(values) * model["C"])
+    return {"a": sum(values) * a_only}
+
+
+def fit_b(values, model, b_only):
+    mlflow.log_metric("score_b", len(values) * model["C"])
+    return {"b": len(values) * b_only}
+'''
+
+REGISTRY = '''
+from kedro.pipeline import node, pipeline
+from .nodes import fit_a, fit_b, prep
+
+
+def register_pipelines():
+    return {"__default__": pipeline([
+        node(prep, "params:data", "values", name="prep"),
+        node(fit_a, ["values", "params:model", "params:a_only"], "result_a", name="fit_a"),
+        node(fit_b, ["values", "params:model", "params:b_only"], "result_b", name="fit_b"),
+    ])}
+'''
+
+CATALOG = {
+    name: {"type": "json.JSONDataset", "filepath": f"data/{name}.json"}
+    for name in ("values", "result_a", "result_b")
+}
+
+PARAMETERS = {"data": {"n": 5}, "model": {"C": 2.0}, "a_only": 3, "b_only": 4}
+
+
+@pytest.fixture
+def orchestrated(project_factory, mlflow_server):
+    """A project whose nodes run as separate processes, and an orchestrator-owned run."""
+    from mlflow import MlflowClient
+
+    project = project_factory(nodes=NODES, registry=REGISTRY, catalog=CATALOG, parameters=PARAMETERS)
+    client = MlflowClient(mlflow_server.url)
+    exp_id = client.create_experiment(f"orchestrated-{uuid.uuid4().hex[:8]}")
+    run = client.create_run(exp_id, run_name="airflow-dag-run")
+    env = kedro_env(MLFLOW_TRACKING_URI=mlflow_server.url, MLFLOW_RUN_ID=run.info.run_id)
+    return project, client, run.info.run_id, env
+
+
+def test_three_processes_two_concurrent_log_into_one_open_run(orchestrated):
+    project, client, run_id, env = orchestrated
+
+    first = kedro_run(project, "--nodes", "prep", env=env)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    procs = [
+        subprocess.Popen(kedro_cmd("run", "--nodes", node), cwd=project, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for node in ("fit_a", "fit_b")
+    ]
+    outputs = [p.communicate(timeout=240)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+
+    run = client.get_run(run_id)
+    assert run.info.status == "RUNNING"  # left open for the orchestrator
+    assert run.data.params == {"data.n": "5", "model.C": "2.0", "a_only": "3", "b_only": "4"}
+    assert run.data.metrics == {"score_a": 20.0, "score_b": 10.0}
+    # no process created a run of its own
+    runs = client.search_runs([run.info.experiment_id])
+    assert [r.info.run_id for r in runs] == [run_id]
+    default_exp = client.get_experiment_by_name(project.name)
+    assert default_exp is None or not client.search_runs([default_exp.experiment_id])
+
+    closed = subprocess.run(kedro_cmd("mlflow", "close-run", "--status", "FINISHED"), cwd=project, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert closed.returncode == 0, closed.stderr[-3000:]
+    assert f"Ended MLflow run {run_id} as FINISHED" in closed.stdout
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_different_param_value_from_another_process_is_a_clear_error(orchestrated):
+    project, client, run_id, env = orchestrated
+
+    assert kedro_run(project, "--nodes", "prep", env=env).returncode == 0
+    assert kedro_run(project, "--nodes", "fit_a", env=env).returncode == 0
+    clash = kedro_run(project, "--nodes", "fit_b", "--params", "model.C=9.0", env=env)
+
+    assert clash.returncode != 0
+    output = clash.stdout + clash.stderr
+    assert "ParameterError" in output and "'model.C'" in output.replace("\n", " ").replace("  ", " ")
+    run = client.get_run(run_id)
+    assert run.data.params["model.C"] == "2.0"
+    assert "score_b" not in run.data.metrics  # the node never ran
+    assert "b_only" not in run.data.params  # nothing of the clashing process was logged
+    client.set_terminated(run_id)
+
+
+def test_close_run_with_failed_status_and_unknown_run(orchestrated):
+    project, client, run_id, env = orchestrated
+
+    failed = subprocess.run(kedro_cmd("mlflow", "close-run", "--status", "failed"), cwd=project, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 0, failed.stderr[-3000:]
+    assert client.get_run(run_id).info.status == "FAILED"
+
+    missing = subprocess.run(kedro_cmd("mlflow", "close-run", "--run-id", "f" * 32), cwd=project, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode != 0
+    assert "ffffffff" in missing.stderr and "does not exist" in missing.stderr
