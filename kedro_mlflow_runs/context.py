@@ -243,6 +243,7 @@ class RunContext:
         self._run: Any = None  # the mlflow Run entity, for MLflow's fluent stack
         self._published: tuple[bool, str | None] | None = None  # (was set, previous value)
         self._thread_bindings = threading.local()
+        self._entered_bound = False
 
     # -- read-only views ------------------------------------------------------------------
 
@@ -409,12 +410,21 @@ class RunContext:
         return ctx
 
     def __enter__(self) -> RunContext:
-        """Start the context if it is IDLE; ``with`` ends it with the status of the block."""
+        """Start an IDLE context (published: see :meth:`start`), and bind the run to this thread.
+
+        Leaving the ``with`` block ends the context with the block's outcome: FINISHED, FAILED
+        for an ``Exception``, KILLED for ``KeyboardInterrupt``/``SystemExit``. An ATTACHED
+        context leaves the run open for its owner.
+        """
         if self._state is RunState.IDLE:
-            self.start()
+            self.start(publish=True)
+        self._entered_bound = self.bind_thread()
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if getattr(self, "_entered_bound", False):
+            self._entered_bound = False
+            self.unbind_thread()
         if not self.is_active:
             return
         if exc is None:
