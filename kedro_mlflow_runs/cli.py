@@ -10,11 +10,15 @@ import click
 
 TEMPLATE = """\
 # kedro-mlflow-runs configuration. Every key is optional; delete what you do not need.
-# Reference: https://github.com/ (docs/mlflow_yml.md in the kedro-mlflow-runs repository)
+# Reference: docs/mlflow_yml.md of kedro-mlflow-runs.
 server:
   mlflow_tracking_uri: null   # default: MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db
   mlflow_registry_uri: null
   credentials: null           # name of a credentials.yml entry exported as environment variables
+  http:                       # MLflow's HTTP client; default: the MLFLOW_HTTP_REQUEST_* variables, else 5 / 1
+    max_retries: null
+    backoff_factor: null
+    timeout: null
 
 tracking:
   disable_tracking:
