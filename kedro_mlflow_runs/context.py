@@ -521,8 +521,10 @@ class RunContext:
         False when the run already is the thread's active run. Undo with :meth:`unbind_thread`.
         """
         handle = self._require_active("bind a thread")
-        if self._run is None:
-            self._run = self.tracker.get_run(handle.run_id)
+        if self._run is None:  # attached from a handle: no request needed to name the run
+            from .tracking import run_entity
+
+            self._run = run_entity(handle.run_id, handle.experiment_id)
         import mlflow
 
         from .tracking import fluent_active_run_id

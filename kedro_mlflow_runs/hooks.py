@@ -205,21 +205,24 @@ class MlflowRunsHooks:
             if inputs:
                 ctx.log_params({name: catalog.load(name) for name in inputs})
         except BaseException as exc:  # Kedro calls no error hook for errors raised here
-            self._finish(ctx, RunState.FAILED, exc)
+            try:
+                self._finish(ctx, RunState.FAILED, exc)
+            except Exception:  # keep the original error in front
+                logger.exception("Could not record the failure in MLflow run %s", ctx.run_id)
             raise
 
     @hook_impl
     def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        ctx = _by_kedro_run.get(str(run_params.get("run_id")))
-        if ctx is None or not ctx.is_active:
+        ctx = self._ending(run_params)
+        if ctx is None:
             return
         self._finish(ctx, RunState.FINISHED, None)
         logger.info("MLflow run %s is in %s", ctx.run_id, _where(ctx))
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, run_params: dict[str, Any]) -> None:
-        ctx = _by_kedro_run.get(str(run_params.get("run_id")))
-        if ctx is None or not ctx.is_active:
+        ctx = self._ending(run_params)
+        if ctx is None:
             return
         try:
             self._finish(ctx, RunState.FAILED, error)
@@ -255,6 +258,16 @@ class MlflowRunsHooks:
                 ctx.unbind_thread()
 
     # -- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _ending(run_params: Mapping[str, Any]) -> RunContext | None:
+        """The context to end for this Kedro run; forgets a disabled one."""
+        key = str(run_params.get("run_id"))
+        ctx = _by_kedro_run.get(key)
+        if ctx is not None and not ctx.is_active:
+            _by_kedro_run.pop(key, None)
+            return None
+        return ctx
 
     @staticmethod
     def _config_for(run_params: Mapping[str, Any]) -> MlflowConfig:

@@ -227,6 +227,22 @@ class FluentBinding:
     previous_registry_uri: str | None
 
 
+def run_entity(run_id: str, experiment_id: str) -> Run:
+    """A minimal ``Run`` naming ``run_id``, enough for MLflow's active-run stack (no request)."""
+    from mlflow.entities import Run, RunData, RunInfo
+
+    info = RunInfo(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        user_id="",
+        status="RUNNING",
+        start_time=0,
+        end_time=None,
+        lifecycle_stage="active",
+    )
+    return Run(info, RunData())
+
+
 def fluent_active_run_id() -> str | None:
     """The id of MLflow's active run in the calling thread (None when there is none)."""
     from mlflow.tracking import fluent

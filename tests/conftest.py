@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kedro_project import make_project, store_uri  # noqa: E402
 
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_REGISTRY_URI",
-               "MLFLOW_EXPERIMENT_ID")
+               "MLFLOW_EXPERIMENT_ID", "KEDRO_MLFLOW_RUNS_HANDLE")
 
 
 @pytest.fixture(autouse=True)
