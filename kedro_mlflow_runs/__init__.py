@@ -11,6 +11,7 @@ from .config import MlflowConfig, build_config, load_config
 from .context import Ownership, RunContext, RunHandle, RunState, active_contexts, current_run_context
 from .errors import (
     ConfigError,
+    DatasetRunNotFoundError,
     KedroMlflowRunsError,
     MlflowDatasetError,
     NoActiveRunError,
@@ -25,6 +26,7 @@ from .errors import (
 
 __all__ = [
     "ConfigError",
+    "DatasetRunNotFoundError",
     "KedroMlflowRunsError",
     "MlflowConfig",
     "MlflowDatasetError",

@@ -12,7 +12,8 @@ Every error says what happened, to which run, dataset or config key, and what to
     ├── RunInterruptedError    recorded on a run ended KILLED (signal, or an exception no hook sees)
     └── MlflowDatasetError     a dataset cannot be used as configured (also a Kedro DatasetError)
         ├── NoActiveRunError   a dataset needs a run, none is active and it has no run_id
-        └── RunConflictError   a dataset's run_id differs from the active run on save
+        ├── RunConflictError   a dataset's run_id differs from the active run on save
+        └── DatasetRunNotFoundError  a dataset's run_id does not exist (also a RunNotFoundError)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kedro.io.core import DatasetError
 
 __all__ = [
     "ConfigError",
+    "DatasetRunNotFoundError",
     "KedroMlflowRunsError",
     "MlflowDatasetError",
     "NoActiveRunError",
@@ -76,3 +78,7 @@ class NoActiveRunError(MlflowDatasetError):
 
 class RunConflictError(MlflowDatasetError):
     """A dataset's ``run_id`` differs from the active run it would save into."""
+
+
+class DatasetRunNotFoundError(RunNotFoundError, MlflowDatasetError):
+    """A dataset's ``run_id`` does not exist (or is deleted) in the tracking store."""

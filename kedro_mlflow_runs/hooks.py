@@ -184,6 +184,9 @@ class MlflowRunsHooks:
             ctx = RunContext(config, kedro_run_id=kedro_run_id)
             _by_kedro_run[kedro_run_id] = ctx
         self._close_stale(kedro_run_id)
+        from .io._naming import name_datasets  # no mlflow import
+
+        name_datasets(catalog, sorted(pipeline.datasets()))  # default model names, metric keys
         if config.tracking_disabled_for(run_params.get("pipeline_names")):
             ctx.disable()
             logger.info("MLflow tracking is disabled for pipeline(s) %s.", run_params.get("pipeline_names") or ["__default__"])

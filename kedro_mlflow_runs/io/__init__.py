@@ -1,0 +1,38 @@
+"""Kedro datasets that put models, files and metrics into the MLflow run of a ``kedro run``.
+
+Datasets never start or end a run: they ask the RunContext which run to use (see
+``docs/datasets.md`` for the run-selection table). Importing this package does not import
+MLflow; a flavor module is imported when a model dataset is created.
+"""
+
+from __future__ import annotations
+
+from ._naming import DatasetNamingHooks, name_datasets
+from .artifacts import MlflowArtifactDataSet, MlflowArtifactDataset
+from .metrics import MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsDataset
+from .models import (
+    MlflowModelLocalFileSystemDataset,
+    MlflowModelLoggerDataSet,
+    MlflowModelLoggerDataset,
+    MlflowModelRegistryDataset,
+    MlflowModelSaverDataSet,
+    MlflowModelSaverDataset,
+    MlflowModelTrackingDataset,
+)
+
+__all__ = [
+    "DatasetNamingHooks",
+    "MlflowArtifactDataSet",
+    "MlflowArtifactDataset",
+    "MlflowMetricDataset",
+    "MlflowMetricHistoryDataset",
+    "MlflowMetricsDataset",
+    "MlflowModelLocalFileSystemDataset",
+    "MlflowModelLoggerDataSet",
+    "MlflowModelLoggerDataset",
+    "MlflowModelRegistryDataset",
+    "MlflowModelSaverDataSet",
+    "MlflowModelSaverDataset",
+    "MlflowModelTrackingDataset",
+    "name_datasets",
+]

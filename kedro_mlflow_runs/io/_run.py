@@ -28,6 +28,7 @@ from typing import Literal
 from ..config import redact_uri
 from ..context import current_run_context, store_uris
 from ..errors import (
+    DatasetRunNotFoundError,
     MlflowDatasetError,
     NoActiveRunError,
     RunConflictError,
@@ -38,10 +39,6 @@ from ..errors import (
 __all__ = ["DatasetRunNotFoundError", "RunTarget", "pinned_store", "select_run"]
 
 Operation = Literal["save", "load"]
-
-
-class DatasetRunNotFoundError(RunNotFoundError, MlflowDatasetError):
-    """A dataset's ``run_id`` does not exist (or is deleted) in the tracking store."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""Tell datasets the name of their catalog entry.
+
+Kedro does not pass the entry name to a dataset's constructor. Datasets that default a name
+from it (a model's ``name``, a metric's ``key``) learn it from :func:`name_datasets`, which
+the plugin's hooks call in ``before_pipeline_run`` for every dataset of the pipeline. The name
+is stored on the dataset instance, so it travels with it to ParallelRunner workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+__all__ = ["DatasetNamingHooks", "NamedDataset", "name_datasets"]
+
+
+class NamedDataset:
+    """Mixin of datasets that can default a name from their catalog entry."""
+
+    _catalog_name: str | None = None
+
+    def _bind_catalog_name(self, name: str) -> None:
+        """Record the catalog entry this dataset is registered under (first name wins)."""
+        if self._catalog_name is None:
+            self._catalog_name = name
+
+
+def name_datasets(catalog: Any, names: Iterable[str]) -> None:
+    """Bind each of ``names`` to its dataset in ``catalog`` when the dataset is one of ours.
+
+    Only datasets already known to the catalog (or matched by a dataset factory) are looked
+    up; the lookup is the one Kedro's runner makes anyway.
+    """
+    for name in names:
+        if name.startswith("params:") or name == "parameters":
+            continue
+        try:
+            dataset = catalog.get(name)
+        except Exception:  # an entry that fails to build fails the run later, with Kedro's message
+            continue
+        if isinstance(dataset, NamedDataset):
+            dataset._bind_catalog_name(name)
+        inner = getattr(dataset, "_dataset", None)  # an artifact wrapper around one of ours
+        if isinstance(inner, NamedDataset):
+            inner._bind_catalog_name(name)
+
+
+class DatasetNamingHooks:
+    """Kedro hooks binding catalog names to this package's datasets before each pipeline run."""
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
+        name_datasets(catalog, sorted(pipeline.datasets()))
+
+
+#: The instance to register (entry point or ``settings.HOOKS``).
+naming_hooks = DatasetNamingHooks()

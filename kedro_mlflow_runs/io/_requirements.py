@@ -1,0 +1,203 @@
+"""Fast, model-aware pip requirements for ``log_model`` / ``save_model``.
+
+MLflow infers a model's requirements by loading it in a subprocess and recording what it
+imports: 3 to 5 seconds per save. By default we derive them in-process instead, in
+milliseconds:
+
+1. walk the model object graph with a pickler that records the module of every object it
+   meets (``sklearn.linear_model._logistic``, ``numpy``, ``xgboost.sklearn``, ...);
+2. map those top-level modules (and the flavor's own module) to installed distributions and
+   pin their installed versions (``scikit-learn==1.5.2``);
+3. add the flavor's own default requirements (``get_default_pip_requirements``); MLflow then
+   adds ``mlflow==<version>`` itself.
+
+Results are cached per (flavor, set of modules) for the life of the process, so the mapping is
+computed once per environment and flavor. The walk sees what the pickled model references; a
+``PythonModel`` that imports a library only inside ``predict`` should list it in
+``save_args.extra_pip_requirements`` (kept), or use full inference.
+
+Full inference (MLflow's own behaviour) is used when ``save_args`` has ``pip_requirements`` or
+``conda_env`` (passed through untouched), when ``save_args.requirements: infer`` is set, when
+the environment variable ``KEDRO_MLFLOW_RUNS_REQUIREMENTS=infer`` is set, or when the model
+cannot be walked (it does not pickle).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata as metadata
+import inspect
+import logging
+import os
+import pickle
+import sys
+from types import ModuleType
+from typing import Any
+
+from ..errors import MlflowDatasetError
+
+__all__ = ["MODES", "REQUIREMENTS_ENV", "apply_requirements", "fast_requirements", "referenced_modules"]
+
+logger = logging.getLogger(__name__)
+
+#: Environment variable choosing the default mode: ``fast`` (default) or ``infer``.
+REQUIREMENTS_ENV = "KEDRO_MLFLOW_RUNS_REQUIREMENTS"
+MODES = ("fast", "infer")
+
+_USER_KEYS = ("pip_requirements", "conda_env")
+_cache: dict[tuple[str, frozenset[str]], list[str]] = {}
+
+
+def apply_requirements(
+    save_args: dict[str, Any], flavor: ModuleType, model: Any, dataset: str
+) -> dict[str, Any]:
+    """``save_args`` with ``pip_requirements`` filled in when the fast mode applies.
+
+    Pops our own ``requirements`` key; never changes what the user set explicitly.
+
+    Raises:
+        MlflowDatasetError: ``requirements`` (or the environment variable) is not a known mode.
+    """
+    args = dict(save_args)
+    mode = args.pop("requirements", None) or os.environ.get(REQUIREMENTS_ENV) or "fast"
+    if mode not in MODES:
+        raise MlflowDatasetError(
+            f"{dataset}: requirements mode must be one of {', '.join(MODES)} (save_args.requirements "
+            f"or {REQUIREMENTS_ENV}), got {mode!r}."
+        )
+    if mode == "infer" or any(args.get(key) is not None for key in _USER_KEYS):
+        return args
+    requirements = fast_requirements(flavor, model)
+    if requirements is None:
+        return args
+    extra = args.pop("extra_pip_requirements", None) or []
+    args["pip_requirements"] = _merge(requirements, list(extra))
+    return args
+
+
+def fast_requirements(flavor: ModuleType, model: Any) -> list[str] | None:
+    """Pinned requirements of ``model`` saved with ``flavor``, or None when they cannot be derived."""
+    try:
+        modules = referenced_modules(model)
+    except Exception as exc:  # the model does not pickle: MLflow will infer
+        logger.info(
+            "Could not derive requirements of a %s model in-process (%s); MLflow will infer them.",
+            type(model).__name__,
+            exc,
+        )
+        return None
+    modules.add(flavor.__name__.split(".")[0])
+    modules.discard("mlflow")  # MLflow pins itself
+    key = (flavor.__name__, frozenset(modules))
+    cached = _cache.get(key)
+    if cached is None:
+        cached = _merge(_flavor_defaults(flavor), _pinned_distributions(modules))
+        _cache[key] = cached
+    return list(cached)
+
+
+class _Discard:
+    """A binary sink that keeps nothing."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def referenced_modules(model: Any) -> set[str]:
+    """Top-level names of the modules whose objects make up ``model`` (stdlib excluded)."""
+    try:
+        import cloudpickle
+
+        base: type[pickle.Pickler] = cloudpickle.CloudPickler
+    except ImportError:  # pragma: no cover - cloudpickle ships with mlflow
+        base = pickle.Pickler
+
+    found: set[str] = set()
+
+    class _Collector(base):  # type: ignore[valid-type, misc]
+        def persistent_id(self, obj: Any) -> None:
+            owner = obj if isinstance(obj, (type, ModuleType)) or callable(obj) else type(obj)
+            name = getattr(owner, "__module__", None) if not isinstance(owner, ModuleType) else owner.__name__
+            if isinstance(name, str) and name:
+                found.add(name.split(".")[0])
+            return None
+
+    _Collector(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(model)
+    stdlib = set(sys.stdlib_module_names) | {"builtins", "__main__", "copyreg", "_codecs"}
+    return {name for name in found if name not in stdlib and not name.startswith("_")}
+
+
+@functools.lru_cache(maxsize=1)
+def _module_distributions() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+def _pinned_distributions(modules: set[str]) -> list[str]:
+    """``dist==version`` for the distributions providing ``modules``, then their direct dependencies."""
+    direct: list[str] = []
+    distributions = _module_distributions()
+    for module in sorted(modules):
+        direct.extend(distributions.get(module, []))
+    pins = [pin for pin in (_pin(dist) for dist in direct) if pin]
+    for dist in direct:
+        pins.extend(pin for pin in (_pin(dep) for dep in _runtime_dependencies(dist)) if pin)
+    return pins
+
+
+def _pin(dist: str) -> str | None:
+    try:
+        return f"{dist}=={metadata.version(dist)}"
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _runtime_dependencies(dist: str) -> list[str]:
+    """Names of the dependencies ``dist`` always needs here (no extras, markers evaluated)."""
+    try:
+        from packaging.requirements import Requirement
+
+        names = []
+        for text in metadata.requires(dist) or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                names.append(requirement.name)
+        return names
+    except Exception:  # unparsable metadata: the direct pin is enough
+        return []
+
+
+def _flavor_defaults(flavor: ModuleType) -> list[str]:
+    getter = getattr(flavor, "get_default_pip_requirements", None)
+    if not callable(getter):
+        return []
+    try:
+        # ``include_cloudpickle`` / ``include_skops`` ... depend on save options (the
+        # serialization format): include them all, a superset is always installable.
+        params = inspect.signature(getter).parameters
+        flags = {name: True for name in params if name.startswith("include_")}
+        return list(getter(**flags))
+    except Exception:  # a flavor whose defaults need arguments we cannot guess
+        logger.debug("No default requirements from %s", flavor.__name__, exc_info=True)
+        return []
+
+
+def _merge(first: list[str], second: list[str]) -> list[str]:
+    """``first`` then ``second``, one entry per distribution name (the first one wins)."""
+    seen: set[str] = set()
+    merged: list[str] = []
+    for requirement in [*first, *second]:
+        name = _requirement_name(requirement)
+        if name in seen:
+            continue
+        seen.add(name)
+        merged.append(requirement)
+    return merged
+
+
+def _requirement_name(requirement: str) -> str:
+    text = requirement.strip()
+    for i, char in enumerate(text):
+        if char in "=<>!~;[ @":
+            text = text[:i]
+            break
+    return text.lower().replace("_", "-").replace(".", "-")

@@ -1,0 +1,195 @@
+"""MlflowArtifactDataset: save any local Kedro dataset, then log what it wrote into the run.
+
+```yaml
+sklearn_model:
+  type: kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset
+  dataset:
+    type: kedro_mlflow_runs.io.models.MlflowModelSaverDataset
+    flavor: mlflow.sklearn
+    filepath: data/06_models/sklearn_model
+```
+
+The wrapper is one plain class holding the wrapped dataset instance (no dynamic subclass), so
+it pickles whenever the wrapped dataset does.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io.core import AbstractDataset, AbstractVersionedDataset, parse_dataset_definition
+
+from ..errors import KedroMlflowRunsError, MlflowDatasetError
+from ._naming import NamedDataset
+from ._run import RunTarget, client, select_run, tracking_error
+
+__all__ = ["MlflowArtifactDataSet", "MlflowArtifactDataset"]
+
+logger = logging.getLogger(__name__)
+
+
+class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
+    """Wrap a file-based Kedro dataset: save locally, then log the file or folder as an artifact.
+
+    The run follows the run-selection table (``docs/datasets.md``); the run is selected before
+    anything is written, so a missing or conflicting run writes nothing. If logging fails the
+    local file is kept and the error says where it is.
+
+    Load reads the local file; with ``run_id`` set it downloads the artifact of that run into a
+    temporary folder and loads it from there (the local file is left untouched).
+
+    Args:
+        dataset: the wrapped dataset: a config dict (``type:`` plus its arguments, as in the
+            catalog) or a dataset instance. It must write to the local file system and expose
+            its path as ``_filepath`` (every kedro-datasets file dataset does).
+        run_id: the run to log into / download from; None: the active run.
+        artifact_path: the folder inside the run's artifacts (None: the root).
+        data_set: legacy spelling of ``dataset``.
+        metadata: free-form metadata, ignored by the dataset.
+    """
+
+    def __init__(
+        self,
+        dataset: dict[str, Any] | AbstractDataset | str | None = None,
+        run_id: str | None = None,
+        artifact_path: str | None = None,
+        data_set: dict[str, Any] | AbstractDataset | str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if dataset is None:
+            dataset = data_set
+        elif data_set is not None:
+            raise MlflowDatasetError(
+                f"{type(self).__name__}: give the wrapped dataset as `dataset:` only (`data_set:` "
+                f"is its legacy spelling), not both."
+            )
+        if dataset is None:
+            raise MlflowDatasetError(f"{type(self).__name__}: `dataset:` (the wrapped dataset) is required.")
+        self._dataset = _build(dataset, type(self).__name__)
+        self._run_id = str(run_id) if run_id else None
+        self._artifact_path = artifact_path.strip("/") if artifact_path else None
+        self.metadata = metadata
+        if not hasattr(self._dataset, "_filepath"):
+            raise MlflowDatasetError(
+                f"{self._label()}: the wrapped {type(self._dataset).__name__} has no local file "
+                f"path (_filepath); only file-based datasets can be logged as artifacts."
+            )
+
+    @property
+    def dataset(self) -> AbstractDataset:
+        """The wrapped dataset."""
+        return self._dataset
+
+    def _label(self) -> str:
+        entry = f"catalog entry '{self._catalog_name}', " if self._catalog_name else ""
+        wrapped = type(self._dataset).__name__ if hasattr(self, "_dataset") else "?"
+        path = getattr(getattr(self, "_dataset", None), "_filepath", None)
+        return f"{type(self).__name__}({entry}wrapping {wrapped} '{path}')"
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "dataset": self._dataset._describe(),
+            "dataset_type": type(self._dataset).__name__,
+            "run_id": self._run_id,
+            "artifact_path": self._artifact_path,
+        }
+
+    # -- save ---------------------------------------------------------------------------
+
+    def save(self, data: Any) -> None:
+        target = select_run(self._label(), self._run_id, "save")
+        _local(self._dataset._filepath, getattr(self._dataset, "_protocol", None), self._label())  # type: ignore[attr-defined]
+        self._dataset.save(data)
+        local = self._saved_path()
+        try:
+            self._log(local, target)
+        except Exception as exc:
+            error = tracking_error(self._label(), f"log '{local}' as an artifact of", target, exc)
+            raise MlflowDatasetError(
+                f"{error} The local file is kept at '{local}'; log it again or re-run the node."
+            ) from exc
+
+    def _saved_path(self) -> Path:
+        """Where the wrapped dataset has just written (its save version's folder when versioned)."""
+        dataset = self._dataset
+        if isinstance(dataset, AbstractVersionedDataset) and dataset._version is not None:
+            path = dataset._get_versioned_path(dataset.resolve_save_version())  # type: ignore[arg-type]
+        else:
+            path = dataset._filepath  # type: ignore[attr-defined]
+        return _local(path, getattr(dataset, "_protocol", None), self._label())
+
+    def _log(self, local: Path, target: RunTarget) -> None:
+        mlflow_client = client(target)
+        if local.is_dir():
+            destination = "/".join(p for p in (self._artifact_path, local.name) if p)
+            mlflow_client.log_artifacts(target.run_id, str(local), destination)
+        elif local.is_file():
+            mlflow_client.log_artifact(target.run_id, str(local), self._artifact_path)
+        else:
+            raise FileNotFoundError(f"the wrapped dataset wrote nothing at '{local}'")
+        logger.info("Logged artifact '%s' into MLflow run %s", self._artifact_name(local), target.run_id)
+
+    def _artifact_name(self, local: Path | PurePosixPath) -> str:
+        return "/".join(p for p in (self._artifact_path, local.name) if p)
+
+    # -- load ---------------------------------------------------------------------------
+
+    def load(self) -> Any:
+        if self._run_id is None:
+            return self._dataset.load()
+        target = select_run(self._label(), self._run_id, "load")
+        name = self._artifact_name(PurePosixPath(str(self._dataset._filepath)))  # type: ignore[attr-defined]
+        with tempfile.TemporaryDirectory(prefix="kmr-artifact-") as tmp:
+            try:
+                downloaded = client(target).download_artifacts(target.run_id, name, tmp)
+            except Exception as exc:
+                raise tracking_error(self._label(), f"download artifact '{name}' from", target, exc) from exc
+            return self._copy_at(Path(downloaded)).load()
+
+    def _copy_at(self, path: Path) -> AbstractDataset:
+        """A copy of the wrapped dataset reading ``path``, unversioned."""
+        twin = copy.deepcopy(self._dataset)
+        twin._filepath = PurePosixPath(path.as_posix())  # type: ignore[attr-defined]
+        if isinstance(twin, AbstractVersionedDataset):
+            twin._version = None
+            twin._clear_version_cache()
+        return twin
+
+    def _exists(self) -> bool:
+        return self._dataset.exists()
+
+    def _release(self) -> None:
+        self._dataset.release()
+
+
+def _build(dataset: dict[str, Any] | AbstractDataset | str, owner: str) -> AbstractDataset:
+    if isinstance(dataset, AbstractDataset):
+        return dataset
+    config = {"type": dataset} if isinstance(dataset, str) else dict(dataset)
+    try:
+        class_obj, kwargs = parse_dataset_definition(config)
+        return class_obj(**kwargs)
+    except KedroMlflowRunsError:
+        raise
+    except Exception as exc:
+        raise MlflowDatasetError(
+            f"{owner}: cannot build the wrapped dataset {config.get('type')!r}: {exc}"
+        ) from exc
+
+
+def _local(path: Any, protocol: str | None, label: str) -> Path:
+    text = str(path)
+    if ("://" in text and not text.startswith("file://")) or protocol not in (None, "file", "local"):
+        raise MlflowDatasetError(
+            f"{label}: the wrapped dataset writes to '{text}', which is not on the local file "
+            f"system; only local files can be logged as artifacts."
+        )
+    return Path(text.removeprefix("file://"))
+
+
+#: Legacy name (the seed's): the same class.
+MlflowArtifactDataSet = MlflowArtifactDataset

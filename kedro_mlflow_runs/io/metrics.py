@@ -1,0 +1,254 @@
+"""Metric datasets: one value, one metric's history, or a dict of metrics.
+
+```yaml
+accuracy:                      # key defaults to the catalog entry: "accuracy"
+  type: kedro_mlflow_runs.io.metrics.MlflowMetricDataset
+loss_curve:
+  type: kedro_mlflow_runs.io.metrics.MlflowMetricHistoryDataset
+  key: loss
+scores:
+  type: kedro_mlflow_runs.io.metrics.MlflowMetricsDataset
+  prefix: eval
+```
+
+Every save is sent with ``Tracker.log_batch`` (at most 1000 metrics a request), never one
+request per point. The run follows the run-selection table (``docs/datasets.md``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kedro.io.core import AbstractDataset
+
+from ..errors import KedroMlflowRunsError, MlflowDatasetError
+from ._naming import NamedDataset
+from ._run import RunTarget, client, select_run, tracking_error
+
+__all__ = ["MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsDataset"]
+
+MetricPoint = tuple[str, float, int, int]
+
+
+class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
+    """Run selection, batching and reading shared by the metric datasets."""
+
+    def __init__(self, run_id: str | None = None, metadata: dict[str, Any] | None = None) -> None:
+        self._run_id = str(run_id) if run_id else None
+        self.metadata = metadata
+
+    def _label(self) -> str:
+        entry = f"catalog entry '{self._catalog_name}'" if self._catalog_name else "no catalog entry"
+        return f"{type(self).__name__}({entry})"
+
+    def _send(self, points: list[MetricPoint]) -> None:
+        target = select_run(self._label(), self._run_id, "save")
+        from ..tracking import Tracker
+
+        try:
+            Tracker(target.tracking_uri, target.registry_uri).log_batch(
+                target.run_id, metrics=points, what="log metrics to"
+            )
+        except Exception as exc:
+            raise tracking_error(self._label(), "log metrics to", target, exc) from exc
+
+    def _history(self, target: RunTarget, key: str) -> list[Any]:
+        try:
+            history = client(target).get_metric_history(target.run_id, key)
+        except Exception as exc:
+            raise tracking_error(self._label(), f"read metric '{key}' from", target, exc) from exc
+        if not history:
+            raise MlflowDatasetError(
+                f"{self._label()}: MLflow run '{target.run_id}' has no metric '{key}'. Save it first, "
+                f"or check the key and run_id."
+            )
+        return sorted(history, key=lambda m: (m.step, m.timestamp))
+
+    def _value(self, value: Any, key: str) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise MlflowDatasetError(
+                f"{self._label()}: metric '{key}' must be a number, got {type(value).__name__} {value!r}."
+            ) from exc
+        return number
+
+    def _exists(self) -> bool:
+        try:
+            self.load()
+        except (KedroMlflowRunsError, Exception):
+            return False
+        return True
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+class MlflowMetricDataset(_MetricBase):
+    """One metric value per save; load returns the value at the latest step.
+
+    Args:
+        key: the metric name; defaults to the catalog entry name.
+        run_id: the run to log into / read from; None: the active run.
+        step: the step of saved values (default 0). A saved dict ``{"value": v, "step": s}``
+            sets both.
+        metadata: free-form metadata, ignored by the dataset.
+    """
+
+    def __init__(
+        self,
+        key: str | None = None,
+        run_id: str | None = None,
+        step: int = 0,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(run_id, metadata)
+        self._key = key
+        self._step = int(step)
+
+    @property
+    def key(self) -> str:
+        """The metric name: ``key``, else the catalog entry."""
+        key = self._key or self._catalog_name
+        if not key:
+            raise MlflowDatasetError(
+                f"{self._label()}: no metric key. Set `key:` in the catalog entry, or use the "
+                f"dataset through a Kedro catalog in `kedro run` so that it defaults to the entry name."
+            )
+        return key
+
+    def _describe(self) -> dict[str, Any]:
+        return {"key": self._key or self._catalog_name, "run_id": self._run_id, "step": self._step}
+
+    def save(self, data: Any) -> None:
+        key = self.key
+        step = self._step
+        if isinstance(data, Mapping) and "value" in data:
+            step = int(data.get("step", step))
+            data = data["value"]
+        self._send([(key, self._value(data, key), _now(), step)])
+
+    def load(self) -> float:
+        target = select_run(self._label(), self._run_id, "load")
+        return float(self._history(target, self.key)[-1].value)
+
+
+class MlflowMetricHistoryDataset(_MetricBase):
+    """A metric's history: save a list (steps 0, 1, ...) or ``{step: value}``, in one batch.
+
+    Args:
+        key: the metric name; defaults to the catalog entry name.
+        run_id: the run to log into / read from; None: the active run.
+        load_as: ``list`` (values ordered by step, the default) or ``dict`` (``{step: value}``).
+        metadata: free-form metadata, ignored by the dataset.
+    """
+
+    def __init__(
+        self,
+        key: str | None = None,
+        run_id: str | None = None,
+        load_as: str = "list",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(run_id, metadata)
+        if load_as not in ("list", "dict"):
+            raise MlflowDatasetError(f"{type(self).__name__}: load_as must be 'list' or 'dict', got {load_as!r}.")
+        self._key = key
+        self._load_as = load_as
+
+    key = MlflowMetricDataset.key
+
+    def _describe(self) -> dict[str, Any]:
+        return {"key": self._key or self._catalog_name, "run_id": self._run_id, "load_as": self._load_as}
+
+    def save(self, data: Any) -> None:
+        key = self.key
+        self._send(_history_points(self, key, data))
+
+    def load(self) -> list[float] | dict[int, float]:
+        target = select_run(self._label(), self._run_id, "load")
+        history = self._history(target, self.key)
+        if self._load_as == "dict":
+            return {int(m.step): float(m.value) for m in history}
+        return [float(m.value) for m in history]
+
+
+def _history_points(owner: _MetricBase, key: str, data: Any) -> list[MetricPoint]:
+    now = _now()
+    if isinstance(data, Mapping):
+        pairs: Iterable[tuple[Any, Any]] = data.items()
+    elif isinstance(data, (list, tuple)):
+        pairs = enumerate(data)
+    else:
+        raise MlflowDatasetError(
+            f"{owner._label()}: metric history '{key}' must be a list of values or a "
+            f"{{step: value}} dict, got {type(data).__name__}."
+        )
+    points = []
+    for step, value in pairs:
+        try:
+            step_number = int(step)
+        except (TypeError, ValueError) as exc:
+            raise MlflowDatasetError(f"{owner._label()}: step {step!r} of metric '{key}' is not an integer.") from exc
+        points.append((key, owner._value(value, key), now, step_number))
+    return points
+
+
+class MlflowMetricsDataset(_MetricBase):
+    """A dict of metrics in one batch; load returns ``{key: latest value}``.
+
+    Values may be a number, a list (a history, steps 0, 1, ...), a ``{step: value}`` dict, or
+    ``{"value": v, "step": s}``.
+
+    Args:
+        prefix: prepended to every key as ``<prefix>.<key>`` (and stripped on load).
+        run_id: the run to log into / read from; None: the active run.
+        metadata: free-form metadata, ignored by the dataset.
+    """
+
+    def __init__(
+        self,
+        prefix: str | None = None,
+        run_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(run_id, metadata)
+        self._prefix = prefix
+
+    def _describe(self) -> dict[str, Any]:
+        return {"prefix": self._prefix, "run_id": self._run_id}
+
+    def _full(self, key: str) -> str:
+        return f"{self._prefix}.{key}" if self._prefix else str(key)
+
+    def save(self, data: Any) -> None:
+        if not isinstance(data, Mapping):
+            raise MlflowDatasetError(
+                f"{self._label()}: expects a dict of metrics {{name: value}}, got {type(data).__name__}."
+            )
+        points: list[MetricPoint] = []
+        now = _now()
+        for key, value in data.items():
+            name = self._full(key)
+            if isinstance(value, Mapping) and "value" in value:
+                points.append((name, self._value(value["value"], name), now, int(value.get("step", 0))))
+            elif isinstance(value, (Mapping, list, tuple)):
+                points.extend(_history_points(self, name, value))
+            else:
+                points.append((name, self._value(value, name), now, 0))
+        if points:
+            self._send(points)
+
+    def load(self) -> dict[str, float]:
+        target = select_run(self._label(), self._run_id, "load")
+        try:
+            metrics = client(target).get_run(target.run_id).data.metrics
+        except Exception as exc:
+            raise tracking_error(self._label(), "read metrics from", target, exc) from exc
+        if not self._prefix:
+            return {k: float(v) for k, v in metrics.items()}
+        start = f"{self._prefix}."
+        return {k[len(start):]: float(v) for k, v in metrics.items() if k.startswith(start)}
