@@ -51,3 +51,50 @@ def test_a_failing_worker_marks_the_run_failed(project, client_for, monkeypatch,
     assert len(runs) == 1
     assert runs[0].info.status == "FAILED"
     assert "on purpose" in runs[0].data.tags["kedro.error.message"]
+
+
+DATASET_REGISTRY = '''
+from kedro.pipeline import node, pipeline
+from .nodes import predict, scores, table, train
+
+
+def register_pipelines():
+    return {"__default__": pipeline([
+        node(train, "params:data", "my_model", name="train"),
+        node(predict, "my_model", "predictions", name="predict"),
+        node(scores, "params:data", "score", name="scores"),
+        node(table, "params:data", "table", name="table"),
+    ])}
+'''
+
+DATASET_CATALOG = {
+    "my_model": {"type": "kedro_mlflow_runs.io.models.MlflowModelLoggerDataset", "flavor": "mlflow.sklearn"},
+    "predictions": {"type": "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset",
+                    "dataset": {"type": "json.JSONDataset", "filepath": "data/predictions.json"}},
+    "score": {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricDataset"},
+    "table": {"type": "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset",
+              "dataset": {"type": "pandas.CSVDataset", "filepath": "data/table.csv"}},
+}
+
+
+@pytest.mark.parametrize(("runner", "mp_context", "is_async"), RUNNERS)
+def test_datasets_in_workers_log_into_the_one_run_and_models_load_across_workers(
+    project_factory, client_for, monkeypatch, runner, mp_context, is_async
+):
+    import json
+
+    from io_support import ML_NODES, logged_models
+
+    if mp_context:
+        monkeypatch.setenv("KEDRO_MP_CONTEXT", mp_context)
+    project = project_factory(nodes=ML_NODES, registry=DATASET_REGISTRY, catalog=DATASET_CATALOG)
+    run_session(project, runner=_runner(runner, is_async))
+
+    client = client_for(project)
+    (run,) = all_runs(client)
+    assert run.info.status == "FINISHED"
+    assert [m.name for m in logged_models(client, run.info.run_id)] == ["my_model"]
+    assert run.data.metrics == {"score": 0.75}
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == ["predictions.json", "table.csv"]
+    # `predict` loaded the model that `train` logged (in another worker, for ParallelRunner)
+    assert json.loads((project / "data" / "predictions.json").read_text()) == [0, 1]

@@ -114,8 +114,10 @@ def test_server_gone_for_good_keeps_local_outputs_and_names_the_failed_call(proj
     from mlflow import MlflowClient
 
     exp = f"gone-{uuid.uuid4().hex[:8]}"
+    catalog = {**JSON_CATALOG, "result": {"type": "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset",
+                                          "dataset": {"type": "json.JSONDataset", "filepath": "data/result.json"}}}
     project = project_factory(
-        catalog=JSON_CATALOG,
+        catalog=catalog,
         mlflow_yml={"server": {"mlflow_tracking_uri": mlflow_server.url, "http": {"max_retries": 1, "backoff_factor": 0}},
                     "tracking": {"experiment": {"name": exp}}},
     )
@@ -132,12 +134,39 @@ def test_server_gone_for_good_keeps_local_outputs_and_names_the_failed_call(proj
 
     assert proc.returncode != 0
     flat = " ".join(output.split())
-    assert "TrackingUnavailableError" in flat
-    assert "Could not end run" in flat and f"127.0.0.1:{mlflow_server.port}" in flat
-    for name in ("values", "result", "summary"):  # every node output is on disk
+    # the error names the dataset, the call that failed, the server, and where the output is kept
+    assert "MlflowArtifactDataset" in flat and "result" in flat
+    assert f"127.0.0.1:{mlflow_server.port}" in flat
+    assert "The local file is kept at" in flat
+    for name in ("values", "result"):  # every output a node produced is on disk
         assert (project / "data" / f"{name}.json").exists(), name
+    assert not (project / "data" / "summary.json").exists()  # the run stopped at the failed logging
     (run,) = _experiment_runs(MlflowClient(mlflow_server.url), exp)
     assert run.data.params["model.C"] == "0.5"  # what was logged before the server died is there
+
+
+def test_server_gone_at_the_end_names_the_failed_call(project_factory, mlflow_server, tmp_path):
+    exp = f"gone-end-{uuid.uuid4().hex[:8]}"
+    project = project_factory(
+        catalog=JSON_CATALOG,
+        mlflow_yml={"server": {"mlflow_tracking_uri": mlflow_server.url, "http": {"max_retries": 1, "backoff_factor": 0}},
+                    "tracking": {"experiment": {"name": exp}}},
+    )
+    marker = tmp_path / "started"
+    proc = _start_sleeping_run(project, marker, sleep=2)
+    try:
+        _wait_for(marker, proc)
+        mlflow_server.stop()
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        mlflow_server.start()
+    assert proc.returncode != 0
+    flat = " ".join(output.split())
+    assert "TrackingUnavailableError" in flat and "Could not end run" in flat
+    for name in ("values", "result", "summary"):  # every node output is on disk
+        assert (project / "data" / f"{name}.json").exists(), name
 
 
 def test_kedro_run_cli_against_unreachable_port_is_quick_and_clear(project_factory):

@@ -12,6 +12,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 NODES = '''
 import mlflow
+import numpy as np
+from sklearn.linear_model import LogisticRegression
 
 
 def prep(data):
@@ -20,7 +22,13 @@ def prep(data):
 
 def fit_a(values, model, a_only):
     mlflow.log_metric("score_a", sum(values) * model["C"])
-    return {"a": sum(values) * a_only}
+    x = np.array(values).reshape(-1, 1)
+    classifier = LogisticRegression(C=model["C"]).fit(x, [int(v > 2) for v in values])
+    return {"a": sum(values) * a_only}, classifier
+
+
+def evaluate(classifier, values):
+    return [int(p) for p in classifier.predict(np.array(values).reshape(-1, 1))]
 
 
 def fit_b(values, model, b_only):
@@ -30,20 +38,26 @@ def fit_b(values, model, b_only):
 
 REGISTRY = '''
 from kedro.pipeline import node, pipeline
-from .nodes import fit_a, fit_b, prep
+from .nodes import evaluate, fit_a, fit_b, prep
 
 
 def register_pipelines():
     return {"__default__": pipeline([
         node(prep, "params:data", "values", name="prep"),
-        node(fit_a, ["values", "params:model", "params:a_only"], "result_a", name="fit_a"),
+        node(fit_a, ["values", "params:model", "params:a_only"], ["result_a", "classifier"], name="fit_a"),
         node(fit_b, ["values", "params:model", "params:b_only"], "result_b", name="fit_b"),
+        node(evaluate, ["classifier", "values"], "predictions", name="evaluate"),
     ])}
 '''
 
 CATALOG = {
-    name: {"type": "json.JSONDataset", "filepath": f"data/{name}.json"}
-    for name in ("values", "result_a", "result_b")
+    "values": {"type": "json.JSONDataset", "filepath": "data/values.json"},
+    "result_a": {"type": "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset",
+                 "dataset": {"type": "json.JSONDataset", "filepath": "data/result_a.json"}},
+    "result_b": {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricsDataset"},
+    "classifier": {"type": "kedro_mlflow_runs.io.models.MlflowModelLoggerDataset", "flavor": "mlflow.sklearn"},
+    "predictions": {"type": "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset",
+                    "dataset": {"type": "json.JSONDataset", "filepath": "data/predictions.json"}},
 }
 
 PARAMETERS = {"data": {"n": 5}, "model": {"C": 2.0}, "a_only": 3, "b_only": 4}
@@ -63,6 +77,8 @@ def orchestrated(project_factory, mlflow_server):
 
 
 def test_three_processes_two_concurrent_log_into_one_open_run(orchestrated):
+    import json
+
     project, client, run_id, env = orchestrated
 
     first = kedro_run(project, "--nodes", "prep", env=env)
@@ -74,11 +90,18 @@ def test_three_processes_two_concurrent_log_into_one_open_run(orchestrated):
     ]
     outputs = [p.communicate(timeout=240)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    # a fourth process loads the model another process logged, through the server's artifact proxy
+    last = kedro_run(project, "--nodes", "evaluate", env=env)
+    assert last.returncode == 0, last.stdout[-2000:] + last.stderr[-3000:]
+    assert json.loads((project / "data" / "predictions.json").read_text()) == [0, 0, 0, 1, 1]
 
     run = client.get_run(run_id)
     assert run.info.status == "RUNNING"  # left open for the orchestrator
     assert run.data.params == {"data.n": "5", "model.C": "2.0", "a_only": "3", "b_only": "4"}
-    assert run.data.metrics == {"score_a": 20.0, "score_b": 10.0}
+    assert run.data.metrics == {"score_a": 20.0, "score_b": 10.0, "b": 20.0}
+    assert sorted(a.path for a in client.list_artifacts(run_id)) == ["predictions.json", "result_a.json"]
+    models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert [(m.name, m.source_run_id) for m in models] == [("classifier", run_id)]
     # no process created a run of its own
     runs = client.search_runs([run.info.experiment_id])
     assert [r.info.run_id for r in runs] == [run_id]
