@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,12 @@ def kedro_run(project: Path, *args: str, env: dict[str, str] | None = None, time
         text=True,
         timeout=timeout,
     )
+
+
+def wait_until_started(marker: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    """Wait for a node of ``proc`` (a ``kedro run`` subprocess) to write its ``started_marker``."""
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        assert proc.poll() is None, proc.stdout.read()[-3000:] if proc.stdout else "kedro run exited"
+        assert time.monotonic() < deadline, "the node never started"
+        time.sleep(0.1)

@@ -6,11 +6,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from conftest import all_runs
-from kedro_project import kedro_cmd, kedro_env, kedro_run
+from kedro_project import kedro_cmd, kedro_env, wait_until_started, kedro_run
 
 pytestmark = pytest.mark.slow
 
@@ -40,11 +39,7 @@ def test_signal_mid_node_ends_the_run_killed(project, client_for, tmp_path, sign
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "the node never started"
-            time.sleep(0.1)
+        wait_until_started(marker, proc)
         proc.send_signal(signum)
         output, _ = proc.communicate(timeout=60)
     finally:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 
 import pytest
 from flaky_proxy import FlakyProxy
-from kedro_project import kedro_cmd, kedro_env, kedro_run, run_session
+from kedro_project import kedro_cmd, kedro_env, wait_until_started, kedro_run, run_session
 
 from kedro_mlflow_runs import TrackingUnavailableError
 
@@ -70,41 +69,44 @@ def test_unreachable_server_fails_before_any_node_then_works_after_restart(proje
     assert run.info.status == "FINISHED"
 
 
-def _start_sleeping_run(project, marker, sleep):
-    return subprocess.Popen(
-        kedro_cmd("run", "--params", f"model.sleep={sleep},model.started_marker={marker}"),
+def _server_dies_during_a_node(project_factory, server, tmp_path, *, catalog, retries, backoff, back_at_once):
+    """`kedro run` in a subprocess; the server stops while the `train` node sleeps.
+
+    With ``back_at_once`` the server is restarted right away (within the retry window); else only
+    after the run has ended. Returns (project, experiment name, return code, flattened output).
+    """
+    exp = f"dies-{uuid.uuid4().hex[:8]}"
+    project = project_factory(
+        catalog=catalog,
+        mlflow_yml={"server": {"mlflow_tracking_uri": server.url, "http": {"max_retries": retries, "backoff_factor": backoff}},
+                    "tracking": {"experiment": {"name": exp}}},
+    )
+    marker = tmp_path / "started"
+    proc = subprocess.Popen(
+        kedro_cmd("run", "--params", f"model.sleep=2,model.started_marker={marker}"),
         cwd=project, env=kedro_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-
-
-def _wait_for(path, proc, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        assert time.monotonic() < deadline, "the node never started"
-        time.sleep(0.1)
+    try:
+        wait_until_started(marker, proc)
+        server.stop()
+        if back_at_once:
+            server.start()
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if not back_at_once:
+            server.start()
+    return project, exp, proc.returncode, " ".join(output.split())
 
 
 def test_server_back_within_the_retry_window_loses_nothing(project_factory, mlflow_server, tmp_path):
     from mlflow import MlflowClient
 
-    exp = f"blip-{uuid.uuid4().hex[:8]}"
-    project = project_factory(
-        catalog=JSON_CATALOG,
-        mlflow_yml={"server": {"mlflow_tracking_uri": mlflow_server.url, "http": {"max_retries": 8, "backoff_factor": 1}},
-                    "tracking": {"experiment": {"name": exp}}},
-    )
-    marker = tmp_path / "started"
-    proc = _start_sleeping_run(project, marker, sleep=2)
-    try:
-        _wait_for(marker, proc)
-        mlflow_server.stop()  # dies while the node runs ...
-        mlflow_server.start()  # ... and is back before the retries run out
-        output, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, output[-3000:]
+    project, exp, code, output = _server_dies_during_a_node(
+        project_factory, mlflow_server, tmp_path, catalog=JSON_CATALOG, retries=8, backoff=1, back_at_once=True)
+
+    assert code == 0, output[-3000:]
     (run,) = _experiment_runs(MlflowClient(mlflow_server.url), exp)
     assert run.info.status == "FINISHED"
     assert (project / "data" / "summary.json").exists()
@@ -113,31 +115,16 @@ def test_server_back_within_the_retry_window_loses_nothing(project_factory, mlfl
 def test_server_gone_for_good_keeps_local_outputs_and_names_the_failed_call(project_factory, mlflow_server, tmp_path):
     from mlflow import MlflowClient
 
-    exp = f"gone-{uuid.uuid4().hex[:8]}"
     catalog = {**JSON_CATALOG, "result": {"type": "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset",
                                           "dataset": {"type": "json.JSONDataset", "filepath": "data/result.json"}}}
-    project = project_factory(
-        catalog=catalog,
-        mlflow_yml={"server": {"mlflow_tracking_uri": mlflow_server.url, "http": {"max_retries": 1, "backoff_factor": 0}},
-                    "tracking": {"experiment": {"name": exp}}},
-    )
-    marker = tmp_path / "started"
-    proc = _start_sleeping_run(project, marker, sleep=2)
-    try:
-        _wait_for(marker, proc)
-        mlflow_server.stop()
-        output, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        mlflow_server.start()
+    project, exp, code, output = _server_dies_during_a_node(
+        project_factory, mlflow_server, tmp_path, catalog=catalog, retries=1, backoff=0, back_at_once=False)
 
-    assert proc.returncode != 0
-    flat = " ".join(output.split())
+    assert code != 0
     # the error names the dataset, the call that failed, the server, and where the output is kept
-    assert "MlflowArtifactDataset" in flat and "result" in flat
-    assert f"127.0.0.1:{mlflow_server.port}" in flat
-    assert "The local file is kept at" in flat
+    assert "MlflowArtifactDataset" in output and "result" in output
+    assert f"127.0.0.1:{mlflow_server.port}" in output
+    assert "The local file is kept at" in output
     for name in ("values", "result"):  # every output a node produced is on disk
         assert (project / "data" / f"{name}.json").exists(), name
     assert not (project / "data" / "summary.json").exists()  # the run stopped at the failed logging
@@ -146,25 +133,11 @@ def test_server_gone_for_good_keeps_local_outputs_and_names_the_failed_call(proj
 
 
 def test_server_gone_at_the_end_names_the_failed_call(project_factory, mlflow_server, tmp_path):
-    exp = f"gone-end-{uuid.uuid4().hex[:8]}"
-    project = project_factory(
-        catalog=JSON_CATALOG,
-        mlflow_yml={"server": {"mlflow_tracking_uri": mlflow_server.url, "http": {"max_retries": 1, "backoff_factor": 0}},
-                    "tracking": {"experiment": {"name": exp}}},
-    )
-    marker = tmp_path / "started"
-    proc = _start_sleeping_run(project, marker, sleep=2)
-    try:
-        _wait_for(marker, proc)
-        mlflow_server.stop()
-        output, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        mlflow_server.start()
-    assert proc.returncode != 0
-    flat = " ".join(output.split())
-    assert "TrackingUnavailableError" in flat and "Could not end run" in flat
+    project, _, code, output = _server_dies_during_a_node(
+        project_factory, mlflow_server, tmp_path, catalog=JSON_CATALOG, retries=1, backoff=0, back_at_once=False)
+
+    assert code != 0
+    assert "TrackingUnavailableError" in output and "Could not end run" in output
     for name in ("values", "result", "summary"):  # every node output is on disk
         assert (project / "data" / f"{name}.json").exists(), name
 
