@@ -397,14 +397,18 @@ def load_config(context: Any) -> MlflowConfig:
     )
 
 
-def export_credentials(config: MlflowConfig, context: Any) -> None:
-    """Put the credentials entry named by ``server.credentials`` into the environment.
+def credentials_env(config: MlflowConfig, context: Any) -> dict[str, str]:
+    """The environment variables of the credentials entry named by ``server.credentials``.
 
-    MLflow reads ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``, ``AWS_*`` and the like from there.
-    Values are never logged, nor stored on the config.
+    MLflow reads ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``, ``AWS_*`` and the like from the
+    environment; the hooks set these for the duration of the run only. Values are never logged,
+    nor stored on the config.
+
+    Raises:
+        ConfigError: ``server.credentials`` names an entry credentials.yml does not have.
     """
     if not config.credentials:
-        return
+        return {}
     try:
         creds = context.config_loader["credentials"]
     except Exception:
@@ -416,6 +420,4 @@ def export_credentials(config: MlflowConfig, context: Any) -> None:
             f"credentials.yml has no such entry (a mapping of environment variable names to "
             f"values). Add it to conf/local/credentials.yml or remove the key."
         )
-    for key, value in entry.items():
-        if value is not None:
-            os.environ[str(key)] = str(value)
+    return {str(key): str(value) for key, value in entry.items() if value is not None}

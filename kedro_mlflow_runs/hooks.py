@@ -22,7 +22,7 @@ from kedro.framework.hooks import hook_impl
 
 from . import __version__
 from ._signals import SignalGuard
-from .config import MlflowConfig, build_config, export_credentials, load_config, redact_uri
+from .config import MlflowConfig, build_config, credentials_env, load_config, redact_uri
 from .context import (
     RunContext,
     RunState,
@@ -43,7 +43,7 @@ _by_kedro_run: dict[str, RunContext] = {}
 _guards: dict[str, SignalGuard] = {}
 _env_restore: dict[str, dict[str, str | None]] = {}
 _registry_lock = threading.RLock()
-_pending = threading.local()  # the config loaded by after_context_created in this thread
+_pending = threading.local()  # (context, config, credentials) loaded by after_context_created in this thread
 _atexit_registered = False
 
 
@@ -162,14 +162,14 @@ class MlflowRunsHooks:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        """Read and validate mlflow.yml; export ``server.credentials`` to the environment."""
+        """Read and validate mlflow.yml and the ``server.credentials`` entry it names."""
         cached = getattr(_pending, "value", None)
         if cached is not None and cached[0] is context:
             return
         config = load_config(context)
-        export_credentials(config, context)
+        credentials = credentials_env(config, context)
         remember_project_config(config)
-        _pending.value = (context, config)
+        _pending.value = (context, config, credentials)
 
     # -- pipeline -----------------------------------------------------------------------
 
@@ -180,7 +180,7 @@ class MlflowRunsHooks:
         with _registry_lock:
             if kedro_run_id in _by_kedro_run:  # a second registered instance
                 return
-            config = self._config_for(run_params)
+            config, credentials = self._config_for(run_params)
             ctx = RunContext(config, kedro_run_id=kedro_run_id)
             _by_kedro_run[kedro_run_id] = ctx
         self._close_stale(kedro_run_id)
@@ -191,7 +191,8 @@ class MlflowRunsHooks:
             ctx.disable()
             logger.info("MLflow tracking is disabled for pipeline(s) %s.", run_params.get("pipeline_names") or ["__default__"])
             return
-        _env_restore[kedro_run_id] = _set_env(config.http_env)  # bounded HTTP retries
+        # for this run only: bounded HTTP retries, and the credentials MLflow reads from the environment
+        _env_restore[kedro_run_id] = _set_env({**config.http_env, **credentials})
         try:
             names = run_params.get("pipeline_names") or ["__default__"]
             ctx.start(run_name=",".join(names), tags=run_tags(run_params, config), publish=True)
@@ -273,14 +274,16 @@ class MlflowRunsHooks:
         return ctx
 
     @staticmethod
-    def _config_for(run_params: Mapping[str, Any]) -> MlflowConfig:
+    def _config_for(run_params: Mapping[str, Any]) -> tuple[MlflowConfig, dict[str, str]]:
+        """The config (and credentials) after_context_created loaded for this run."""
         cached = getattr(_pending, "value", None)
         _pending.value = None
         if cached is not None:
-            return cached[1]
+            return cached[1], cached[2]
         from kedro.framework.project import PACKAGE_NAME
 
-        return build_config({}, project_path=run_params.get("project_path") or ".", package_name=PACKAGE_NAME)
+        path = run_params.get("project_path") or "."
+        return build_config({}, project_path=path, package_name=PACKAGE_NAME), {}
 
     @staticmethod
     def _close_stale(current: str) -> None:

@@ -319,18 +319,34 @@ def test_many_params_are_sent_in_batches(project_factory, client_for, mocker):
     assert all(len(c.kwargs["params"]) + len(c.kwargs.get("tags") or []) <= 100 for c in spy.call_args_list)
 
 
-def test_credentials_are_exported_but_never_logged(project_factory, client_for):
+CREDS_REGISTRY = """
+import os
+from kedro.pipeline import node, pipeline
+
+
+def read_env(data):
+    return {"seen": os.environ.get("KMR_TEST_SECRET")}
+
+
+def register_pipelines():
+    return {"__default__": pipeline([node(read_env, "params:data", "seen", name="read_env")])}
+"""
+
+
+def test_credentials_are_exported_for_the_run_only_and_never_logged(project_factory, client_for):
+    import json
     import os
 
     project = project_factory(
         mlflow_yml={"server": {"credentials": "mlflow_creds"}},
+        registry=CREDS_REGISTRY,
+        catalog={"seen": {"type": "json.JSONDataset", "filepath": "data/seen.json"}},
         local_files={"conf/local/credentials.yml": "mlflow_creds:\n  KMR_TEST_SECRET: s3cr3t-value\n"},
     )
-    try:
-        run_session(project)
-        assert os.environ["KMR_TEST_SECRET"] == "s3cr3t-value"
-    finally:
-        os.environ.pop("KMR_TEST_SECRET", None)
+    run_session(project)
+
+    assert json.loads((project / "data" / "seen.json").read_text()) == {"seen": "s3cr3t-value"}
+    assert "KMR_TEST_SECRET" not in os.environ  # gone after the run: nothing leaks into the next
     (run,) = all_runs(client_for(project))
     everything = {**run.data.params, **run.data.tags}
     assert not any("s3cr3t" in str(v) for v in everything.values())
