@@ -58,14 +58,20 @@ def mlflow_commands() -> None:
 
 
 def _project_config(env: str | None):  # type: ignore[no-untyped-def]
+    """The project's validated mlflow.yml, with its ``server.credentials`` set in this process's environment."""
+    import os
+
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from .config import load_config
+    from .config import credentials_env, load_config
 
     metadata = bootstrap_project(Path.cwd())
     with KedroSession.create(project_path=metadata.project_path, env=env) as session:
-        return load_config(session.load_context())
+        context = session.load_context()
+        config = load_config(context)
+        os.environ.update(credentials_env(config, context))  # a short-lived CLI process
+        return config
 
 
 @mlflow_commands.command(name="init")
