@@ -8,7 +8,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .config import MlflowConfig, build_config, load_config
-from .context import Ownership, RunContext, RunHandle, RunState, active_contexts, current_run_context
+from .context import (
+    Ownership,
+    RunContext,
+    RunHandle,
+    RunState,
+    active_contexts,
+    current_run_context,
+)
 from .errors import (
     ConfigError,
     DatasetRunNotFoundError,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from .config import safe_cause
+
 TEMPLATE = """\
 # kedro-mlflow-runs configuration. Every key is optional; delete what you do not need.
 # Reference: docs/mlflow_yml.md of kedro-mlflow-runs.
@@ -131,5 +133,5 @@ def close_run(run_id: str | None, status: str, env: str | None) -> None:
             click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {status.upper()} anyway.")
         tracker.set_terminated(run_id, status.upper())
     except KedroMlflowRunsError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(str(exc)) from safe_cause(exc)
     click.echo(f"Ended MLflow run {run_id} as {status.upper()} in {config.redacted_tracking_uri}.")

@@ -113,6 +113,19 @@ class MlflowConfig:
         return bool(self.disabled_pipelines) and all(n in self.disabled_pipelines for n in names)
 
     @property
+    def artifact_location(self) -> str | None:
+        """Where a new experiment of a local sqlite store keeps artifacts: ``<db dir>/mlartifacts``.
+
+        None for other stores (a server decides; a file store keeps them inside).
+        """
+        if not self.tracking_uri.startswith("sqlite:///"):
+            return None
+        db = self.tracking_uri[len("sqlite:///") :].partition("?")[0]
+        if not db or db == ":memory:":
+            return None
+        return (Path(db).parent / "mlartifacts").as_uri()
+
+    @property
     def redacted_tracking_uri(self) -> str:
         """The tracking URI with any password replaced by ``***``."""
         return redact_uri(self.tracking_uri)
@@ -129,6 +142,20 @@ def redact_uri(text: str | None) -> str:
     if not text:
         return str(text)
     return _USERINFO_PASSWORD.sub(r"\1***@", text)
+
+
+def safe_cause(exc: BaseException) -> BaseException | None:
+    """``exc`` when it may be chained to an error we raise; None when its text (or that of an
+    exception it chains) holds a password, so that ``raise ... from safe_cause(exc)`` never prints one."""
+    seen: BaseException | None = exc
+    depth = 0
+    while seen is not None and depth < 20:
+        text = f"{seen!s} {seen!r}"
+        if redact_uri(text) != text:
+            return None
+        seen = seen.__cause__ or seen.__context__
+        depth += 1
+    return exc
 
 
 def default_tracking_uri(project_path: Path) -> str:

@@ -29,7 +29,13 @@ from typing import Any
 from .config import MlflowConfig, redact_uri
 from .errors import RunStateError, TrackingError
 from .params import MAX_TAG_VALUE_LENGTH, split_long_values, to_mlflow_params
-from .tracking import FluentBinding, Tracker, bind_fluent, check_param_conflicts, unbind_fluent
+from .tracking import (
+    StackEntry,
+    Tracker,
+    check_param_conflicts,
+    push_active_run,
+    remove_active_run,
+)
 
 __all__ = [
     "HANDLE_ENV_VAR",
@@ -161,24 +167,27 @@ _env_attached: dict[tuple[int, str], RunContext] = {}
 
 
 _project_config = threading.local()
+_last_project_config: MlflowConfig | None = None
 
 
 def remember_project_config(config: MlflowConfig) -> None:
-    """Record the config of the Kedro project loaded in this thread (for :func:`store_uris`)."""
+    """Record the config of the Kedro project just loaded (for :func:`store_uris`)."""
+    global _last_project_config
     _project_config.value = config
+    _last_project_config = config
 
 
-def store_uris() -> tuple[str, str | None]:
+def store_uris(kedro_run_id: str | None = None) -> tuple[str, str | None]:
     """``(tracking_uri, registry_uri)`` a dataset should use.
 
     The active run's store; else the store configured for the Kedro project loaded in this
-    thread (tracking disabled, or a catalog used outside a run); else MLflow's own default
-    (``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``).
+    thread, or else in this process (tracking disabled, a catalog used outside a run, a runner's
+    worker thread); else MLflow's own default (``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``).
     """
-    ctx = current_run_context()
+    ctx = current_run_context(kedro_run_id)
     if ctx is not None:
         return ctx.handle.tracking_uri, ctx.handle.registry_uri
-    config = getattr(_project_config, "value", None)
+    config = getattr(_project_config, "value", None) or _last_project_config
     if config is not None:
         return config.tracking_uri, config.registry_uri
     import mlflow
@@ -186,23 +195,30 @@ def store_uris() -> tuple[str, str | None]:
     return mlflow.get_tracking_uri(), None
 
 
-def current_run_context() -> RunContext | None:
+def current_run_context(kedro_run_id: str | None = None) -> RunContext | None:
     """The RunContext of the Kedro run in progress, or None when no run is active.
 
-    When runs are active in several threads, the one started in the calling thread wins,
-    else the most recent one. In a worker process that has no context of its own (spawned by
-    ParallelRunner or a custom runner), this is an ATTACHED context for the handle its parent
-    published in ``KEDRO_MLFLOW_RUNS_HANDLE``.
+    Args:
+        kedro_run_id: the Kedro run asking (datasets know theirs): only its context answers.
+            Without it, when runs are active in several threads, the one started in the calling
+            thread wins, else the most recent one.
+
+    In a worker process that has no context of its own (spawned by ParallelRunner or a custom
+    runner), this is an ATTACHED context for the handle its parent published in
+    ``KEDRO_MLFLOW_RUNS_HANDLE``.
     """
     with _active_lock:
-        if _active:
+        candidates = [c for c in _active if kedro_run_id is None or c.kedro_run_id == kedro_run_id]
+        if candidates:
             me = threading.get_ident()
-            for ctx in reversed(_active):
+            for ctx in reversed(candidates):
                 if ctx._thread == me:
                     return ctx
-            return _active[-1]
+            return candidates[-1]
+        if _active and kedro_run_id is None:
+            return None
         handle = handle_from_env()
-        if handle is None:
+        if handle is None or (kedro_run_id is not None and handle.kedro_run_id != kedro_run_id):
             return None
         key = (os.getpid(), handle.run_id)
         ctx = _env_attached.get(key)
@@ -210,6 +226,65 @@ def current_run_context() -> RunContext | None:
             ctx = RunContext.attach(handle, register=False)
             _env_attached[key] = ctx
         return ctx
+
+
+# --- publication: which run MLflow's process-wide state points at -----------------------------
+# A started context can be *published*: MLflow's global tracking/registry URIs, its handle in
+# KEDRO_MLFLOW_RUNS_HANDLE and extra environment variables (HTTP retries, credentials) are set
+# for it. Contexts may end in any order (sessions in several threads), so the state is always
+# re-derived from the newest publication still active, or from what was there before the first.
+
+_publications: list[RunContext] = []
+_baseline_globals: dict[str, Any] | None = None
+_baseline_env: dict[str, str | None] = {}
+
+
+def _apply_environment(env: Mapping[str, str | None]) -> None:
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _publish(ctx: RunContext) -> None:
+    """Add ``ctx`` as the newest publication (its environment applies at once, its run once started)."""
+    from .tracking import mlflow_globals
+
+    global _baseline_globals
+    with _active_lock:
+        if not _publications:
+            _baseline_globals = mlflow_globals()
+            _baseline_env.clear()
+        for name in (HANDLE_ENV_VAR, *ctx._environment):
+            _baseline_env.setdefault(name, os.environ.get(name))
+        _publications.append(ctx)
+        _refresh_publication()
+
+
+def _unpublish(ctx: RunContext) -> None:
+    with _active_lock:
+        if ctx in _publications:
+            _publications.remove(ctx)
+            _refresh_publication()
+
+
+def _refresh_publication() -> None:
+    """Derive MLflow's globals and the environment from the newest publication, or the baseline."""
+    from .tracking import set_mlflow_globals
+
+    with _active_lock:
+        _apply_environment(_baseline_env)
+        if _publications:
+            newest = _publications[-1]
+            env: dict[str, str | None] = dict(newest._environment)
+            if newest._handle is not None:
+                set_mlflow_globals(newest._handle.tracking_uri, newest._handle.registry_uri)
+                env[HANDLE_ENV_VAR] = newest._handle.to_json()
+            _apply_environment(env)
+        elif _baseline_globals is not None:
+            g = _baseline_globals
+            set_mlflow_globals(g["tracking_uri"], g["registry_uri"], g["env"])
 
 
 class RunContext:
@@ -233,7 +308,7 @@ class RunContext:
         self._ownership: Ownership | None = None
         self._handle: RunHandle | None = None
         self._lock = threading.RLock()
-        self._fluent: FluentBinding | None = None
+        self._stack_entry: StackEntry | None = None  # on the starting thread's MLflow stack
         self._thread: int | None = None
         self._tracker: Tracker | None = None
         self._logged_params: dict[str, str] = {}
@@ -241,7 +316,7 @@ class RunContext:
         self._error_node: str | None = None
         self._pid = os.getpid()
         self._run: Any = None  # the mlflow Run entity, for MLflow's fluent stack
-        self._published: tuple[bool, str | None] | None = None  # (was set, previous value)
+        self._environment: dict[str, str] = {}  # set while published
         self._thread_bindings = threading.local()
         self._entered_bound = False
 
@@ -307,6 +382,7 @@ class RunContext:
         run_name: str | None = None,
         tags: Mapping[str, str] | None = None,
         publish: bool = False,
+        environment: Mapping[str, str] | None = None,
     ) -> RunHandle:
         """IDLE -> ACTIVE: attach to the configured run id, or create a new run.
 
@@ -314,8 +390,11 @@ class RunContext:
             run_name: name of a new run (``tracking.run.name`` wins when set).
             tags: tags to set on the run (new or attached).
             publish: make it this process's run: MLflow's active run in this thread (so
-                ``mlflow.log_metric`` in user code lands in it) and its handle exported in
-                ``KEDRO_MLFLOW_RUNS_HANDLE`` for child processes. Undone by :meth:`end`.
+                ``mlflow.log_metric`` in user code lands in it), MLflow's global tracking and
+                registry URIs, and its handle in ``KEDRO_MLFLOW_RUNS_HANDLE`` for child
+                processes. Undone by :meth:`end`, whatever order contexts end in.
+            environment: environment variables to set while published (HTTP retry settings,
+                credentials), restored afterwards.
 
         Raises:
             RunNotFoundError: the run id to attach to does not exist; nothing was started.
@@ -324,34 +403,15 @@ class RunContext:
         with self._lock:
             self._check(RunState.ACTIVE, "start a run")
             cfg = self.config
-            tracker = self.tracker
-            all_tags = {**cfg.run_tags, **(tags or {})}
-            if self.kedro_run_id:
-                all_tags.setdefault(TAG_KEDRO_RUN_ID, self.kedro_run_id)
-            if cfg.run_id:
-                run = tracker.get_run(cfg.run_id, source=cfg.run_id_source)
-                ownership = Ownership.ATTACHED
-                if all_tags:
-                    tracker.log_batch(run.info.run_id, tags=_clip_tags(all_tags), what="tag")
-                self._logged_params = dict(run.data.params)
-            else:
-                artifact_location = None
-                if cfg.default_store and cfg.project_path:
-                    from pathlib import Path
-
-                    artifact_location = (Path(cfg.project_path) / "mlartifacts").resolve().as_uri()
-                experiment_id = tracker.ensure_experiment(
-                    cfg.experiment_name,
-                    artifact_location=artifact_location,
-                    restore_if_deleted=cfg.restore_if_deleted,
-                )
-                parent = _fluent_parent() if cfg.nested else None
-                if parent:
-                    all_tags["mlflow.parentRunId"] = parent
-                run = tracker.create_run(
-                    experiment_id, run_name=cfg.run_name or run_name, tags=_clip_tags(all_tags)
-                )
-                ownership = Ownership.OWNED
+            if publish:  # before the first request: it may need the credentials or retry settings
+                self._environment = dict(environment or {})
+                _publish(self)
+            try:
+                run, ownership = self._open_run(run_name, tags)
+            except BaseException:
+                if publish:
+                    _unpublish(self)
+                raise
             self._handle = RunHandle(
                 run_id=run.info.run_id,
                 tracking_uri=cfg.tracking_uri,
@@ -364,12 +424,11 @@ class RunContext:
             self._state = RunState.ACTIVE
             self._thread = threading.get_ident()
             self._pid = os.getpid()
-            if publish:
-                self._fluent = bind_fluent(run, cfg.tracking_uri, cfg.registry_uri)
-                self._published = (HANDLE_ENV_VAR in os.environ, os.environ.get(HANDLE_ENV_VAR))
-                os.environ[HANDLE_ENV_VAR] = self._handle.to_json()
             with _active_lock:
                 _active.append(self)
+                if publish:
+                    _refresh_publication()
+                    self._stack_entry = push_active_run(run)
             logger.info(
                 "%s MLflow run %s (experiment %s) in %s",
                 "Started" if ownership is Ownership.OWNED else "Attached to",
@@ -378,6 +437,34 @@ class RunContext:
                 redact_uri(cfg.tracking_uri),
             )
             return self._handle
+
+    def _open_run(self, run_name: str | None, tags: Mapping[str, str] | None) -> tuple[Any, Ownership]:
+        """Attach to the configured run, or create one; no state changes here."""
+        cfg = self.config
+        tracker = self.tracker
+        all_tags = {**cfg.run_tags, **(tags or {})}
+        if self.kedro_run_id:
+            all_tags.setdefault(TAG_KEDRO_RUN_ID, self.kedro_run_id)
+        if cfg.run_id:
+            run = tracker.get_run(cfg.run_id, source=cfg.run_id_source)
+            ownership = Ownership.ATTACHED
+            if all_tags:
+                tracker.log_batch(run.info.run_id, tags=_clip_tags(all_tags), what="tag")
+            self._logged_params = dict(run.data.params)
+        else:
+            experiment_id = tracker.ensure_experiment(
+                cfg.experiment_name,
+                artifact_location=cfg.artifact_location,
+                restore_if_deleted=cfg.restore_if_deleted,
+            )
+            parent = _fluent_parent() if cfg.nested else None
+            if parent:
+                all_tags["mlflow.parentRunId"] = parent
+            run = tracker.create_run(
+                experiment_id, run_name=cfg.run_name or run_name, tags=_clip_tags(all_tags)
+            )
+            ownership = Ownership.OWNED
+        return run, ownership
 
     @classmethod
     def attach(cls, handle: RunHandle, config: MlflowConfig | None = None, *, register: bool = True) -> RunContext:
@@ -410,7 +497,7 @@ class RunContext:
         return ctx
 
     def __enter__(self) -> RunContext:
-        """Start an IDLE context (published: see :meth:`start`), and bind the run to this thread.
+        """Start an IDLE context, or publish an attached one (see :meth:`start`), and bind the run to this thread.
 
         Leaving the ``with`` block ends the context with the block's outcome: FINISHED, FAILED
         for an ``Exception``, KILLED for ``KeyboardInterrupt``/``SystemExit``. An ATTACHED
@@ -418,6 +505,10 @@ class RunContext:
         """
         if self._state is RunState.IDLE:
             self.start(publish=True)
+        elif self.is_active:  # attached from a handle: point this process's MLflow at the run
+            with _active_lock:
+                if self not in _publications:
+                    _publish(self)
         self._entered_bound = self.bind_thread()
         return self
 
@@ -498,18 +589,11 @@ class RunContext:
                 raise TrackingError(f"Could not end MLflow run {handle.run_id}: {first}") from first
 
     def _unpublish(self) -> None:
-        if self._published is not None:
-            was_set, previous = self._published
-            self._published = None
-            if was_set and previous is not None:
-                os.environ[HANDLE_ENV_VAR] = previous
-            else:
-                os.environ.pop(HANDLE_ENV_VAR, None)
-        if self._fluent is not None:
-            try:
-                unbind_fluent(self._fluent)
-            finally:
-                self._fluent = None
+        try:
+            remove_active_run(self._stack_entry)
+        finally:
+            self._stack_entry = None
+            _unpublish(self)
 
     # -- threads ----------------------------------------------------------------------------
 
@@ -525,14 +609,11 @@ class RunContext:
             from .tracking import run_entity
 
             self._run = run_entity(handle.run_id, handle.experiment_id)
-        import mlflow
-
         from .tracking import fluent_active_run_id
 
         if fluent_active_run_id() == handle.run_id:
             return False
-        set_uris = mlflow.get_tracking_uri() != handle.tracking_uri
-        binding = bind_fluent(self._run, handle.tracking_uri, handle.registry_uri, set_uris=set_uris)
+        binding = push_active_run(self._run)
         stack = getattr(self._thread_bindings, "stack", None)
         if stack is None:
             stack = self._thread_bindings.stack = []
@@ -543,7 +624,7 @@ class RunContext:
         """Undo the latest :meth:`bind_thread` of the calling thread."""
         stack = getattr(self._thread_bindings, "stack", None)
         if stack:
-            unbind_fluent(stack.pop())
+            remove_active_run(stack.pop())
 
     # -- logging --------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ plugin's own is active is harmless: all instances share one RunContext per Kedro
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import re
@@ -41,7 +42,7 @@ if _package_logger.level == logging.NOTSET:  # show where the run is, like Kedro
 # State shared by every hook instance, so that two registered instances act as one.
 _by_kedro_run: dict[str, RunContext] = {}
 _guards: dict[str, SignalGuard] = {}
-_env_restore: dict[str, dict[str, str | None]] = {}
+_disabled_env: dict[str, dict[str, str | None]] = {}  # environment set for runs with tracking disabled
 _registry_lock = threading.RLock()
 _pending = threading.local()  # (context, config, credentials) loaded by after_context_created in this thread
 _atexit_registered = False
@@ -155,6 +156,46 @@ def _context_for(kedro_run_id: str) -> RunContext | None:
     return ctx if ctx is not None and ctx.is_active else None
 
 
+def _end_interrupted(kedro_run_id: str, exc: BaseException) -> None:
+    ctx = _by_kedro_run.get(kedro_run_id)
+    if ctx is not None and ctx.is_active:
+        logger.warning("%s ended Kedro run %s: ending MLflow run %s as KILLED.", type(exc).__name__,
+                       kedro_run_id, ctx.run_id)
+        MlflowRunsHooks._finish(ctx, RunState.KILLED, RunInterruptedError(f"{type(exc).__name__} ended the Kedro run"))
+
+
+def _guard_session_run() -> None:
+    """Make ``KedroSession.run`` end its run KILLED when a non-``Exception`` escapes it.
+
+    ``SystemExit`` or a ``KeyboardInterrupt`` raised by node code (not by a signal: the signal
+    guard handles those) reaches no Kedro hook. Without this, an in-process session (a notebook,
+    a worker that runs sessions) would leave the run RUNNING and published until the next
+    session in the thread or the end of the process. Installed once, when the hooks load.
+    """
+    try:
+        from kedro.framework.session.session import KedroSession
+    except ImportError:  # pragma: no cover
+        return
+    original = KedroSession.run
+    if getattr(original, "_kedro_mlflow_runs_guard", False):
+        return
+
+    @functools.wraps(original)
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                try:
+                    _end_interrupted(str(self.session_id), exc)
+                except Exception:  # keep the original exception in front
+                    logger.exception("Could not end the MLflow run of Kedro run %s", self.session_id)
+            raise
+
+    run._kedro_mlflow_runs_guard = True  # type: ignore[attr-defined]
+    KedroSession.run = run  # type: ignore[method-assign]
+
+
 class MlflowRunsHooks:
     """Opens, attaches, and closes the MLflow run of each ``kedro run``."""
 
@@ -171,6 +212,21 @@ class MlflowRunsHooks:
         remember_project_config(config)
         _pending.value = (context, config, credentials)
 
+    @hook_impl
+    def after_catalog_created(self, catalog: Any, conf_catalog: dict[str, Any]) -> None:
+        """Tell this plugin's datasets their catalog entry names as soon as the catalog exists.
+
+        So ``session.load_context().catalog`` in a notebook loads ``my_model`` under the same
+        default name ``kedro run`` logged it with. Only entries whose type is one of ours are
+        touched (no other dataset is built early).
+        """
+        from .io._naming import name_datasets  # no mlflow import
+
+        ours = [name for name, entry in (conf_catalog or {}).items()
+                if "{" not in name and "kedro_mlflow_runs" in repr(entry)]
+        if ours:
+            name_datasets(catalog, ours)
+
     # -- pipeline -----------------------------------------------------------------------
 
     @hook_impl
@@ -186,19 +242,21 @@ class MlflowRunsHooks:
         self._close_stale(kedro_run_id)
         from .io._naming import name_datasets  # no mlflow import
 
-        name_datasets(catalog, sorted(pipeline.datasets()))  # default model names, metric keys
+        # default model names and metric keys, and which Kedro run the datasets belong to
+        name_datasets(catalog, sorted(pipeline.datasets()), kedro_run_id=kedro_run_id)
+        # for this run only: bounded HTTP retries, and the credentials MLflow reads from the environment
+        environment = {**config.http_env, **credentials}
         if config.tracking_disabled_for(run_params.get("pipeline_names")):
             ctx.disable()
+            _disabled_env[kedro_run_id] = _set_env(environment)  # datasets with a run_id still read MLflow
             logger.info("MLflow tracking is disabled for pipeline(s) %s.", run_params.get("pipeline_names") or ["__default__"])
             return
-        # for this run only: bounded HTTP retries, and the credentials MLflow reads from the environment
-        _env_restore[kedro_run_id] = _set_env({**config.http_env, **credentials})
         try:
             names = run_params.get("pipeline_names") or ["__default__"]
-            ctx.start(run_name=",".join(names), tags=run_tags(run_params, config), publish=True)
+            ctx.start(run_name=",".join(names), tags=run_tags(run_params, config), publish=True,
+                      environment=environment)
         except BaseException:
             _by_kedro_run.pop(kedro_run_id, None)
-            _restore_env(_env_restore.pop(kedro_run_id, {}))
             raise
         _ensure_atexit()
         guard = SignalGuard(lambda signum: self._interrupted(ctx, signum))
@@ -270,6 +328,7 @@ class MlflowRunsHooks:
         ctx = _by_kedro_run.get(key)
         if ctx is not None and not ctx.is_active:
             _by_kedro_run.pop(key, None)
+            _restore_env(_disabled_env.pop(key, {}))
             return None
         return ctx
 
@@ -311,7 +370,6 @@ class MlflowRunsHooks:
             if guard is not None:
                 guard.restore()
             _by_kedro_run.pop(key, None)
-            _restore_env(_env_restore.pop(key, {}))
 
     @staticmethod
     def _interrupted(ctx: RunContext, signum: int) -> None:
@@ -321,5 +379,13 @@ class MlflowRunsHooks:
             MlflowRunsHooks._finish(ctx, RunState.KILLED, RunInterruptedError(f"{name} received"))
 
 
-#: The instance the ``kedro.hooks`` entry point registers.
+_guard_session_run()
+
+#: The instance the ``kedro.hooks`` entry point registers. Private: listing it in
+#: ``settings.HOOKS`` as well would make pluggy refuse one object under two names.
+_entry_point_hooks = MlflowRunsHooks()
+
+#: An instance for ``settings.HOOKS`` (any other ``MlflowRunsHooks()`` works the same): all
+#: instances share one RunContext per Kedro run, so registering it besides the entry point's
+#: own instance still gives one run.
 plugin_hooks = MlflowRunsHooks()

@@ -2,8 +2,9 @@
 
 MLflow is imported lazily (it costs over a second), every call names its run explicitly
 through :class:`mlflow.MlflowClient`, and batches respect MLflow's request limits.
-The fluent active-run stack is touched only by :func:`bind_fluent` / :func:`unbind_fluent`, so
-that user code calling ``mlflow.log_metric`` in the session thread lands in our run.
+MLflow's fluent state (the per-thread active-run stack, the global tracking/registry URIs) is
+changed only through the helpers at the end of this module, so that user code calling
+``mlflow.log_metric`` in a node lands in our run.
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import redact_uri
-from .errors import ParameterError, RunNotFoundError, TrackingError, TrackingUnavailableError
+from .config import redact_uri, safe_cause
+from .errors import (
+    ParameterError,
+    RunNotFoundError,
+    TrackingError,
+    TrackingUnavailableError,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -115,10 +121,10 @@ class Tracker:
             raise
         except Exception as exc:
             if _is_unreachable(exc):
-                raise self._unavailable(f"get or create experiment '{name}'", exc) from exc
+                raise self._unavailable(f"get or create experiment '{name}'", exc) from safe_cause(exc)
             raise TrackingError(
                 f"Could not get or create experiment '{name}' in {redact_uri(self.tracking_uri)}: {redact_uri(str(exc))}"
-            ) from exc
+            ) from safe_cause(exc)
 
     def create_run(
         self, experiment_id: str, *, run_name: str | None, tags: Mapping[str, str]
@@ -127,8 +133,8 @@ class Tracker:
             return self.client.create_run(experiment_id, tags=dict(tags), run_name=run_name)
         except Exception as exc:
             if _is_unreachable(exc):
-                raise self._unavailable("create a run", exc) from exc
-            raise TrackingError(f"Could not create an MLflow run: {redact_uri(str(exc))}") from exc
+                raise self._unavailable("create a run", exc) from safe_cause(exc)
+            raise TrackingError(f"Could not create an MLflow run: {redact_uri(str(exc))}") from safe_cause(exc)
 
     def get_run(self, run_id: str, *, source: str | None = None) -> Run:
         """The run ``run_id``; :class:`RunNotFoundError` when the store does not have it."""
@@ -140,10 +146,10 @@ class Tracker:
                     f"MLflow run '{run_id}'{f' (from {source})' if source else ''} does not exist in "
                     f"{redact_uri(self.tracking_uri)}. Check the id and the tracking URI, or unset "
                     f"it to start a new run."
-                ) from exc
+                ) from safe_cause(exc)
             if _is_unreachable(exc):
-                raise self._unavailable(f"look up run '{run_id}'", exc) from exc
-            raise TrackingError(f"Could not look up MLflow run '{run_id}': {redact_uri(str(exc))}") from exc
+                raise self._unavailable(f"look up run '{run_id}'", exc) from safe_cause(exc)
+            raise TrackingError(f"Could not look up MLflow run '{run_id}': {redact_uri(str(exc))}") from safe_cause(exc)
         if run.info.lifecycle_stage == "deleted":
             raise RunNotFoundError(
                 f"MLflow run '{run_id}'{f' (from {source})' if source else ''} is deleted in "
@@ -182,18 +188,18 @@ class Tracker:
                     f"MLflow run '{run_id}' already has some of these parameters with a different "
                     f"value (another process logged them first): {redact_uri(str(exc))[:1000]}. "
                     f"Give the processes sharing this run the same parameters, or start a new run."
-                ) from exc
+                ) from safe_cause(exc)
             if _is_unreachable(exc):
-                raise self._unavailable(f"{what} run '{run_id}'", exc) from exc
-            raise TrackingError(f"Could not {what} MLflow run '{run_id}': {redact_uri(str(exc))}") from exc
+                raise self._unavailable(f"{what} run '{run_id}'", exc) from safe_cause(exc)
+            raise TrackingError(f"Could not {what} MLflow run '{run_id}': {redact_uri(str(exc))}") from safe_cause(exc)
 
     def set_terminated(self, run_id: str, status: str) -> None:
         try:
             self.client.set_terminated(run_id, status)
         except Exception as exc:
             if _is_unreachable(exc):
-                raise self._unavailable(f"end run '{run_id}' as {status}", exc) from exc
-            raise TrackingError(f"Could not end MLflow run '{run_id}' as {status}: {redact_uri(str(exc))}") from exc
+                raise self._unavailable(f"end run '{run_id}' as {status}", exc) from safe_cause(exc)
+            raise TrackingError(f"Could not end MLflow run '{run_id}' as {status}: {redact_uri(str(exc))}") from safe_cause(exc)
 
     def existing_params(self, run_id: str) -> dict[str, str]:
         return dict(self.get_run(run_id).data.params)
@@ -212,19 +218,18 @@ def check_param_conflicts(run_id: str, new: Mapping[str, str], existing: Mapping
     return {k: v for k, v in new.items() if k not in existing}
 
 
-# --- fluent stack ---------------------------------------------------------------------------
+# --- MLflow's fluent state ----------------------------------------------------------------
+# Two pieces: the active-run stack (per thread; `push_active_run` / `remove_active_run`) and the
+# process-wide tracking/registry URIs (`mlflow_globals` / `set_mlflow_globals`). The RunContext
+# module decides when to change them; these functions only do it.
 
 
 @dataclass
-class FluentBinding:
-    """What :func:`bind_fluent` changed, so that :func:`unbind_fluent` can undo exactly that."""
+class StackEntry:
+    """Our entry on one thread's MLflow active-run stack."""
 
     stack: list[Any]
     entry: Any
-    set_uris: bool
-    previous_uri: str | None
-    previous_env_uri: str | None
-    previous_registry_uri: str | None
 
 
 def run_entity(run_id: str, experiment_id: str) -> Run:
@@ -254,65 +259,69 @@ def fluent_active_run_id() -> str | None:
     return stack[-1].info.run_id if stack else None
 
 
-def bind_fluent(
-    run: Run, tracking_uri: str, registry_uri: str | None = None, *, set_uris: bool = True
-) -> FluentBinding | None:
-    """Make ``run`` MLflow's active run in this thread, without touching its status.
-
-    With ``set_uris``, MLflow's global tracking (and registry) URI is pointed at the run's
-    store too, and restored by :func:`unbind_fluent`.
-    """
+def push_active_run(run: Run) -> StackEntry | None:
+    """Make ``run`` MLflow's active run in the calling thread, without touching its status."""
     try:
-        import mlflow
         from mlflow.tracking import fluent
-        from mlflow.tracking._model_registry import utils as registry_utils
-        from mlflow.tracking._tracking_service import utils as tracking_utils
 
-        previous = FluentBinding(
-            stack=fluent._active_run_stack.get(),
-            entry=fluent.ActiveRun(run),
-            set_uris=set_uris,
-            previous_uri=tracking_utils._tracking_uri,
-            previous_env_uri=os.environ.get("MLFLOW_TRACKING_URI"),
-            previous_registry_uri=getattr(registry_utils, "_registry_uri", None),
-        )
-        if set_uris:
-            mlflow.set_tracking_uri(tracking_uri)
-            if registry_uri:
-                mlflow.set_registry_uri(registry_uri)
-        previous.stack.append(previous.entry)
-        return previous
-    except Exception:  # MLflow moved its internals: user code outside nodes loses fluent logging
+        entry = StackEntry(stack=fluent._active_run_stack.get(), entry=fluent.ActiveRun(run))
+    except Exception:  # MLflow moved its internals: node code loses fluent logging, nothing else
         logger.warning("Could not make the run MLflow's active run; mlflow.* fluent calls in nodes "
                        "will not land in it.", exc_info=True)
         return None
+    entry.stack.append(entry.entry)
+    return entry
 
 
-def unbind_fluent(binding: FluentBinding | None) -> None:
-    """Undo :func:`bind_fluent`: remove our entry (and any run user code left open above it)."""
-    if binding is None:
+def remove_active_run(entry: StackEntry | None) -> None:
+    """Take our entry off its thread's stack, ending (KILLED) runs user code left open above it."""
+    if entry is None or entry.entry not in entry.stack:
         return
+    stack = entry.stack
+    index = stack.index(entry.entry)
+    for leftover in stack[index + 1 :]:  # nested runs a node started and never ended
+        try:
+            import mlflow
+
+            client_for(mlflow.get_tracking_uri()).set_terminated(leftover.info.run_id, "KILLED")
+        except Exception:
+            logger.debug("Could not end leftover run %s", leftover.info.run_id, exc_info=True)
+    del stack[index:]
+
+
+_GLOBAL_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def mlflow_globals() -> dict[str, Any]:
+    """MLflow's process-wide tracking and registry URIs (and their environment variables)."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    return {
+        "tracking_uri": tracking_utils._tracking_uri,
+        "registry_uri": getattr(registry_utils, "_registry_uri", None),
+        "env": {name: os.environ.get(name) for name in _GLOBAL_ENV},
+    }
+
+
+def set_mlflow_globals(tracking_uri: str | None, registry_uri: str | None, env: Mapping[str, str | None] | None = None) -> None:
+    """Point MLflow's global URIs at a store; with ``env`` (a :func:`mlflow_globals` snapshot), restore exactly."""
     import mlflow
     from mlflow.tracking._model_registry import utils as registry_utils
 
-    stack = binding.stack
-    if binding.entry in stack:
-        index = stack.index(binding.entry)
-        for leftover in stack[index + 1 :]:  # nested runs a node started and never ended
-            try:
-                client_for(mlflow.get_tracking_uri()).set_terminated(leftover.info.run_id, "KILLED")
-            except Exception:
-                logger.debug("Could not end leftover run %s", leftover.info.run_id, exc_info=True)
-        del stack[index:]
-    if not binding.set_uris:
-        return
-    mlflow.set_tracking_uri(binding.previous_uri)
-    if binding.previous_env_uri is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = binding.previous_env_uri
-    if hasattr(registry_utils, "_registry_uri"):
-        registry_utils._registry_uri = binding.previous_registry_uri
+    mlflow.set_tracking_uri(tracking_uri)
+    if registry_uri is not None:
+        mlflow.set_registry_uri(registry_uri)
+    elif hasattr(registry_utils, "_registry_uri"):
+        registry_utils._registry_uri = None
+    if env is not None:
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    elif registry_uri is None:
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
 # --- run metadata --------------------------------------------------------------------------

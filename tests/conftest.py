@@ -22,11 +22,33 @@ _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME",
                "MLFLOW_EXPERIMENT_ID", "KEDRO_MLFLOW_RUNS_HANDLE")
 
 
+_LEAK_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "KEDRO_MLFLOW_RUNS_HANDLE",
+             "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+
+
+def _mlflow_globals() -> tuple[object, object]:
+    if "mlflow" not in sys.modules:
+        return (None, None)
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    return tracking_utils._tracking_uri, getattr(registry_utils, "_registry_uri", None)
+
+
 @pytest.fixture(autouse=True)
-def _clean_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test sees another's MLflow environment, and none leaves a run open."""
+def _no_leaks(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test starts clean and must leave nothing behind: no open run or context, no MLflow
+    environment or global URI changed, no signal handler left, nothing written to the working
+    directory (it is an empty tmp dir, so a store defaulting to the cwd would show up there)."""
+    import signal
+
     for name in _MLFLOW_ENV:
         monkeypatch.delenv(name, raising=False)
+    cwd = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(cwd)
+    env_before = {name: os.environ.get(name) for name in _LEAK_ENV}
+    globals_before = _mlflow_globals()
+    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     yield
     from kedro_mlflow_runs import active_contexts
 
@@ -36,6 +58,14 @@ def _clean_mlflow_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
         assert mlflow.active_run() is None, "a test left an MLflow fluent run active"
     assert not leftover, f"a test left RunContexts active: {leftover}"
+    touched = {name for mapping, name, _ in getattr(monkeypatch, "_setitem", []) if mapping is os.environ}
+    env_after = {name: os.environ.get(name) for name in _LEAK_ENV if name not in touched}
+    assert env_after == {k: v for k, v in env_before.items() if k not in touched}, "MLflow environment leaked"
+    if not touched & {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"}:
+        assert _mlflow_globals() in (globals_before, (None, None)), "MLflow's global tracking/registry URI leaked"
+    assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before, "signal handler left"
+    stray = sorted(p.name for p in cwd.iterdir())
+    assert not stray, f"a test wrote to the working directory: {stray}"
 
 
 @pytest.fixture(scope="session")

@@ -192,7 +192,9 @@ def active_run(project: Path, run_id: str | None = None) -> Iterator[Any]:
 def new_run(client: Any, status: str | None = "FINISHED") -> str:
     """A run created directly in the store (as an earlier `kedro run` would have), optionally ended."""
     exp = client.get_experiment_by_name("earlier")
-    exp_id = exp.experiment_id if exp else client.create_experiment("earlier")
+    uri = client._tracking_client.tracking_uri  # keep its artifacts beside the store, not in the cwd
+    location = (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri() if uri.startswith("sqlite:///") else None
+    exp_id = exp.experiment_id if exp else client.create_experiment("earlier", artifact_location=location)
     run = client.create_run(exp_id)
     if status:
         client.set_terminated(run.info.run_id, status)

@@ -100,6 +100,11 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-runs",)
 HOOKS = (MlflowRunsHooks(),)
 """
 
+SETTINGS_PLUGIN_INSTANCE = """
+from kedro_mlflow_runs.hooks import plugin_hooks
+HOOKS = (plugin_hooks,)
+"""
+
 SETTINGS_DISABLED = """
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-runs",)
 """
@@ -107,8 +112,8 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-runs",)
 
 @pytest.mark.parametrize(
     ("settings", "expected_runs"),
-    [(SETTINGS_SECOND_INSTANCE, 1), (SETTINGS_MANUAL_ONLY, 1), (SETTINGS_DISABLED, 0)],
-    ids=["entry-point-plus-settings", "settings-only", "disabled"],
+    [(SETTINGS_SECOND_INSTANCE, 1), (SETTINGS_PLUGIN_INSTANCE, 1), (SETTINGS_MANUAL_ONLY, 1), (SETTINGS_DISABLED, 0)],
+    ids=["entry-point-plus-settings", "plugin-instance-in-settings", "settings-only", "disabled"],
 )
 def test_hook_registration_variants(project_factory, settings, expected_runs):
     project = project_factory(settings=settings)

@@ -60,16 +60,29 @@ def test_node_error_marks_the_run_failed_with_the_error(project, client_for):
     assert run.data.tags["kedro.error.node"] == "train"
 
 
-def test_system_exit_in_a_node_ends_the_run_killed(project, client_for):
+def test_system_exit_in_a_node_ends_the_run_killed_before_the_session_returns(project, client_for):
+    import os
+    import signal
+
+    import mlflow
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(SystemExit):
         run_session(project, runtime_params={"model": {"exit": 3}})
-    # SystemExit is not an Exception: Kedro's error hooks never see it. The next run in this
-    # thread finds the stale context and ends its run before starting its own.
-    run_session(project)
 
-    runs = sorted(all_runs(client_for(project)), key=lambda r: r.info.start_time)
-    assert [r.info.status for r in runs] == ["KILLED", "FINISHED"]
-    assert runs[0].data.tags["kedro.error.type"] == "kedro_mlflow_runs.errors.RunInterruptedError"
+    # SystemExit is not an Exception: no Kedro hook sees it, yet nothing is left behind
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "KILLED"
+    assert run.data.tags["kedro.error.type"] == "kedro_mlflow_runs.errors.RunInterruptedError"
+    assert "SystemExit" in run.data.tags["kedro.error.message"]
+    assert mlflow.active_run() is None
+    assert current_run_context() is None
+    assert "KEDRO_MLFLOW_RUNS_HANDLE" not in os.environ
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
+
+    run_session(project)
+    statuses = sorted(r.info.status for r in all_runs(client_for(project)))
+    assert statuses == ["FINISHED", "KILLED"]
 
 
 def test_two_sessions_in_one_process_give_two_closed_runs(project, client_for):
@@ -351,3 +364,76 @@ def test_credentials_are_exported_for_the_run_only_and_never_logged(project_fact
     everything = {**run.data.params, **run.data.tags}
     assert not any("s3cr3t" in str(v) for v in everything.values())
     assert not any("KMR_TEST_SECRET" in k for k in everything)
+
+
+def test_two_sessions_running_at_once_in_threads_keep_their_runs_apart(project_factory, client_for, tmp_path):
+    """Sessions overlapping in two threads, ending in the order they did not start in."""
+    import threading
+    import time
+
+    import mlflow
+
+    catalog = {"result": {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricsDataset"}}
+    project = project_factory(catalog=catalog)
+    run_session(project, pipeline_names=["data"])  # bootstrap the project once, in this thread
+    first_started = tmp_path / "first"
+    errors: list[BaseException] = []
+
+    def session(c: float, sleep: float, marker) -> None:
+        try:
+            run_session(project, runtime_params={"model": {"C": c, "sleep": sleep, "log_metric": True,
+                                                           "started_marker": str(marker)}})
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    first = threading.Thread(target=session, args=(1.0, 1.0, first_started))
+    second = threading.Thread(target=session, args=(2.0, 2.5, tmp_path / "second"))
+    first.start()
+    deadline = time.monotonic() + 60
+    while not first_started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second.start()  # starts while the first is running, and ends after it
+    first.join(120)
+    second.join(120)
+    assert not errors, errors
+
+    runs = [r for r in all_runs(client_for(project)) if r.info.run_name == "__default__"]
+    assert len(runs) == 2
+    by_c = {r.data.params["model.C"]: r for r in runs}
+    assert by_c["1.0"].data.metrics == {"coef": 6.0, "user_metric": 0.5}
+    assert by_c["2.0"].data.metrics == {"coef": 12.0, "user_metric": 0.5}
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert mlflow.active_run() is None and current_run_context() is None
+
+
+def test_registry_uri_of_one_project_does_not_leak_into_the_next(project_factory):
+    import os
+
+    import mlflow
+
+    from kedro_mlflow_runs import build_config
+
+    with_registry = project_factory(mlflow_yml={"server": {"mlflow_registry_uri": "sqlite:///registry.db"}})
+    plain = project_factory()
+    before = mlflow.get_registry_uri()
+    run_session(with_registry)
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
+    assert mlflow.get_registry_uri() == before
+    assert build_config({}, project_path=plain).registry_uri is None
+
+
+def test_artifacts_of_a_configured_sqlite_store_stay_beside_it(project_factory, tmp_path):
+    from mlflow import MlflowClient
+
+    project = project_factory(
+        mlflow_yml={"server": {"mlflow_tracking_uri": "sqlite:///stores/custom.db"}},
+        catalog={"summary": {"type": "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset",
+                             "dataset": {"type": "json.JSONDataset", "filepath": "data/summary.json"}}},
+    )
+    (project / "stores").mkdir()
+    run_session(project)
+    client = MlflowClient(f"sqlite:///{project / 'stores' / 'custom.db'}")
+    (run,) = all_runs(client)
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["summary.json"]
+    assert (project / "stores" / "mlartifacts").is_dir()
+    assert not (project / "mlruns").exists()

@@ -165,9 +165,7 @@ class RunContextMachine(RuleBasedStateMachine):
     @rule(attach=st.booleans(), end_run=st.booleans(), record_failure=st.booleans())
     def new_kedro_run(self, attach, end_run, record_failure):
         self.counter += 1
-        run_id = self.orchestrator_run if attach else None
-        if attach and self.client.get_run(run_id).info.status != "RUNNING":
-            run_id = None  # an orchestrator's run that a previous step ended
+        run_id = self.orchestrator_run if attach else None  # attaching to an ended run is allowed too
         cfg = _config(self.uri, self.tmp, run_id, attached={"end_run": end_run, "record_failure": record_failure})
         self.ctx = RunContext(cfg, kedro_run_id=f"kedro-{self.counter}")
 
@@ -222,13 +220,18 @@ class RunContextMachine(RuleBasedStateMachine):
             run = self.client.get_run(ctx.run_id)
             if ctx.ownership is Ownership.OWNED:
                 assert run.info.status == ctx.state.value
-            cfg = ctx.config
-            closes = cfg.attached_end_run or (ctx.state is not RunState.FINISHED and cfg.attached_record_failure)
-            if ctx.ownership is Ownership.ATTACHED and not closes:
-                # left open for its owner, unless a later context closed it
-                assert run.info.status in ("RUNNING", "FINISHED", "FAILED", "KILLED")
-            if ctx.ownership is Ownership.ATTACHED and closes and ctx is self.ended[-1]:
-                assert run.info.status == ctx.state.value
+            if ctx.ownership is Ownership.ATTACHED:
+                closer = self._last_closer_of(ctx.run_id)
+                if closer is None:  # no attached context was configured to end it: left open
+                    assert run.info.status == "RUNNING"
+                else:
+                    assert run.info.status == closer.state.value
+
+    def _last_closer_of(self, run_id):
+        closers = [c for c in self.ended if c.run_id == run_id and c.ownership is Ownership.ATTACHED
+                   and (c.config.attached_end_run
+                        or (c.state is not RunState.FINISHED and c.config.attached_record_failure))]
+        return closers[-1] if closers else None
 
     @invariant()
     def fluent_stack_is_ours_or_empty(self):

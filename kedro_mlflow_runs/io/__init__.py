@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from ._naming import DatasetNamingHooks, name_datasets
 from .artifacts import MlflowArtifactDataSet, MlflowArtifactDataset
-from .metrics import MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsDataset
+from .metrics import (
+    MlflowMetricDataset,
+    MlflowMetricHistoryDataset,
+    MlflowMetricsDataset,
+)
 from .models import (
     MlflowModelLocalFileSystemDataset,
     MlflowModelLoggerDataSet,

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..config import safe_cause
 from ..errors import MlflowDatasetError
 
 __all__ = [
@@ -60,7 +61,7 @@ def flavor_module(flavor: str, dataset: str) -> ModuleType:
             f"{dataset}: flavor '{flavor}' cannot be imported ({exc}). Use a built-in MLflow "
             f"flavor such as 'mlflow.sklearn', or the module path of your own flavor, and check "
             f"that its package is installed."
-        ) from exc
+        ) from safe_cause(exc)
 
 
 def validate_flavor(flavor: str, pyfunc_workflow: str | None, dataset: str) -> None:

@@ -20,6 +20,7 @@ class NamedDataset:
     """Mixin of datasets that can default a name from their catalog entry."""
 
     _catalog_name: str | None = None
+    _kedro_run_id: str | None = None  # the Kedro run whose catalog holds this dataset
 
     def _bind_catalog_name(self, name: str) -> None:
         """Record the catalog entry this dataset is registered under (first name wins)."""
@@ -27,9 +28,11 @@ class NamedDataset:
             self._catalog_name = name
 
 
-def name_datasets(catalog: Any, names: Iterable[str]) -> None:
+def name_datasets(catalog: Any, names: Iterable[str], kedro_run_id: str | None = None) -> None:
     """Bind each of ``names`` to its dataset in ``catalog`` when the dataset is one of ours.
 
+    With ``kedro_run_id``, the datasets also learn which Kedro run they belong to, so that they
+    pick that run's MLflow run even when several sessions run at once in one process.
     Only datasets already known to the catalog (or matched by a dataset factory) are looked
     up; the lookup is the one Kedro's runner makes anyway.
     """
@@ -40,11 +43,11 @@ def name_datasets(catalog: Any, names: Iterable[str]) -> None:
             dataset = catalog.get(name)
         except Exception:  # an entry that fails to build fails the run later, with Kedro's message
             continue
-        if isinstance(dataset, NamedDataset):
-            dataset._bind_catalog_name(name)
-        inner = getattr(dataset, "_dataset", None)  # an artifact wrapper around one of ours
-        if isinstance(inner, NamedDataset):
-            inner._bind_catalog_name(name)
+        for target in (dataset, getattr(dataset, "_dataset", None)):  # an artifact wrapper's inner one too
+            if isinstance(target, NamedDataset):
+                target._bind_catalog_name(name)
+                if kedro_run_id is not None:
+                    target._kedro_run_id = kedro_run_id
 
 
 class DatasetNamingHooks:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import redact_uri
+from ..config import redact_uri, safe_cause
 from ..context import current_run_context, store_uris
 from ..errors import (
     DatasetRunNotFoundError,
@@ -58,13 +58,17 @@ class RunTarget:
     experiment_id: str | None = None
 
 
-def select_run(dataset: str, run_id: str | None, operation: Operation) -> RunTarget:
+def select_run(
+    dataset: str, run_id: str | None, operation: Operation, kedro_run_id: str | None = None
+) -> RunTarget:
     """The run ``dataset`` must use for ``operation``, following the run-selection table.
 
     Args:
         dataset: how to name the dataset in errors (class, catalog entry, flavor, path).
         run_id: the dataset's configured ``run_id``, if any.
         operation: ``"save"`` or ``"load"``.
+        kedro_run_id: the Kedro run the dataset belongs to (set by the plugin's hooks): only
+            that run's context is considered active.
 
     Returns:
         The selected run; an explicit ``run_id`` is checked to exist.
@@ -74,7 +78,7 @@ def select_run(dataset: str, run_id: str | None, operation: Operation) -> RunTar
         RunConflictError: on save, ``run_id`` differs from the active run; nothing was written.
         DatasetRunNotFoundError: ``run_id`` does not exist or is deleted.
     """
-    ctx = current_run_context()
+    ctx = current_run_context(kedro_run_id)
     active = ctx.handle if ctx is not None and ctx.is_active else None
     if run_id is None:
         if active is None:
@@ -94,7 +98,7 @@ def select_run(dataset: str, run_id: str | None, operation: Operation) -> RunTar
             f"catalog entry to save into the active run, or run without tracking (or with "
             f"tracking.run.id: {run_id} in mlflow.yml) to write into run '{run_id}'."
         )
-    tracking_uri, registry_uri = store_uris()
+    tracking_uri, registry_uri = store_uris(kedro_run_id)
     experiment_id = _existing_run_experiment(dataset, run_id, tracking_uri, registry_uri)
     return RunTarget(run_id, tracking_uri, registry_uri, experiment_id)
 
@@ -109,7 +113,7 @@ def _existing_run_experiment(dataset: str, run_id: str, tracking_uri: str, regis
             f"{dataset}: its run_id '{run_id}' does not exist (or is deleted) in the tracking "
             f"store {redact_uri(tracking_uri)}. Check the run id and the tracking URI "
             f"(server.mlflow_tracking_uri in mlflow.yml or MLFLOW_TRACKING_URI). Nothing was written."
-        ) from exc
+        ) from safe_cause(exc)
     return str(run.info.experiment_id)
 
 

@@ -21,8 +21,13 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kedro.io.core import AbstractDataset, AbstractVersionedDataset, parse_dataset_definition
+from kedro.io.core import (
+    AbstractDataset,
+    AbstractVersionedDataset,
+    parse_dataset_definition,
+)
 
+from ..config import safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._naming import NamedDataset
 from ._run import RunTarget, client, select_run, tracking_error
@@ -101,7 +106,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
     # -- save ---------------------------------------------------------------------------
 
     def save(self, data: Any) -> None:
-        target = select_run(self._label(), self._run_id, "save")
+        target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
         _local(self._dataset._filepath, getattr(self._dataset, "_protocol", None), self._label())  # type: ignore[attr-defined]
         self._dataset.save(data)
         local = self._saved_path()
@@ -111,7 +116,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
             error = tracking_error(self._label(), f"log '{local}' as an artifact of", target, exc)
             raise MlflowDatasetError(
                 f"{error} The local file is kept at '{local}'; log it again or re-run the node."
-            ) from exc
+            ) from safe_cause(exc)
 
     def _saved_path(self) -> Path:
         """Where the wrapped dataset has just written (its save version's folder when versioned)."""
@@ -141,13 +146,13 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
     def load(self) -> Any:
         if self._run_id is None:
             return self._dataset.load()
-        target = select_run(self._label(), self._run_id, "load")
+        target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         name = self._artifact_name(PurePosixPath(str(self._dataset._filepath)))  # type: ignore[attr-defined]
         with tempfile.TemporaryDirectory(prefix="kmr-artifact-") as tmp:
             try:
                 downloaded = client(target).download_artifacts(target.run_id, name, tmp)
             except Exception as exc:
-                raise tracking_error(self._label(), f"download artifact '{name}' from", target, exc) from exc
+                raise tracking_error(self._label(), f"download artifact '{name}' from", target, exc) from safe_cause(exc)
             return self._copy_at(Path(downloaded)).load()
 
     def _copy_at(self, path: Path) -> AbstractDataset:
@@ -178,7 +183,7 @@ def _build(dataset: dict[str, Any] | AbstractDataset | str, owner: str) -> Abstr
     except Exception as exc:
         raise MlflowDatasetError(
             f"{owner}: cannot build the wrapped dataset {config.get('type')!r}: {exc}"
-        ) from exc
+        ) from safe_cause(exc)
 
 
 def _local(path: Any, protocol: str | None, label: str) -> Path:

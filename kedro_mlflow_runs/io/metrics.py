@@ -23,6 +23,7 @@ from typing import Any
 
 from kedro.io.core import AbstractDataset
 
+from ..config import safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._naming import NamedDataset
 from ._run import RunTarget, client, select_run, tracking_error
@@ -44,7 +45,7 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
         return f"{type(self).__name__}({entry})"
 
     def _send(self, points: list[MetricPoint]) -> None:
-        target = select_run(self._label(), self._run_id, "save")
+        target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
         from ..tracking import Tracker
 
         try:
@@ -52,13 +53,13 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
                 target.run_id, metrics=points, what="log metrics to"
             )
         except Exception as exc:
-            raise tracking_error(self._label(), "log metrics to", target, exc) from exc
+            raise tracking_error(self._label(), "log metrics to", target, exc) from safe_cause(exc)
 
     def _history(self, target: RunTarget, key: str) -> list[Any]:
         try:
             history = client(target).get_metric_history(target.run_id, key)
         except Exception as exc:
-            raise tracking_error(self._label(), f"read metric '{key}' from", target, exc) from exc
+            raise tracking_error(self._label(), f"read metric '{key}' from", target, exc) from safe_cause(exc)
         if not history:
             raise MlflowDatasetError(
                 f"{self._label()}: MLflow run '{target.run_id}' has no metric '{key}'. Save it first, "
@@ -72,7 +73,7 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
         except (TypeError, ValueError) as exc:
             raise MlflowDatasetError(
                 f"{self._label()}: metric '{key}' must be a number, got {type(value).__name__} {value!r}."
-            ) from exc
+            ) from safe_cause(exc)
         return number
 
     def _exists(self) -> bool:
@@ -132,7 +133,7 @@ class MlflowMetricDataset(_MetricBase):
         self._send([(key, self._value(data, key), _now(), step)])
 
     def load(self) -> float:
-        target = select_run(self._label(), self._run_id, "load")
+        target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         return float(self._history(target, self.key)[-1].value)
 
 
@@ -169,7 +170,7 @@ class MlflowMetricHistoryDataset(_MetricBase):
         self._send(_history_points(self, key, data))
 
     def load(self) -> list[float] | dict[int, float]:
-        target = select_run(self._label(), self._run_id, "load")
+        target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         history = self._history(target, self.key)
         if self._load_as == "dict":
             return {int(m.step): float(m.value) for m in history}
@@ -192,7 +193,7 @@ def _history_points(owner: _MetricBase, key: str, data: Any) -> list[MetricPoint
         try:
             step_number = int(step)
         except (TypeError, ValueError) as exc:
-            raise MlflowDatasetError(f"{owner._label()}: step {step!r} of metric '{key}' is not an integer.") from exc
+            raise MlflowDatasetError(f"{owner._label()}: step {step!r} of metric '{key}' is not an integer.") from safe_cause(exc)
         points.append((key, owner._value(value, key), now, step_number))
     return points
 
@@ -243,11 +244,11 @@ class MlflowMetricsDataset(_MetricBase):
             self._send(points)
 
     def load(self) -> dict[str, float]:
-        target = select_run(self._label(), self._run_id, "load")
+        target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         try:
             metrics = client(target).get_run(target.run_id).data.metrics
         except Exception as exc:
-            raise tracking_error(self._label(), "read metrics from", target, exc) from exc
+            raise tracking_error(self._label(), "read metrics from", target, exc) from safe_cause(exc)
         if not self._prefix:
             return {k: float(v) for k, v in metrics.items()}
         start = f"{self._prefix}."

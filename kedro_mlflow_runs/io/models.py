@@ -28,9 +28,14 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
-from kedro.io.core import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
+from kedro.io.core import (
+    AbstractDataset,
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+)
 
-from ..config import redact_uri
+from ..config import redact_uri, safe_cause
 from ..context import store_uris
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._flavors import PYFUNC, accepts, flavor_module, model_as_data, validate_flavor
@@ -159,7 +164,7 @@ class MlflowModelLoggerDataset(_FlavorMixin, NamedDataset, AbstractDataset[Any, 
         }
 
     def load(self) -> Any:
-        target = select_run(self._label(), self._run_id, "load")
+        target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         uri = f"runs:/{target.run_id}/{self.model_name}"
         try:
             with pinned_store(target.tracking_uri, target.registry_uri):
@@ -170,12 +175,12 @@ class MlflowModelLoggerDataset(_FlavorMixin, NamedDataset, AbstractDataset[Any, 
             raise MlflowDatasetError(
                 f"{self._label()} could not load model '{self.model_name}' from MLflow run "
                 f"'{target.run_id}' ({uri}) in {redact_uri(target.tracking_uri)}: "
-                f"{type(exc).__name__}: {exc}. Check that the run logged a model with this name "
+                f"{type(exc).__name__}: {redact_uri(str(exc))}. Check that the run logged a model with this name "
                 f"(save_args.name) and flavor."
-            ) from exc
+            ) from safe_cause(exc)
 
     def save(self, data: Any) -> None:
-        target = select_run(self._label(), self._run_id, "save")
+        target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
         module = self._module()
         args = dict(self._save_args)
         name = str(args.pop("name", None) or self._catalog_name or DEFAULT_MODEL_NAME)
@@ -188,12 +193,12 @@ class MlflowModelLoggerDataset(_FlavorMixin, NamedDataset, AbstractDataset[Any, 
                 _mark_failed(target, model_id)
                 if isinstance(exc, KedroMlflowRunsError):
                     raise
-                raise tracking_error(self._label(), f"log model '{name}' into", target, exc) from exc
+                raise tracking_error(self._label(), f"log model '{name}' into", target, exc) from safe_cause(exc)
         logger.info("Logged model '%s' into MLflow run %s (%s)", name, target.run_id, model_id)
 
     def _exists(self) -> bool:
         try:
-            target = select_run(self._label(), self._run_id, "load")
+            target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
             found = client(target).search_logged_models(
                 experiment_ids=[target.experiment_id],
                 filter_string=f"source_run_id = '{target.run_id}' AND name = '{self.model_name}'",
@@ -228,7 +233,7 @@ class MlflowModelLoggerDataset(_FlavorMixin, NamedDataset, AbstractDataset[Any, 
                 model_type=args.pop("model_type", None),
             )
         except Exception as exc:
-            raise tracking_error(self._label(), f"create model '{name}' in", target, exc) from exc
+            raise tracking_error(self._label(), f"create model '{name}' in", target, exc) from safe_cause(exc)
         return str(model.model_id)
 
     def _log(
@@ -511,9 +516,9 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
         except Exception as exc:
             raise MlflowDatasetError(
                 f"{self._label()} could not load {self.model_uri} from the registry at "
-                f"{redact_uri(registry_uri or tracking_uri)}: {type(exc).__name__}: {exc}. Check "
+                f"{redact_uri(registry_uri or tracking_uri)}: {type(exc).__name__}: {redact_uri(str(exc))}. Check "
                 f"the model name, version or alias."
-            ) from exc
+            ) from safe_cause(exc)
 
     def save(self, data: Any) -> None:
         raise MlflowDatasetError(
