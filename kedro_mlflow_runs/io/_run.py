@@ -99,11 +99,13 @@ def select_run(
             f"tracking.run.id: {run_id} in mlflow.yml) to write into run '{run_id}'."
         )
     tracking_uri, registry_uri = store_uris(kedro_run_id)
-    experiment_id = _existing_run_experiment(dataset, run_id, tracking_uri, registry_uri)
+    experiment_id = _existing_run_experiment(dataset, run_id, tracking_uri, registry_uri, operation)
     return RunTarget(run_id, tracking_uri, registry_uri, experiment_id)
 
 
-def _existing_run_experiment(dataset: str, run_id: str, tracking_uri: str, registry_uri: str | None) -> str:
+def _existing_run_experiment(
+    dataset: str, run_id: str, tracking_uri: str, registry_uri: str | None, operation: Operation
+) -> str:
     from ..tracking import Tracker
 
     try:
@@ -112,7 +114,8 @@ def _existing_run_experiment(dataset: str, run_id: str, tracking_uri: str, regis
         raise DatasetRunNotFoundError(
             f"{dataset}: its run_id '{run_id}' does not exist (or is deleted) in the tracking "
             f"store {redact_uri(tracking_uri)}. Check the run id and the tracking URI "
-            f"(server.mlflow_tracking_uri in mlflow.yml or MLFLOW_TRACKING_URI). Nothing was written."
+            f"(server.mlflow_tracking_uri in mlflow.yml or MLFLOW_TRACKING_URI)."
+            + (" Nothing was written." if operation == "save" else "")
         ) from safe_cause(exc)
     return str(run.info.experiment_id)
 
