@@ -260,3 +260,124 @@ def test_run_context_state_machine():
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     RunContextMachine.TestCase().runTest()
+
+
+class HooksMachine(RuleBasedStateMachine):
+    """Random sequences of Kedro hook calls (as a session and its runner make them, with two hook
+    instances registered, errors and interrupts) against a real sqlite store.
+
+    Invariants: at most one open run; every run a finished Kedro run opened is closed with the
+    status its outcome calls for; after a Kedro run ends, MLflow's fluent run, its global URI and
+    the published handle are back to what they were.
+    """
+
+    def __init__(self):
+        super().__init__()
+        from kedro.io import DataCatalog, MemoryDataset
+        from kedro.pipeline import node, pipeline
+
+        from kedro_mlflow_runs.hooks import MlflowRunsHooks
+
+        self.tmp = Path(tempfile.mkdtemp(prefix="kmr-hooks-"))
+        shutil.copy(TEMPLATE_DB, self.tmp / "mlflow.db")
+        self.uri = f"sqlite:///{self.tmp / 'mlflow.db'}"
+        self.client = MlflowClient(self.uri)
+        self.hooks = [MlflowRunsHooks(), MlflowRunsHooks()]  # the entry point's and the project's
+        self.node = node(lambda x: x, "params:alpha", "out", name="identity")
+        self.pipeline = pipeline([self.node])
+        self.catalog = DataCatalog({"params:alpha": MemoryDataset(0.5)})
+        self.config = _config(self.uri, self.tmp)
+        self.counter = 0
+        self.current: str | None = None  # Kedro run id in progress
+        self.expected: dict[str, str] = {}  # kedro run id -> expected final MLflow status
+        self.node_running = False
+
+    def teardown(self):
+        if self.current is not None:
+            self._each("on_pipeline_error", error=RuntimeError("teardown"), run_params=self._params())
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _params(self):
+        return {"run_id": self.current, "project_path": str(self.tmp), "env": "local", "kedro_version": "1.7.0",
+                "pipeline_names": None, "runner": "None"}
+
+    def _each(self, hook, **kwargs):
+        for instance in self.hooks:
+            getattr(instance, hook)(**kwargs)
+
+    @precondition(lambda self: self.current is None)
+    @rule()
+    def before_pipeline_run(self):
+        from kedro_mlflow_runs import hooks as hooks_module
+
+        self.counter += 1
+        self.current = f"kedro-run-{self.counter}"
+        hooks_module._pending.value = (object(), self.config, {})  # as after_context_created leaves it
+        self._each("before_pipeline_run", run_params=self._params(), pipeline=self.pipeline, catalog=self.catalog)
+
+    @precondition(lambda self: self.current is not None and not self.node_running)
+    @rule()
+    def before_node_run(self):
+        self._each("before_node_run", node=self.node, run_id=self.current)
+        self.node_running = True
+
+    @precondition(lambda self: self.current is not None and self.node_running)
+    @rule(fail=st.booleans())
+    def node_ends(self, fail):
+        import mlflow
+
+        assert mlflow.active_run() is not None and mlflow.active_run().info.run_id == self._run_id()
+        if fail:
+            self._each("on_node_error", error=ValueError("node failed"), node=self.node, run_id=self.current)
+        else:
+            self._each("after_node_run", run_id=self.current)
+        self.node_running = False
+
+    @precondition(lambda self: self.current is not None and not self.node_running)
+    @rule(outcome=st.sampled_from(["success", "error", "interrupt"]))
+    def pipeline_ends(self, outcome):
+        from kedro_mlflow_runs.hooks import _end_interrupted
+
+        if outcome == "success":
+            self._each("after_pipeline_run", run_params=self._params())
+            self.expected[self.current] = "FINISHED"
+        elif outcome == "error":
+            self._each("on_pipeline_error", error=RuntimeError("pipeline failed"), run_params=self._params())
+            self.expected[self.current] = "FAILED"
+        else:  # SystemExit from node code: no hook, the session.run guard ends it
+            _end_interrupted(self.current, SystemExit(1))
+            self.expected[self.current] = "KILLED"
+        self.current = None
+
+    def _run_id(self):
+        from kedro_mlflow_runs.hooks import _by_kedro_run
+
+        return _by_kedro_run[self.current].run_id
+
+    @invariant()
+    def at_most_one_open_run_and_true_statuses(self):
+        import os
+
+        import mlflow
+
+        runs = self.client.search_runs([e.experiment_id for e in self.client.search_experiments()])
+        by_kedro = {r.data.tags["kedro.run_id"]: r for r in runs}
+        assert len(by_kedro) == len(runs)  # one MLflow run per Kedro run, despite two hook instances
+        assert sum(r.info.status == "RUNNING" for r in runs) == (1 if self.current else 0)
+        for kedro_run, status in self.expected.items():
+            assert by_kedro[kedro_run].info.status == status
+        if self.current is None:
+            assert mlflow.active_run() is None
+            assert "KEDRO_MLFLOW_RUNS_HANDLE" not in os.environ
+            assert not active_contexts()
+
+
+@pytest.mark.usefixtures("_template")
+def test_hook_sequences_state_machine():
+    HooksMachine.TestCase.settings = settings(
+        max_examples=20,
+        stateful_step_count=15,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    HooksMachine.TestCase().runTest()
