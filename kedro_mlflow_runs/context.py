@@ -132,6 +132,11 @@ class RunHandle:
 HANDLE_ENV_VAR = "KEDRO_MLFLOW_RUNS_HANDLE"
 
 
+#: Where a Kedro run with tracking disabled publishes its project's store, for datasets with a
+#: ``run_id`` in spawned worker processes (``{"tracking_uri": ..., "registry_uri": ...}``).
+STORE_ENV_VAR = "KEDRO_MLFLOW_RUNS_STORE"
+
+
 def handle_from_env() -> RunHandle | None:
     """The handle a parent process published in ``KEDRO_MLFLOW_RUNS_HANDLE``, if any."""
     text = os.environ.get(HANDLE_ENV_VAR)
@@ -182,7 +187,9 @@ def store_uris(kedro_run_id: str | None = None) -> tuple[str, str | None]:
 
     The active run's store; else the store configured for the Kedro project loaded in this
     thread, or else in this process (tracking disabled, a catalog used outside a run, a runner's
-    worker thread); else MLflow's own default (``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``).
+    worker thread); else the store a parent process published in ``KEDRO_MLFLOW_RUNS_STORE``
+    (tracking disabled, spawned worker); else MLflow's own default (``MLFLOW_TRACKING_URI``, else
+    ``sqlite:///mlflow.db``).
     """
     ctx = current_run_context(kedro_run_id)
     if ctx is not None:
@@ -190,6 +197,13 @@ def store_uris(kedro_run_id: str | None = None) -> tuple[str, str | None]:
     config = getattr(_project_config, "value", None) or _last_project_config
     if config is not None:
         return config.tracking_uri, config.registry_uri
+    published = os.environ.get(STORE_ENV_VAR)
+    if published:
+        try:
+            store = json.loads(published)
+            return str(store["tracking_uri"]), store.get("registry_uri")
+        except (ValueError, KeyError, TypeError):
+            logger.warning("Ignoring malformed %s environment variable.", STORE_ENV_VAR)
     import mlflow
 
     return mlflow.get_tracking_uri(), None
@@ -559,7 +573,7 @@ class RunContext:
             try:
                 if self.error is not None and status is not RunState.FINISHED:
                     self.tracker.log_batch(
-                        handle.run_id, tags=_error_tags(self.error, self._error_node), what="record the error of"
+                        handle.run_id, tags=error_tags(self.error, self._error_node), what="record the error of"
                     )
             except Exception as exc:
                 problems.append(exc)
@@ -692,7 +706,8 @@ def _clip_tags(tags: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v)[:MAX_TAG_VALUE_LENGTH] for k, v in tags.items()}
 
 
-def _error_tags(error: BaseException, node_name: str | None = None) -> dict[str, str]:
+def error_tags(error: BaseException, node_name: str | None = None) -> dict[str, str]:
+    """The tags recording ``error`` (and the node it came from) on a run."""
     kind = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
     tags = {TAG_ERROR_TYPE: kind, TAG_ERROR_MESSAGE: str(error) or repr(error)}
     if node_name:

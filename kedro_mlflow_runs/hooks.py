@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import logging
 import os
 import re
@@ -25,7 +26,9 @@ from . import __version__
 from ._signals import SignalGuard
 from .config import MlflowConfig, build_config, credentials_env, load_config, redact_uri
 from .context import (
+    STORE_ENV_VAR,
     RunContext,
+    error_tags,
     RunState,
     active_contexts,
     current_run_context,
@@ -248,7 +251,9 @@ class MlflowRunsHooks:
         environment = {**config.http_env, **credentials}
         if config.tracking_disabled_for(run_params.get("pipeline_names")):
             ctx.disable()
-            _disabled_env[kedro_run_id] = _set_env(environment)  # datasets with a run_id still read MLflow
+            # datasets with a run_id still use MLflow, also in spawned workers
+            store = json.dumps({"tracking_uri": config.tracking_uri, "registry_uri": config.registry_uri})
+            _disabled_env[kedro_run_id] = _set_env({**environment, STORE_ENV_VAR: store})
             logger.info("MLflow tracking is disabled for pipeline(s) %s.", run_params.get("pipeline_names") or ["__default__"])
             return
         try:
@@ -308,7 +313,15 @@ class MlflowRunsHooks:
     def on_node_error(self, error: Exception, node: Any, run_id: str) -> None:
         ctx = _context_for(run_id)
         if ctx is not None:
-            ctx.record_error(error, getattr(node, "name", None))
+            node_name = getattr(node, "name", None)
+            ctx.record_error(error, node_name)
+            if ctx is not _by_kedro_run.get(str(run_id)) or ctx._pid != os.getpid():
+                # a ParallelRunner worker: the session's context never sees this record
+                try:
+                    ctx.set_tags(error_tags(error, node_name))
+                except Exception:
+                    logger.warning("Could not record the error of node %s in MLflow run %s", node_name,
+                                   ctx.run_id, exc_info=True)
         self._unbind(run_id)
 
     @staticmethod

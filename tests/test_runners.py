@@ -51,6 +51,7 @@ def test_a_failing_worker_marks_the_run_failed(project, client_for, monkeypatch,
     assert len(runs) == 1
     assert runs[0].info.status == "FAILED"
     assert "on purpose" in runs[0].data.tags["kedro.error.message"]
+    assert runs[0].data.tags["kedro.error.node"] == "train"  # recorded even from a worker process
 
 
 DATASET_REGISTRY = '''
@@ -98,3 +99,27 @@ def test_datasets_in_workers_log_into_the_one_run_and_models_load_across_workers
     assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == ["predictions.json", "table.csv"]
     # `predict` loaded the model that `train` logged (in another worker, for ParallelRunner)
     assert json.loads((project / "data" / "predictions.json").read_text()) == [0, 1]
+
+
+def test_disabled_tracking_spawned_worker_dataset_with_run_id_uses_the_project_store(
+    project_factory, client_for, monkeypatch
+):
+    from io_support import ML_NODES, new_run, write_catalog
+
+    registry = (
+        "from kedro.pipeline import node, pipeline\n"
+        "from .nodes import scores\n"
+        "def register_pipelines():\n"
+        "    return {'__default__': pipeline([node(scores, 'params:data', 'score', name='scores')])}\n"
+    )
+    project = project_factory(nodes=ML_NODES, registry=registry,
+                              mlflow_yml={"tracking": {"disable_tracking": {"pipelines": ["__default__"]}}})
+    client = client_for(project)
+    earlier = new_run(client)
+    write_catalog(project, {"score": {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricDataset", "run_id": earlier}})
+    monkeypatch.setenv("KEDRO_MP_CONTEXT", "spawn")
+
+    run_session(project, runner=_runner("ParallelRunner", False))
+
+    assert client.get_run(earlier).data.metrics == {"score": 0.75}  # saved from a spawned worker
+    assert [r.info.run_id for r in all_runs(client)] == [earlier]  # tracking disabled: no new run
