@@ -253,7 +253,8 @@ _baseline_globals: dict[str, Any] | None = None
 _baseline_env: dict[str, str | None] = {}
 
 
-def _apply_environment(env: Mapping[str, str | None]) -> None:
+def apply_environment(env: Mapping[str, str | None]) -> None:
+    """Set (or, for None, unset) environment variables."""
     for name, value in env.items():
         if value is None:
             os.environ.pop(name, None)
@@ -288,14 +289,14 @@ def _refresh_publication() -> None:
     from .tracking import set_mlflow_globals
 
     with _active_lock:
-        _apply_environment(_baseline_env)
+        apply_environment(_baseline_env)
         if _publications:
             newest = _publications[-1]
             env: dict[str, str | None] = dict(newest._environment)
             if newest._handle is not None:
                 set_mlflow_globals(newest._handle.tracking_uri, newest._handle.registry_uri)
                 env[HANDLE_ENV_VAR] = newest._handle.to_json()
-            _apply_environment(env)
+            apply_environment(env)
         elif _baseline_globals is not None:
             g = _baseline_globals
             set_mlflow_globals(g["tracking_uri"], g["registry_uri"], g["env"])

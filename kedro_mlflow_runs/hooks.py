@@ -31,6 +31,7 @@ from .context import (
     error_tags,
     RunState,
     active_contexts,
+    apply_environment,
     current_run_context,
     remember_project_config,
 )
@@ -99,16 +100,8 @@ def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, s
 def _set_env(values: Mapping[str, str]) -> dict[str, str | None]:
     """Set environment variables; return what to put back (None: unset)."""
     previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+    apply_environment(values)
     return previous
-
-
-def _restore_env(previous: Mapping[str, str | None]) -> None:
-    for name, value in previous.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 def _where(ctx: RunContext) -> str:
@@ -341,7 +334,7 @@ class MlflowRunsHooks:
         ctx = _by_kedro_run.get(key)
         if ctx is not None and not ctx.is_active:
             _by_kedro_run.pop(key, None)
-            _restore_env(_disabled_env.pop(key, {}))
+            apply_environment(_disabled_env.pop(key, {}))
             return None
         return ctx
 

@@ -251,15 +251,19 @@ def _template(template_db):
     TEMPLATE_DB = template_db
 
 
-@pytest.mark.usefixtures("_template")
-def test_run_context_state_machine():
-    RunContextMachine.TestCase.settings = settings(
-        max_examples=25,
-        stateful_step_count=12,
+def _run_machine(machine: type[RuleBasedStateMachine], examples: int, steps: int) -> None:
+    machine.TestCase.settings = settings(
+        max_examples=examples,
+        stateful_step_count=steps,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
-    RunContextMachine.TestCase().runTest()
+    machine.TestCase().runTest()
+
+
+@pytest.mark.usefixtures("_template")
+def test_run_context_state_machine():
+    _run_machine(RunContextMachine, examples=25, steps=12)
 
 
 class HooksMachine(RuleBasedStateMachine):
@@ -374,10 +378,4 @@ class HooksMachine(RuleBasedStateMachine):
 
 @pytest.mark.usefixtures("_template")
 def test_hook_sequences_state_machine():
-    HooksMachine.TestCase.settings = settings(
-        max_examples=20,
-        stateful_step_count=15,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
-    HooksMachine.TestCase().runTest()
+    _run_machine(HooksMachine, examples=20, steps=15)
