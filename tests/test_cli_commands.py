@@ -27,3 +27,38 @@ def test_init_writes_a_valid_commented_template_and_refuses_to_overwrite(project
     assert again.returncode != 0
     assert "already exists" in again.stderr and "--force" in again.stderr
     assert target.read_text().endswith("# my edit\n")  # nothing overwritten
+
+
+def test_ui_serves_the_project_store_on_the_configured_port(project, client_for):
+    import os
+    import signal
+    import time
+
+    import requests
+    from mlflow_server import free_port
+
+    from kedro_project import run_session
+
+    run_session(project)
+    (run,) = all_runs(client_for(project))
+    port = free_port()
+    (project / "conf" / "local" / "mlflow.yml").write_text(f"ui:\n  port: {port}\n")
+    proc = subprocess.Popen(kedro_cmd("mlflow", "ui"), cwd=project, env=kedro_env(), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "mlflow ui did not answer"
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        answer = requests.get(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get",
+                              params={"run_id": run.info.run_id}, timeout=10)
+        assert answer.status_code == 200
+        assert answer.json()["run"]["info"]["status"] == "FINISHED"  # it serves this project's store
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
