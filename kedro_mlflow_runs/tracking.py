@@ -201,8 +201,6 @@ class Tracker:
                 raise self._unavailable(f"end run '{run_id}' as {status}", exc) from safe_cause(exc)
             raise TrackingError(f"Could not end MLflow run '{run_id}' as {status}: {redact_uri(str(exc))}") from safe_cause(exc)
 
-    def existing_params(self, run_id: str) -> dict[str, str]:
-        return dict(self.get_run(run_id).data.params)
 
 
 def check_param_conflicts(run_id: str, new: Mapping[str, str], existing: Mapping[str, str]) -> dict[str, str]:
