@@ -153,8 +153,8 @@ def _context_for(kedro_run_id: str) -> RunContext | None:
 
 
 def _end_interrupted(kedro_run_id: str, exc: BaseException) -> None:
-    ctx = _by_kedro_run.get(kedro_run_id)
-    if ctx is not None and ctx.is_active:
+    ctx = MlflowRunsHooks._ending({"run_id": kedro_run_id})  # also forgets a disabled run's environment
+    if ctx is not None:
         logger.warning("%s ended Kedro run %s: ending MLflow run %s as KILLED.", type(exc).__name__,
                        kedro_run_id, ctx.run_id)
         MlflowRunsHooks._finish(ctx, RunState.KILLED, RunInterruptedError(f"{type(exc).__name__} ended the Kedro run"))

@@ -437,3 +437,12 @@ def test_artifacts_of_a_configured_sqlite_store_stay_beside_it(project_factory, 
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["summary.json"]
     assert (project / "stores" / "mlartifacts").is_dir()
     assert not (project / "mlruns").exists()
+
+
+def test_system_exit_in_a_pipeline_with_tracking_disabled_leaves_no_environment(project_factory):
+    import os
+
+    project = project_factory(mlflow_yml={"tracking": {"disable_tracking": {"pipelines": ["__default__"]}}})
+    with pytest.raises(SystemExit):
+        run_session(project, runtime_params={"model": {"exit": 2}})
+    assert "KEDRO_MLFLOW_RUNS_STORE" not in os.environ
