@@ -1,6 +1,11 @@
 """kedro-mlflow-runs: the MLflow run of every ``kedro run``, opened, attached and closed right.
 
-Importing this package does not import MLflow.
+Importing this package does not import MLflow and changes nothing in the process.
+
+Public API: :class:`MlflowRunsHooks` (for ``settings.HOOKS``), the run state machine
+(:class:`RunContext`, :class:`RunHandle`, :class:`RunState`, :class:`Ownership`,
+:func:`current_run_context`, :func:`active_contexts`) for custom runners and programs, the
+configuration (:func:`build_config`, :func:`load_config`, :class:`MlflowConfig`) and the errors.
 """
 
 from __future__ import annotations
@@ -8,14 +13,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .config import MlflowConfig, build_config, load_config
-from .context import (
-    Ownership,
-    RunContext,
-    RunHandle,
-    RunState,
-    active_contexts,
-    current_run_context,
-)
+from .context import RunContext
 from .errors import (
     ConfigError,
     DatasetRunNotFoundError,
@@ -30,6 +28,9 @@ from .errors import (
     TrackingError,
     TrackingUnavailableError,
 )
+from .handle import Outcome, Ownership, RunHandle, RunState
+from .hooks import MlflowRunsHooks
+from .registry import active_contexts, current_run_context
 
 __all__ = [
     "ConfigError",
@@ -37,12 +38,14 @@ __all__ = [
     "KedroMlflowRunsError",
     "MlflowConfig",
     "MlflowDatasetError",
+    "MlflowRunsHooks",
     "NoActiveRunError",
+    "Outcome",
     "Ownership",
     "ParameterError",
+    "RunConflictError",
     "RunContext",
     "RunHandle",
-    "RunConflictError",
     "RunInterruptedError",
     "RunNotFoundError",
     "RunState",

@@ -10,7 +10,6 @@ Nothing here imports MLflow: a pipeline with tracking disabled never pays for it
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,23 +18,28 @@ from urllib.parse import urlsplit
 
 from kedro.config import MissingConfigException
 
+from ._redact import redact_uri, safe_cause
+from ._schema import Locator, OptionalOf, describe, validate
 from .errors import ConfigError
 from .params import LONG_PARAMS_STRATEGIES
+
+__all__ = [
+    "CONFIG_PATTERNS",
+    "MlflowConfig",
+    "build_config",
+    "config_from_project",
+    "credentials_env",
+    "default_tracking_uri",
+    "load_config",
+    "redact_uri",
+    "resolve_tracking_uri",
+    "safe_cause",
+]
 
 #: Where Kedro's config loader looks for our file(s) in every environment.
 CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 
-_MISSING = object()
-
-
-@dataclass(frozen=True)
-class _Optional:
-    """Schema default of a key that has no value unless set, and must be of ``type`` when set."""
-
-    type: type
-
-
-_OPTIONAL_INT = _Optional(int)
+_OPTIONAL_INT = OptionalOf(int)
 
 #: server.http key -> (MLflow environment variable, our default when neither mlflow.yml nor the
 #: environment sets it; None leaves MLflow's own default).
@@ -71,9 +75,6 @@ _SCHEMA: dict[str, Any] = {
     },
     "ui": {"host": "127.0.0.1", "port": 5000},
 }
-
-_TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", list: "a list", dict: "a mapping"}
-
 
 @dataclass(frozen=True)
 class MlflowConfig:
@@ -131,33 +132,6 @@ class MlflowConfig:
         return redact_uri(self.tracking_uri)
 
 
-_USERINFO_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^:/@\s]*:)[^@\s/]*@")
-
-
-def redact_uri(text: str | None) -> str:
-    """Replace the password of every URI in ``text`` (``scheme://user:pass@host``) with ``***``.
-
-    Works on a bare URI and on a message that contains URIs.
-    """
-    if not text:
-        return str(text)
-    return _USERINFO_PASSWORD.sub(r"\1***@", text)
-
-
-def safe_cause(exc: BaseException) -> BaseException | None:
-    """``exc`` when it may be chained to an error we raise; None when its text (or that of an
-    exception it chains) holds a password, so that ``raise ... from safe_cause(exc)`` never prints one."""
-    seen: BaseException | None = exc
-    depth = 0
-    while seen is not None and depth < 20:
-        text = f"{seen!s} {seen!r}"
-        if redact_uri(text) != text:
-            return None
-        seen = seen.__cause__ or seen.__context__
-        depth += 1
-    return exc
-
-
 def default_tracking_uri(project_path: Path) -> str:
     """``sqlite:///<project root>/mlflow.db``: absolute, whatever the working directory."""
     return f"sqlite:///{(Path(project_path) / 'mlflow.db').resolve().as_posix()}"
@@ -190,74 +164,6 @@ def resolve_tracking_uri(uri: str, project_path: Path) -> str:
     return uri
 
 
-def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
-
-
-def _validate(raw: Any, schema: Mapping[str, Any], path: str, where: _Locator) -> dict[str, Any]:
-    """Check ``raw`` against ``schema``; return it merged over the defaults."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(
-            f"'{path or 'mlflow.yml'}' in {where(path)} must be a mapping, got {_describe(raw)}."
-        )
-    unknown = sorted(set(map(str, raw)) - set(schema))
-    if unknown:
-        key = f"{path}.{unknown[0]}" if path else unknown[0]
-        raise ConfigError(
-            f"Unknown key '{key}' in {where(key)}. Known keys here: "
-            f"{', '.join(sorted(schema))}. Fix the spelling or remove it."
-        )
-    out: dict[str, Any] = {}
-    for name, default in schema.items():
-        key = f"{path}.{name}" if path else name
-        value = raw.get(name, _MISSING)
-        if isinstance(default, dict) and default and name != "tags":
-            out[name] = _validate(None if value is _MISSING else value, default, key, where)
-            continue
-        if value is _MISSING or value is None:
-            out[name] = None if isinstance(default, _Optional) else default
-            continue
-        expected = default.type if isinstance(default, _Optional) else str if default is None else type(default)
-        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-        if not ok:
-            raise ConfigError(
-                f"'{key}' in {where(key)} must be {_TYPE_NAMES[expected]}, got {_describe(value)}."
-            )
-        out[name] = value
-    return out
-
-
-class _Locator:
-    """Names the file a config key came from, for error messages."""
-
-    def __init__(self, files: Mapping[str, Mapping[str, Any]] | None, fallback: str):
-        self._files = files or {}
-        self._fallback = fallback
-
-    def __call__(self, key: str) -> str:
-        found = [f for f, content in self._files.items() if _has_key(content, key)]
-        if found:
-            return " and ".join(found)
-        # the key may be misplaced under a parent: name the file holding the parent
-        parent = key.rpartition(".")[0]
-        while parent:
-            found = [f for f, content in self._files.items() if _has_key(content, parent)]
-            if found:
-                return " and ".join(found)
-            parent = parent.rpartition(".")[0]
-        return self._fallback
-
-
-def _has_key(content: Any, dotted: str) -> bool:
-    for part in dotted.split("."):
-        if not isinstance(content, Mapping) or part not in content:
-            return False
-        content = content[part]
-    return True
-
-
 def build_config(
     raw: Mapping[str, Any] | None,
     *,
@@ -279,8 +185,8 @@ def build_config(
     """
     env = os.environ if environ is None else environ
     project_path = Path(project_path)
-    where = _Locator(files, source)
-    cfg = _validate(raw, _SCHEMA, "", where)
+    where = Locator(files, source)
+    cfg = validate(raw, _SCHEMA, "", where)
     server, tracking = cfg["server"], cfg["tracking"]
     run, params = tracking["run"], tracking["params"]
 
@@ -288,39 +194,41 @@ def build_config(
     if strategy not in LONG_PARAMS_STRATEGIES:
         key = "tracking.params.long_params_strategy"
         raise ConfigError(
-            f"'{key}' in {where(key)} is {strategy!r}; use one of: {', '.join(LONG_PARAMS_STRATEGIES)}."
+            f"'{key}' in {where(key)} is {strategy!r}; use one of: {', '.join(LONG_PARAMS_STRATEGIES)}.",
+            key=key,
         )
     pipelines = tracking["disable_tracking"]["pipelines"]
     if not all(isinstance(p, str) for p in pipelines):
         key = "tracking.disable_tracking.pipelines"
-        raise ConfigError(f"'{key}' in {where(key)} must be a list of pipeline names (strings).")
+        raise ConfigError(f"'{key}' in {where(key)} must be a list of pipeline names (strings).", key=key)
     tags = run["tags"]
     for tag_key, tag_value in tags.items():
         if isinstance(tag_value, (Mapping, list)):
             key = f"tracking.run.tags.{tag_key}"
             raise ConfigError(
                 f"'{key}' in {where(key)} must be a plain value (string, number, boolean), "
-                f"got {_describe(tag_value)}."
+                f"got {describe(tag_value)}.",
+                key=key,
             )
     if not params["dict_params"]["sep"]:
         key = "tracking.params.dict_params.sep"
-        raise ConfigError(f"'{key}' in {where(key)} must be a non-empty string.")
+        raise ConfigError(f"'{key}' in {where(key)} must be a non-empty string.", key=key)
     http_env: dict[str, str] = {}
     for name, (env_var, ours) in HTTP_SETTINGS.items():
         value = server["http"][name]
         if value is not None:
             if value < 0:
                 key = f"server.http.{name}"
-                raise ConfigError(f"'{key}' in {where(key)} must be 0 or more, got {value}.")
+                raise ConfigError(f"'{key}' in {where(key)} must be 0 or more, got {value}.", key=key)
             http_env[env_var] = str(value)
         elif env_var not in env and ours is not None:
             http_env[env_var] = str(ours)
     if not 0 < cfg["ui"]["port"] < 65536:
-        raise ConfigError(f"'ui.port' in {where('ui.port')} must be between 1 and 65535.")
+        raise ConfigError(f"'ui.port' in {where('ui.port')} must be between 1 and 65535.", key="ui.port")
     for key in ("tracking.run.id", "tracking.run.name", "tracking.experiment.name", "server.mlflow_tracking_uri"):
         value = _get(cfg, key)
         if value is not None and not str(value).strip():
-            raise ConfigError(f"'{key}' in {where(key)} is empty; remove it or give a value.")
+            raise ConfigError(f"'{key}' in {where(key)} is empty; remove it or give a value.", key=key)
 
     uri = server["mlflow_tracking_uri"] or env.get("MLFLOW_TRACKING_URI") or None
     default_store = uri is None
@@ -424,6 +332,21 @@ def load_config(context: Any) -> MlflowConfig:
     )
 
 
+def config_from_project(project_path: str | Path, env: str | None = None) -> MlflowConfig:
+    """Read ``<project>/conf`` with Kedro's default config loader (when no context is at hand)."""
+    from types import SimpleNamespace
+
+    from kedro.config import OmegaConfigLoader
+
+    try:
+        from kedro.framework.project import PACKAGE_NAME
+    except ImportError:  # pragma: no cover
+        PACKAGE_NAME = None  # noqa: N806
+    path = Path(project_path)
+    loader = OmegaConfigLoader(conf_source=str(path / "conf"), env=env, base_env="base", default_run_env="local")
+    return load_config(SimpleNamespace(config_loader=loader, project_path=path, _package_name=PACKAGE_NAME))
+
+
 def credentials_env(config: MlflowConfig, context: Any) -> dict[str, str]:
     """The environment variables of the credentials entry named by ``server.credentials``.
 
@@ -445,6 +368,7 @@ def credentials_env(config: MlflowConfig, context: Any) -> dict[str, str]:
         raise ConfigError(
             f"'server.credentials' in {config.source} names '{config.credentials}', but "
             f"credentials.yml has no such entry (a mapping of environment variable names to "
-            f"values). Add it to conf/local/credentials.yml or remove the key."
+            f"values). Add it to conf/local/credentials.yml or remove the key.",
+            key="server.credentials",
         )
     return {str(key): str(value) for key, value in entry.items() if value is not None}

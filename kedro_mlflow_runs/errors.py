@@ -1,6 +1,7 @@
 """The errors kedro-mlflow-runs raises.
 
-Every error says what happened, to which run, dataset or config key, and what to do::
+Every error says what happened, to which run, dataset or config key, and what to do; the same
+facts are attributes (``run_id``, ``dataset``, ``key``; None when they do not apply)::
 
     KedroMlflowRunsError
     ├── ConfigError            mlflow.yml is invalid (unknown key, wrong type, bad value)
@@ -37,7 +38,21 @@ __all__ = [
 
 
 class KedroMlflowRunsError(Exception):
-    """Base class of every error raised by kedro-mlflow-runs."""
+    """Base class of every error raised by kedro-mlflow-runs.
+
+    Attributes:
+        run_id: the MLflow run the error is about, if any.
+        dataset: the dataset (class and catalog entry) the error is about, if any.
+        key: the mlflow.yml key or parameter name the error is about, if any.
+    """
+
+    def __init__(
+        self, message: str = "", *, run_id: str | None = None, dataset: str | None = None, key: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.dataset = dataset
+        self.key = key
 
 
 class ConfigError(KedroMlflowRunsError, ValueError):

@@ -165,14 +165,13 @@ def write_module(root: Path, name: str, source: str) -> Path:
 def project_store(project: Path) -> Iterator[None]:
     """Make ``project``'s store the one datasets use outside a run (as the hooks do), then forget it."""
     from kedro_mlflow_runs import build_config
-    from kedro_mlflow_runs.context import _project_config, remember_project_config
+    from kedro_mlflow_runs.registry import registry
 
-    previous = getattr(_project_config, "value", None)
-    remember_project_config(build_config({}, project_path=project))
+    registry().remember_config(None, build_config({}, project_path=project), {})
     try:
         yield
     finally:
-        _project_config.value = previous
+        registry().forget_config()
 
 
 @contextlib.contextmanager

@@ -95,7 +95,7 @@ HOOKS = (MlflowRunsHooks(),)
 """
 
 SETTINGS_MANUAL_ONLY = """
-from kedro_mlflow_runs.hooks import MlflowRunsHooks
+from kedro_mlflow_runs import MlflowRunsHooks
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow-runs",)
 HOOKS = (MlflowRunsHooks(),)
 """

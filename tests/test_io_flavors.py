@@ -124,29 +124,56 @@ def test_pyfunc_flavor_defaults_to_the_python_model_workflow(project, flavors):
 
 
 @pytest.mark.parametrize(
-    ("config", "message"),
+    ("config", "message", "when"),
     [
         ({"type": LOGGER, "flavor": "kmr_no_such_flavor"},
-         r"MlflowModelLoggerDataset\(flavor 'kmr_no_such_flavor'\): flavor 'kmr_no_such_flavor' cannot be imported"),
+         r"MlflowModelLoggerDataset\(flavor 'kmr_no_such_flavor'\): flavor 'kmr_no_such_flavor' cannot be imported",
+         "creation"),
         ({"type": LOGGER, "flavor": "kmr_not_a_flavor"},
-         r"flavor 'kmr_not_a_flavor' is not an MLflow flavor: it has no log_model, load_model"),
+         r"flavor 'kmr_not_a_flavor' is not an MLflow flavor: it has no log_model, load_model", "use"),
         ({"type": LOGGER, "flavor": "mlflow.sklearn", "pyfunc_workflow": "python_model"},
-         r"pyfunc_workflow 'python_model' needs a pyfunc-compatible flavor.*'mlflow.sklearn' is not"),
+         r"pyfunc_workflow 'python_model' needs a pyfunc-compatible flavor.*'mlflow.sklearn' is not", "use"),
         ({"type": LOGGER, "flavor": "mlflow.pyfunc", "pyfunc_workflow": "loader_module"},
-         r"'loader_module' needs a flavor module that can load.*is mlflow.pyfunc itself"),
+         r"'loader_module' needs a flavor module that can load.*is mlflow.pyfunc itself", "creation"),
         ({"type": LOGGER, "flavor": "kmr_strict_flavor", "pyfunc_workflow": "loader_module"},
-         r"must define _load_pyfunc.*'kmr_strict_flavor' does not"),
+         r"must define _load_pyfunc.*'kmr_strict_flavor' does not", "use"),
         ({"type": LOGGER, "flavor": "mlflow.sklearn", "pyfunc_workflow": "bogus"},
-         r"pyfunc_workflow must be one of python_model, loader_module.*'bogus'"),
+         r"pyfunc_workflow must be one of python_model, loader_module.*'bogus'", "creation"),
         ({"type": SAVER, "flavor": "kmr_no_such_flavor", "filepath": "x"},
-         r"MlflowModelSaverDataset\(flavor 'kmr_no_such_flavor', filepath 'x'\): flavor .* cannot be imported"),
+         r"MlflowModelSaverDataset\(flavor 'kmr_no_such_flavor', filepath 'x'\): flavor .* cannot be imported",
+         "creation"),
+        ({"type": SAVER, "flavor": "kmr_not_a_flavor", "filepath": "x"},
+         r"flavor 'kmr_not_a_flavor' is not an MLflow flavor", "use"),
     ],
 )
-def test_flavor_errors_name_the_flavor_and_the_dataset(flavors, config, message):
+def test_flavor_errors_name_the_flavor_and_the_dataset(flavors, config, message, when):
+    """What needs no import is checked when the dataset is created; what needs the flavor imported,
+    on first save or load (and, in a tracked run, before any node: see the next test)."""
     catalog = _entry("my_entry", **config)
-    with pytest.raises(DatasetError, match=message) as info:
-        catalog.get("my_entry")
-    assert "my_entry" in str(info.value)  # Kedro adds the catalog entry
+    if when == "creation":
+        with pytest.raises(DatasetError, match=message) as info:
+            catalog.get("my_entry")
+        assert "my_entry" in str(info.value)  # Kedro adds the catalog entry
+    else:
+        dataset = catalog.get("my_entry")  # creating it imports nothing
+        for use in (lambda: catalog.save("my_entry", object()), dataset.validate):
+            with pytest.raises(DatasetError, match=message):
+                use()
+
+
+def test_a_bad_flavor_fails_a_tracked_run_before_any_node(project_factory, client_for, flavors):
+    from conftest import all_runs
+    from kedro_project import run_session
+
+    catalog = {"values": {"type": LOGGER, "flavor": "kmr_not_a_flavor"}}
+    project = project_factory(catalog=catalog)
+    marker = project / "train-started"
+    with pytest.raises(DatasetError, match="kmr_not_a_flavor' is not an MLflow flavor"):
+        run_session(project, runtime_params={"model": {"started_marker": str(marker)}})
+    assert not marker.exists()  # no node ran
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FAILED"
+    assert "is not an MLflow flavor" in run.data.tags["kedro.error.message"]
 
 
 # -- requirements ----------------------------------------------------------------------------

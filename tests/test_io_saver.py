@@ -9,7 +9,7 @@ from io_support import SAVER
 from kedro.io import DataCatalog, Version
 from kedro.io.core import DatasetError
 
-from kedro_mlflow_runs.io import models as models_module
+from kedro_mlflow_runs.io import local_models as models_module
 from kedro_mlflow_runs.io.models import MlflowModelSaverDataset
 
 X = np.array([[0.0], [1.0], [2.0], [3.0]])

@@ -290,7 +290,8 @@ class HooksMachine(RuleBasedStateMachine):
         self.node = node(lambda x: x, "params:alpha", "out", name="identity")
         self.pipeline = pipeline([self.node])
         self.catalog = DataCatalog({"params:alpha": MemoryDataset(0.5)})
-        self.config = _config(self.uri, self.tmp)
+        (self.tmp / "conf" / "base").mkdir(parents=True)  # the hooks read the project's mlflow.yml
+        (self.tmp / "conf" / "base" / "mlflow.yml").write_text(f"server:\n  mlflow_tracking_uri: {self.uri}\n")
         self.counter = 0
         self.current: str | None = None  # Kedro run id in progress
         self.expected: dict[str, str] = {}  # kedro run id -> expected final MLflow status
@@ -312,11 +313,11 @@ class HooksMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.current is None)
     @rule()
     def before_pipeline_run(self):
-        from kedro_mlflow_runs import hooks as hooks_module
+        from kedro_mlflow_runs.registry import registry
 
         self.counter += 1
         self.current = f"kedro-run-{self.counter}"
-        hooks_module._pending.value = (object(), self.config, {})  # as after_context_created leaves it
+        registry().forget_config()  # no after_context_created here: the hooks read conf/ themselves
         self._each("before_pipeline_run", run_params=self._params(), pipeline=self.pipeline, catalog=self.catalog)
 
     @precondition(lambda self: self.current is not None and not self.node_running)
@@ -340,7 +341,8 @@ class HooksMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.current is not None and not self.node_running)
     @rule(outcome=st.sampled_from(["success", "error", "interrupt"]))
     def pipeline_ends(self, outcome):
-        from kedro_mlflow_runs.hooks import _end_interrupted
+        from kedro_mlflow_runs import Outcome
+        from kedro_mlflow_runs.registry import registry
 
         if outcome == "success":
             self._each("after_pipeline_run", run_params=self._params())
@@ -348,15 +350,15 @@ class HooksMachine(RuleBasedStateMachine):
         elif outcome == "error":
             self._each("on_pipeline_error", error=RuntimeError("pipeline failed"), run_params=self._params())
             self.expected[self.current] = "FAILED"
-        else:  # SystemExit from node code: no hook, the session.run guard ends it
-            _end_interrupted(self.current, SystemExit(1))
+        else:  # SystemExit from node code: no hook sees it, the runner guard ends it this way
+            registry().finish(self.current, Outcome.killed(SystemExit(1)))
             self.expected[self.current] = "KILLED"
         self.current = None
 
     def _run_id(self):
-        from kedro_mlflow_runs.hooks import _by_kedro_run
+        from kedro_mlflow_runs.registry import registry
 
-        return _by_kedro_run[self.current].run_id
+        return registry().runs()[self.current].run_id
 
     @invariant()
     def at_most_one_open_run_and_true_statuses(self):

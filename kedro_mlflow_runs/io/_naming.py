@@ -13,7 +13,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-__all__ = ["DatasetNamingHooks", "NamedDataset", "name_datasets"]
+__all__ = ["DatasetNamingHooks", "NamedDataset", "name_datasets", "validate_datasets"]
 
 
 class NamedDataset:
@@ -48,6 +48,32 @@ def name_datasets(catalog: Any, names: Iterable[str], kedro_run_id: str | None =
                 target._bind_catalog_name(name)
                 if kedro_run_id is not None:
                     target._kedro_run_id = kedro_run_id
+
+
+def validate_datasets(catalog: Any, names: Iterable[str]) -> None:
+    """Run the full checks of this plugin's datasets among ``names`` (flavor functions, workflow).
+
+    Called when a tracked run starts, so a bad flavor fails the run before any node; it imports
+    the flavors, which a run with tracking disabled never does (it only checks they exist).
+    """
+    for name in names:
+        if name.startswith("params:") or name == "parameters":
+            continue
+        try:
+            dataset = catalog.get(name)
+        except Exception:
+            continue
+        for target in (dataset, getattr(dataset, "_dataset", None)):
+            validate = getattr(target, "validate", None)
+            if isinstance(target, ValidatedDataset) and callable(validate):
+                validate()
+
+
+class ValidatedDataset:
+    """Mixin of datasets whose full checks import a flavor: ``validate()`` runs them."""
+
+    def validate(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
 
 
 class DatasetNamingHooks:

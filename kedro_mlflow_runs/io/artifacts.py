@@ -27,10 +27,10 @@ from kedro.io.core import (
     parse_dataset_definition,
 )
 
-from ..config import safe_cause
+from .._redact import safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._naming import NamedDataset
-from ._run import RunTarget, client, select_run, tracking_error
+from ._run import RunTarget, select_run, tracker, tracking_error
 
 __all__ = ["MlflowArtifactDataSet", "MlflowArtifactDataset"]
 
@@ -115,7 +115,9 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         except Exception as exc:
             error = tracking_error(self._label(), f"log '{local}' as an artifact of", target, exc)
             raise MlflowDatasetError(
-                f"{error} The local file is kept at '{local}'; log it again or re-run the node."
+                f"{error} The local file is kept at '{local}'; log it again or re-run the node.",
+                run_id=target.run_id,
+                dataset=self._label(),
             ) from safe_cause(exc)
 
     def _saved_path(self) -> Path:
@@ -128,12 +130,11 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         return _local(path, getattr(dataset, "_protocol", None), self._label())
 
     def _log(self, local: Path, target: RunTarget) -> None:
-        mlflow_client = client(target)
         if local.is_dir():
             destination = "/".join(p for p in (self._artifact_path, local.name) if p)
-            mlflow_client.log_artifacts(target.run_id, str(local), destination)
+            tracker(target).log_artifact(target.run_id, str(local), destination)
         elif local.is_file():
-            mlflow_client.log_artifact(target.run_id, str(local), self._artifact_path)
+            tracker(target).log_artifact(target.run_id, str(local), self._artifact_path)
         else:
             raise FileNotFoundError(f"the wrapped dataset wrote nothing at '{local}'")
         logger.info("Logged artifact '%s' into MLflow run %s", self._artifact_name(local), target.run_id)
@@ -150,7 +151,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         name = self._artifact_name(PurePosixPath(str(self._dataset._filepath)))  # type: ignore[attr-defined]
         with tempfile.TemporaryDirectory(prefix="kmr-artifact-") as tmp:
             try:
-                downloaded = client(target).download_artifacts(target.run_id, name, tmp)
+                downloaded = tracker(target).download_artifact(target.run_id, name, tmp)
             except Exception as exc:
                 raise tracking_error(self._label(), f"download artifact '{name}' from", target, exc) from safe_cause(exc)
             return self._copy_at(Path(downloaded)).load()

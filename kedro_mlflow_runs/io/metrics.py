@@ -23,10 +23,10 @@ from typing import Any
 
 from kedro.io.core import AbstractDataset
 
-from ..config import safe_cause
+from .._redact import safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._naming import NamedDataset
-from ._run import RunTarget, client, select_run, tracking_error
+from ._run import RunTarget, select_run, tracker, tracking_error
 
 __all__ = ["MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsDataset"]
 
@@ -46,26 +46,24 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
 
     def _send(self, points: list[MetricPoint]) -> None:
         target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
-        from ..tracking import Tracker
-
         try:
-            Tracker(target.tracking_uri, target.registry_uri).log_batch(
-                target.run_id, metrics=points, what="log metrics to"
-            )
+            tracker(target).log_batch(target.run_id, metrics=points, what="log metrics to")
         except Exception as exc:
             raise tracking_error(self._label(), "log metrics to", target, exc) from safe_cause(exc)
 
     def _history(self, target: RunTarget, key: str) -> list[Any]:
         try:
-            history = client(target).get_metric_history(target.run_id, key)
+            history = tracker(target).metric_history(target.run_id, key)
         except Exception as exc:
             raise tracking_error(self._label(), f"read metric '{key}' from", target, exc) from safe_cause(exc)
         if not history:
             raise MlflowDatasetError(
                 f"{self._label()}: MLflow run '{target.run_id}' has no metric '{key}'. Save it first, "
-                f"or check the key and run_id."
+                f"or check the key and run_id.",
+                run_id=target.run_id,
+                dataset=self._label(),
             )
-        return sorted(history, key=lambda m: (m.step, m.timestamp))
+        return history
 
     def _value(self, value: Any, key: str) -> float:
         try:
@@ -246,10 +244,10 @@ class MlflowMetricsDataset(_MetricBase):
     def load(self) -> dict[str, float]:
         target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         try:
-            metrics = client(target).get_run(target.run_id).data.metrics
+            metrics = tracker(target).latest_metrics(target.run_id)
         except Exception as exc:
             raise tracking_error(self._label(), "read metrics from", target, exc) from safe_cause(exc)
         if not self._prefix:
-            return {k: float(v) for k, v in metrics.items()}
+            return metrics
         start = f"{self._prefix}."
         return {k[len(start):]: float(v) for k, v in metrics.items() if k.startswith(start)}

@@ -1,0 +1,107 @@
+"""``before_pipeline_run``: register the Kedro run, then open its MLflow run (or publish that it is off)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ._runner_guard import guard_runner, session_runner
+from ._signals import SignalGuard
+from .config import MlflowConfig
+from .handle import Outcome
+from .params import parameter_inputs
+from .registry import registry
+
+__all__ = ["start_pipeline_run"]
+
+logger = logging.getLogger(__name__)
+
+
+def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: Any) -> None:
+    from .io._naming import name_datasets, validate_datasets  # no MLflow import
+
+    reg = registry()
+    kedro_run_id = str(run_params.get("run_id"))
+    config, credentials = _config_for(run_params)
+    ctx = reg.begin(kedro_run_id, config)
+    if ctx is None:  # a second registered hook instance: the first one did it all
+        return
+    reg.close_stale(kedro_run_id)
+    _show_run_lines()
+    names = sorted(pipeline.datasets())
+    # default model names and metric keys, and which Kedro run the datasets belong to
+    name_datasets(catalog, names, kedro_run_id=kedro_run_id)
+    _guard_session_runner(kedro_run_id)
+    # for this run only: bounded HTTP retries, and the credentials MLflow reads from the environment
+    environment = {**config.http_env, **credentials}
+    pipelines = run_params.get("pipeline_names") or ["__default__"]
+    if config.tracking_disabled_for(pipelines):
+        reg.disable(kedro_run_id, environment)
+        logger.info("MLflow tracking is disabled for pipeline(s) %s.", pipelines)
+        return
+    from ._run_info import run_tags
+
+    try:
+        ctx.start(run_name=",".join(pipelines), tags=run_tags(run_params, config), publish=True,
+                  environment=environment)
+    except BaseException:
+        reg.finish(kedro_run_id, Outcome.killed("the MLflow run could not be opened"))  # forget it
+        raise
+    guard = SignalGuard(lambda signum: _interrupted(kedro_run_id, signum))
+    tracked = reg.tracked(kedro_run_id)
+    if tracked is not None and guard.install():
+        tracked.guard = guard
+    try:  # Kedro calls no error hook for errors raised here: end the run FAILED ourselves
+        validate_datasets(catalog, names)
+        inputs = parameter_inputs(sorted(pipeline.inputs()))
+        if inputs:
+            ctx.log_params({name: catalog.load(name) for name in inputs})
+    except BaseException as exc:
+        try:
+            reg.finish(kedro_run_id, Outcome.failed(exc))
+        except Exception:  # keep the original error in front
+            logger.exception("Could not record the failure in MLflow run %s", ctx.run_id)
+        raise
+
+
+def _show_run_lines() -> None:
+    """Show where each run is (INFO), like Kedro's own lines, unless the project configured our logger."""
+    package_logger = logging.getLogger("kedro_mlflow_runs")
+    if package_logger.level == logging.NOTSET:
+        package_logger.setLevel(logging.INFO)
+
+
+def _interrupted(kedro_run_id: str, signum: int) -> None:
+    from .hooks import interrupted
+
+    interrupted(kedro_run_id, signum)
+
+
+def _guard_session_runner(kedro_run_id: str) -> None:
+    runner = session_runner()
+    if runner is None:
+        logger.debug("No KedroSession.run on the stack: SystemExit from a node ends the run at the next run or exit.")
+        return
+
+    def escaped(exc: BaseException) -> None:
+        try:
+            tracked = registry().tracked(kedro_run_id)
+            if tracked is not None and tracked.context.is_active:
+                logger.warning("%s ended Kedro run %s: ending MLflow run %s as KILLED.", type(exc).__name__,
+                               kedro_run_id, tracked.context.run_id)
+            registry().finish(kedro_run_id, Outcome.killed(f"{type(exc).__name__} ended the Kedro run"))
+        except Exception:  # keep the original exception in front
+            logger.exception("Could not end the MLflow run of Kedro run %s", kedro_run_id)
+
+    guard_runner(runner, escaped)
+
+
+def _config_for(run_params: Mapping[str, Any]) -> tuple[MlflowConfig, dict[str, str]]:
+    """The config (and credentials) after_context_created loaded; else read from the project's conf/."""
+    found = registry().take_pending_config()
+    if found is not None:
+        return found
+    from .config import config_from_project
+
+    return config_from_project(run_params.get("project_path") or ".", run_params.get("env")), {}

@@ -1,0 +1,87 @@
+"""What a run says about itself: its tags (Kedro run, pipelines, runner, git commit, ...) and where it is."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from ._redact import redact_uri
+from .config import MlflowConfig
+from .handle import RunHandle
+
+__all__ = ["current_user", "git_commit", "run_tags", "where"]
+
+
+def runner_name(run_params: Mapping[str, Any]) -> str:
+    runner = str(run_params.get("runner") or "")
+    match = re.search(r"([A-Za-z_][\w]*)(?: object at 0x[0-9a-fA-F]+)?>?$", runner)
+    if not runner or runner == "None" or not match:
+        return "SequentialRunner"
+    return match.group(1)
+
+
+def _command_line() -> str | None:
+    try:
+        import click
+
+        ctx = click.get_current_context(silent=True)
+    except Exception:  # pragma: no cover
+        ctx = None
+    return " ".join(["kedro", *sys.argv[1:]]) if ctx is not None else None
+
+
+def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, str]:
+    """The tags every run gets (user tags from mlflow.yml are added by the RunContext)."""
+    names = run_params.get("pipeline_names") or ["__default__"]
+    tags = {
+        "kedro.run_id": str(run_params.get("run_id")),
+        "kedro.pipeline_names": ",".join(names),
+        "kedro.env": str(run_params.get("env") or "local"),
+        "kedro.version": str(run_params.get("kedro_version")),
+        "kedro_mlflow_runs.version": __version__,
+        "kedro.runner": runner_name(run_params),
+        "mlflow.source.name": "kedro run",
+        "mlflow.source.type": "LOCAL",
+    }
+    command = _command_line()
+    if command:
+        tags["kedro.command"] = command
+    user = current_user()
+    if user:
+        tags["mlflow.user"] = user
+    commit = git_commit(run_params.get("project_path") or config.project_path or ".")
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def where(handle: RunHandle) -> str:
+    """Where to see the run: its page on a server, or the ``mlflow ui`` command for a local store."""
+    uri = redact_uri(handle.tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments/{handle.experiment_id}/runs/{handle.run_id}"
+    return f"{uri} (open it with: mlflow ui --backend-store-uri {uri})"
+
+
+def git_commit(project_path: str | Path) -> str | None:
+    """The full commit sha of ``project_path`` when it is a git checkout, else None."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=str(project_path), capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and len(sha) >= 7 else None
+
+
+def current_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return None

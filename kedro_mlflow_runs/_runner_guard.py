@@ -1,0 +1,62 @@
+"""End the run when a ``SystemExit`` or ``KeyboardInterrupt`` raised by node code escapes the runner.
+
+Kedro calls no hook for these (they are not ``Exception``\\ s), so without a guard an in-process
+session (a notebook, a worker that runs sessions) would leave the run RUNNING until the next
+session in the thread or the end of the process. Nothing is patched at import: when a tracked
+run starts, ``before_pipeline_run`` wraps the ``run`` method of *the runner instance* that this
+``KedroSession.run`` call is about to use, and the wrapper removes itself when the runner returns.
+
+Finding that runner reads one local variable (``runner``) of the calling ``KedroSession.run``
+frame: a Kedro detail, pinned by ``tests/test_compat.py``. When it is not found the run is still
+ended KILLED, later: by the next Kedro run in the thread, or at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["guard_runner", "session_runner"]
+
+
+def session_runner() -> Any | None:
+    """The runner the ``KedroSession.run`` call on this thread's stack is about to use, if any."""
+    from kedro.framework.session import KedroSession
+    from kedro.runner import AbstractRunner
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        local = frame.f_locals if frame.f_code.co_name == "run" else None
+        if local is not None and isinstance(local.get("self"), KedroSession):
+            runner = local.get("runner")
+            return runner if isinstance(runner, AbstractRunner) else None
+        frame = frame.f_back
+    return None
+
+
+def guard_runner(runner: Any, on_escape: Callable[[BaseException], None]) -> bool:
+    """Wrap ``runner.run`` once: ``on_escape(exc)`` for a non-``Exception`` escaping it, then re-raise.
+
+    Returns False (nothing changed) when the runner cannot carry an instance attribute.
+    """
+    original = runner.run
+
+    @functools.wraps(original)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(*args, **kwargs)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                on_escape(exc)
+            raise
+        finally:
+            if vars(runner).get("run") is run:
+                del runner.run
+
+    try:
+        runner.run = run
+    except (AttributeError, TypeError):
+        return False
+    return True

@@ -1,0 +1,231 @@
+"""The one owner of the process-wide state a run changes.
+
+A tracked run changes three things outside its own objects:
+
+* environment variables: the run's handle (``KEDRO_MLFLOW_RUNS_HANDLE``, for spawned workers),
+  the project's store when tracking is disabled (``KEDRO_MLFLOW_RUNS_STORE``), MLflow's HTTP
+  retry settings and the credentials of ``server.credentials``;
+* MLflow's process-wide tracking and registry URIs (and ``MLFLOW_TRACKING_URI`` /
+  ``MLFLOW_REGISTRY_URI``), which MLflow's model functions and user code read;
+* MLflow's fluent active run of a thread, so ``mlflow.log_metric`` in node code lands in the run.
+
+:class:`ProcessState` is the only writer of all three, under one lock. Runs *publish* what they
+need; several may be published at once (sessions in several threads) and end in any order, so the
+state is always re-derived from the newest publication, or from the baseline saved before the
+first one. Datasets *pin* a store for one MLflow call. Threads *bind* a run as their active run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .handle import HANDLE_ENV_VAR, RunHandle
+
+__all__ = ["ProcessState", "apply_environment"]
+
+_URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def apply_environment(env: Mapping[str, str | None]) -> None:
+    """Set (or, for None, unset) environment variables."""
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@dataclass
+class _Publication:
+    key: object
+    environment: dict[str, str]
+    handle: RunHandle | None = None
+    fluent: tuple[list[Any], Any] | None = None  # (the starting thread's stack, our entry on it)
+
+
+@dataclass
+class _Baseline:
+    uris: tuple[str | None, str | None]
+    env: dict[str, str | None] = field(default_factory=dict)
+
+
+class ProcessState:
+    """Saves, sets and restores what runs change in this process (see the module docstring)."""
+
+    __slots__ = ("_baseline", "_bindings", "_lock", "_publications")
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._publications: list[_Publication] = []
+        self._baseline: _Baseline | None = None
+        self._bindings = threading.local()
+
+    # -- publication ---------------------------------------------------------------------
+
+    def publish(self, key: object, environment: Mapping[str, str]) -> None:
+        """Make ``key`` the newest publication: its environment applies at once (credentials and
+        HTTP settings are needed by the first request); :meth:`publish_run` adds its run later."""
+        with self._lock:
+            if not self._publications:
+                self._baseline = _Baseline(self._uris_if_loaded(), {n: os.environ.get(n) for n in _URI_ENV})
+            assert self._baseline is not None
+            for name in (HANDLE_ENV_VAR, *environment):
+                self._baseline.env.setdefault(name, os.environ.get(name))
+            self._publications.append(_Publication(key, dict(environment)))
+            self._refresh()
+
+    def publish_run(self, key: object, handle: RunHandle, run: Any, *, activate: bool = True) -> None:
+        """Point MLflow's URIs and ``KEDRO_MLFLOW_RUNS_HANDLE`` at ``handle``'s run while ``key`` is
+        the newest publication; with ``activate``, make ``run`` the calling thread's active run."""
+        with self._lock:
+            publication = self._find(key)
+            if publication is None:
+                self.publish(key, {})
+                publication = self._find(key)
+            assert publication is not None
+            publication.handle = handle
+            if activate:
+                publication.fluent = self._push(run)
+            self._refresh()
+
+    def unpublish(self, key: object) -> None:
+        """Withdraw ``key``'s publication (a no-op when it has none) and re-derive the state."""
+        with self._lock:
+            publication = self._find(key)
+            if publication is None:
+                return
+            self._publications.remove(publication)
+            try:
+                if publication.fluent is not None:
+                    self._remove(*publication.fluent)
+            finally:
+                self._refresh()
+
+    def is_published(self, key: object) -> bool:
+        with self._lock:
+            return self._find(key) is not None
+
+    def _find(self, key: object) -> _Publication | None:
+        return next((p for p in self._publications if p.key is key), None)
+
+    def _refresh(self) -> None:
+        """Derive the environment and MLflow's URIs from the newest publication, or the baseline."""
+        baseline = self._baseline
+        if baseline is None:
+            return
+        env: dict[str, str | None] = dict(baseline.env)
+        uris = baseline.uris
+        if self._publications:
+            newest = self._publications[-1]
+            env.update(newest.environment)
+            if newest.handle is not None:
+                uris = (newest.handle.tracking_uri, newest.handle.registry_uri)
+                env[HANDLE_ENV_VAR] = newest.handle.to_json()
+                env["MLFLOW_TRACKING_URI"] = newest.handle.tracking_uri
+                env["MLFLOW_REGISTRY_URI"] = newest.handle.registry_uri
+        if uris != baseline.uris or "mlflow" in _loaded():
+            from .tracking._compat import set_global_uris
+
+            set_global_uris(*uris)
+        apply_environment(env)
+        if not self._publications:
+            self._baseline = None
+
+    @staticmethod
+    def _uris_if_loaded() -> tuple[str | None, str | None]:
+        if "mlflow" not in _loaded():  # nothing set yet, and no need to import MLflow to know it
+            return (None, None)
+        from .tracking._compat import global_uris
+
+        return global_uris()
+
+    # -- a store pinned for one MLflow call ------------------------------------------------
+
+    @contextlib.contextmanager
+    def pinned_store(self, tracking_uri: str, registry_uri: str | None) -> Iterator[None]:
+        """Point MLflow's process-wide URIs at a store for the block, then restore them.
+
+        MLflow's ``log_model``, ``load_model`` (``runs:/`` and ``models:/`` URIs) and model
+        registration read the global URIs. Held under the lock, so threads saving at once cannot
+        restore each other's values, and a run ending meanwhile (a signal) re-derives them right.
+        """
+        from .tracking._compat import global_uris, set_global_uris
+
+        with self._lock:
+            before_uris = global_uris()
+            before_env = {n: os.environ.get(n) for n in _URI_ENV}
+            try:
+                set_global_uris(tracking_uri, registry_uri or tracking_uri)
+                yield
+            finally:
+                if self._publications:
+                    self._refresh()
+                else:
+                    set_global_uris(*before_uris)
+                    apply_environment(before_env)
+
+    # -- the fluent active run of a thread -------------------------------------------------
+
+    def bind(self, run: Any) -> None:
+        """Make ``run`` the calling thread's MLflow active run until :meth:`unbind` (nests)."""
+        from .tracking._compat import fluent_stack
+
+        stack = getattr(self._bindings, "stack", None)
+        if stack is None:
+            stack = self._bindings.stack = []
+        current = fluent_stack()
+        already = bool(current) and current[-1].info.run_id == run.info.run_id
+        stack.append(None if already else self._push(run))
+
+    def unbind(self) -> None:
+        """Undo the calling thread's latest :meth:`bind`."""
+        stack = getattr(self._bindings, "stack", None)
+        if stack:
+            entry = stack.pop()
+            if entry is not None:
+                with self._lock:
+                    self._remove(*entry)
+
+    def fluent_run_id(self) -> str | None:
+        """The id of MLflow's active run in the calling thread (None when there is none)."""
+        if "mlflow" not in _loaded():
+            return None
+        from .tracking._compat import fluent_stack
+
+        stack = fluent_stack()
+        return stack[-1].info.run_id if stack else None
+
+    @staticmethod
+    def _push(run: Any) -> tuple[list[Any], Any]:
+        from .tracking._compat import ActiveRun, fluent_stack
+
+        stack, entry = fluent_stack(), ActiveRun(run)
+        stack.append(entry)
+        return stack, entry
+
+    @staticmethod
+    def _remove(stack: list[Any], entry: Any) -> None:
+        """Take ``entry`` off its thread's stack, ending (KILLED) runs user code left open above it."""
+        if entry not in stack:
+            return
+        index = stack.index(entry)
+        leftovers = stack[index + 1 :]
+        del stack[index:]
+        for leftover in leftovers:  # nested runs a node started and never ended
+            try:
+                import mlflow
+
+                mlflow.MlflowClient().set_terminated(leftover.info.run_id, "KILLED")
+            except Exception:  # best effort: the parent's own end matters more
+                continue
+
+
+def _loaded() -> Mapping[str, Any]:
+    import sys
+
+    return sys.modules

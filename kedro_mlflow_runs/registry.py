@@ -1,0 +1,270 @@
+"""The run registry: the one object per process that knows every run, and the one road to the end.
+
+:class:`RunRegistry` maps each Kedro run id to what that run holds (its :class:`RunContext`, its
+signal guard, its config), keeps the list of contexts ACTIVE in this process (custom runners'
+and workers' included), and owns the :class:`ProcessState`. Any number of hook instances share it.
+
+Every way a run ends (Kedro's hooks, the signal guard, the runner guard, atexit, stale-run
+cleanup, ``RunContext.end`` and the ``with`` block) calls :meth:`RunRegistry.finish` with an
+:class:`Outcome`; nothing else moves a context to a terminal state.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .handle import STORE_ENV_VAR, Outcome, handle_from_env
+from .process import ProcessState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._signals import SignalGuard
+    from .config import MlflowConfig
+    from .context import RunContext
+
+__all__ = ["RunRegistry", "TrackedRun", "active_contexts", "current_run_context", "registry"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrackedRun:
+    """What one Kedro run holds while it is in progress in this process."""
+
+    __slots__ = ("config", "context", "guard")
+
+    def __init__(self, context: RunContext, config: MlflowConfig) -> None:
+        self.context = context
+        self.config = config
+        self.guard: SignalGuard | None = None
+
+
+class RunRegistry:
+    """Every run of this process, under one lock (see the module docstring)."""
+
+    __slots__ = ("_active", "_atexit", "_env_attached", "_last_config", "_lock", "_pending", "_thread_config",
+                 "_tracked", "process")
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.process = ProcessState()
+        self._tracked: dict[str, TrackedRun] = {}
+        self._active: list[RunContext] = []
+        self._env_attached: dict[tuple[int, str], RunContext] = {}
+        self._pending = threading.local()
+        self._thread_config = threading.local()
+        self._last_config: MlflowConfig | None = None
+        self._atexit = False
+
+    # -- public view ---------------------------------------------------------------------
+
+    def runs(self) -> dict[str, RunContext]:
+        """``{kedro_run_id: RunContext}`` of the Kedro runs in progress in this process."""
+        with self._lock:
+            return {key: tracked.context for key, tracked in self._tracked.items()}
+
+    def active(self, *, own_process_only: bool = False) -> list[RunContext]:
+        """The ACTIVE contexts of this process, oldest first (optionally without those a fork inherited)."""
+        with self._lock:
+            pid = os.getpid()
+            return [c for c in self._active if not own_process_only or c.pid == pid]
+
+    def current(self, kedro_run_id: str | None = None) -> RunContext | None:
+        """The context a dataset or user code of this thread should use (see ``current_run_context``)."""
+        with self._lock:
+            candidates = [c for c in self._active if kedro_run_id is None or c.kedro_run_id == kedro_run_id]
+            if candidates:
+                me = threading.get_ident()
+                return next((c for c in reversed(candidates) if c.thread == me), candidates[-1])
+            if self._active and kedro_run_id is None:
+                return None
+            handle = handle_from_env()
+            if handle is None or (kedro_run_id is not None and handle.kedro_run_id != kedro_run_id):
+                return None
+            key = (os.getpid(), handle.run_id)
+            ctx = self._env_attached.get(key)
+            if ctx is None or not ctx.is_active:
+                from .context import RunContext
+
+                ctx = self._env_attached[key] = RunContext.attach(handle, register=False)
+            return ctx
+
+    # -- what RunContext transitions report ----------------------------------------------
+
+    def activated(self, ctx: RunContext) -> None:
+        with self._lock:
+            if ctx not in self._active:
+                self._active.append(ctx)
+            if not self._atexit:  # after MLflow's own atexit handler (imported by now): ours runs first
+                atexit.register(self._at_exit)
+                self._atexit = True
+
+    # -- Kedro runs ----------------------------------------------------------------------
+
+    def begin(self, kedro_run_id: str, config: MlflowConfig) -> RunContext | None:
+        """Register a new Kedro run; None when it is registered already (a second hook instance)."""
+        from .context import RunContext
+
+        with self._lock:
+            if kedro_run_id in self._tracked:
+                return None
+            ctx = RunContext(config, kedro_run_id=kedro_run_id)
+            self._tracked[kedro_run_id] = TrackedRun(ctx, config)
+            return ctx
+
+    def tracked(self, kedro_run_id: str) -> TrackedRun | None:
+        with self._lock:
+            return self._tracked.get(str(kedro_run_id))
+
+    def disable(self, kedro_run_id: str, environment: Mapping[str, str]) -> None:
+        """Tracking is off for this Kedro run: publish only what datasets with a ``run_id`` need."""
+        tracked = self.tracked(kedro_run_id)
+        if tracked is None:
+            return
+        tracked.context.disable()
+        store = json.dumps({"tracking_uri": tracked.config.tracking_uri, "registry_uri": tracked.config.registry_uri})
+        self.process.publish(tracked.context, {**environment, STORE_ENV_VAR: store})
+
+    def context_for(self, kedro_run_id: str) -> RunContext | None:
+        """The ACTIVE context of a Kedro run, in the session process or in a runner's worker."""
+        tracked = self.tracked(kedro_run_id)
+        ctx = tracked.context if tracked is not None else self.current(str(kedro_run_id))
+        return ctx if ctx is not None and ctx.is_active else None
+
+    # -- the one road to the end ---------------------------------------------------------
+
+    def finish(self, target: str | RunContext, outcome: Outcome) -> RunContext | None:
+        """End a Kedro run (by id) or a context with ``outcome``, and undo what it changed.
+
+        A Kedro run with tracking disabled only gets its environment back. Returns the context,
+        or None when there was nothing to end (ended already, or never started here).
+
+        Raises:
+            RunStateError: the context is not ACTIVE, or is an OWNED run of another process.
+            TrackingError: MLflow could not be told; the state has changed all the same.
+        """
+        with self._lock:
+            if isinstance(target, str):
+                tracked = self._tracked.pop(target, None)
+                ctx = tracked.context if tracked is not None else None
+            else:
+                ctx = target
+                tracked = self._tracked.get(str(ctx.kedro_run_id))
+                if tracked is not None and tracked.context is ctx:
+                    del self._tracked[str(ctx.kedro_run_id)]
+                else:
+                    tracked = None
+            if ctx is None:
+                return None
+            if ctx.is_active:
+                ctx.check_end(outcome.status)
+                if ctx in self._active:
+                    self._active.remove(ctx)
+        try:
+            if ctx.is_active:
+                ctx.close(outcome)
+        finally:
+            if tracked is not None and tracked.guard is not None:
+                tracked.guard.restore()
+            self.process.unpublish(ctx)
+        return ctx
+
+    def close_stale(self, current: str) -> None:
+        """End runs a previous Kedro run in this thread left ACTIVE (a BaseException escaped it)."""
+        me = threading.get_ident()
+        for ctx in self.active(own_process_only=True):
+            if ctx.kedro_run_id != current and ctx.thread == me and self.tracked(str(ctx.kedro_run_id)):
+                logger.warning("Ending MLflow run %s left open by an interrupted Kedro run.", ctx.run_id)
+                self.finish(str(ctx.kedro_run_id), Outcome.killed(
+                    "an exception that Kedro's error hooks do not see (KeyboardInterrupt, SystemExit, ...) "
+                    "ended the Kedro run"
+                ))
+
+    def _at_exit(self) -> None:
+        """A run still ACTIVE when the interpreter exits was interrupted."""
+        for ctx in reversed(self.active(own_process_only=True)):
+            try:
+                self.finish(ctx, Outcome.killed("the Python process exited while the run was active"))
+            except Exception:
+                logger.debug("Could not end %r at exit", ctx, exc_info=True)
+
+    # -- the project's config, from after_context_created to before_pipeline_run ----------
+
+    def remember_config(self, context: Any, config: MlflowConfig, credentials: Mapping[str, str]) -> None:
+        self._pending.value = (context, config, dict(credentials))
+        self._thread_config.value = config
+        self._last_config = config
+
+    def pending_config(self, context: Any = None) -> tuple[MlflowConfig, dict[str, str]] | None:
+        """The config after_context_created loaded in this thread (for ``context`` when given)."""
+        cached = getattr(self._pending, "value", None)
+        if cached is None or (context is not None and cached[0] is not context):
+            return None
+        return cached[1], cached[2]
+
+    def take_pending_config(self) -> tuple[MlflowConfig, dict[str, str]] | None:
+        found = self.pending_config()
+        self._pending.value = None
+        return found
+
+    def store_uris(self, kedro_run_id: str | None = None) -> tuple[str, str | None]:
+        """``(tracking_uri, registry_uri)`` a dataset should use.
+
+        The active run's store; else the store configured for the Kedro project loaded in this
+        thread, or else in this process; else the store a parent process published in
+        ``KEDRO_MLFLOW_RUNS_STORE`` (tracking disabled, spawned worker); else MLflow's own default.
+        """
+        ctx = self.current(kedro_run_id)
+        if ctx is not None:
+            return ctx.handle.tracking_uri, ctx.handle.registry_uri
+        config = getattr(self._thread_config, "value", None) or self._last_config
+        if config is not None:
+            return config.tracking_uri, config.registry_uri
+        published = os.environ.get(STORE_ENV_VAR)
+        if published:
+            try:
+                store = json.loads(published)
+                return str(store["tracking_uri"]), store.get("registry_uri")
+            except (ValueError, KeyError, TypeError):
+                logger.warning("Ignoring malformed %s environment variable.", STORE_ENV_VAR)
+        import mlflow
+
+        return mlflow.get_tracking_uri(), None
+
+    def forget_config(self) -> None:
+        """Forget the project config remembered for this thread and process (tests, notebooks)."""
+        self._thread_config.value = None
+        self._last_config = None
+        self._pending.value = None
+
+
+_REGISTRY = RunRegistry()
+
+
+def registry() -> RunRegistry:
+    """This process's run registry."""
+    return _REGISTRY
+
+
+def current_run_context(kedro_run_id: str | None = None) -> RunContext | None:
+    """The RunContext of the Kedro run in progress, or None when no run is active.
+
+    Args:
+        kedro_run_id: the Kedro run asking (datasets know theirs): only its context answers.
+            Without it, when runs are active in several threads, the one started in the calling
+            thread wins, else the most recent one.
+
+    In a worker process that has no context of its own (spawned by ParallelRunner or a custom
+    runner), this is an ATTACHED context for the handle its parent published in
+    ``KEDRO_MLFLOW_RUNS_HANDLE``.
+    """
+    return _REGISTRY.current(kedro_run_id)
+
+
+def active_contexts(*, own_process_only: bool = False) -> list[RunContext]:
+    """The RunContexts that are ACTIVE in this process, oldest first."""
+    return _REGISTRY.active(own_process_only=own_process_only)

@@ -1,0 +1,334 @@
+"""The MLflow boundary: where run data goes to MLflow, and the one error translation.
+
+Every call names its run explicitly through a cached :class:`mlflow.MlflowClient` bound to one
+store (never the global default). MLflow is imported lazily: it costs over a second. Failures
+become our errors: :class:`TrackingUnavailableError` when the store does not answer,
+:class:`RunNotFoundError` for an unknown run, :class:`ParameterError` for a changed parameter,
+:class:`TrackingError` otherwise; messages never hold a password.
+
+MLflow's fluent state (the active-run stack, the global URIs) is not changed here: see
+``kedro_mlflow_runs.process``; the private names it needs are in ``tracking/_compat.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._redact import redact_uri, safe_cause
+from ..errors import ParameterError, RunNotFoundError, TrackingError, TrackingUnavailableError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+__all__ = [
+    "MAX_METRICS_PER_BATCH",
+    "MAX_PARAMS_TAGS_PER_BATCH",
+    "Tracker",
+    "check_param_conflicts",
+    "run_entity",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+
+T = TypeVar("T")
+
+
+class _Clients:
+    """``MlflowClient`` objects per (process, store): a forked worker never reuses its parent's connections."""
+
+    __slots__ = ("_clients", "_lock")
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[int, str, str | None], MlflowClient] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tracking_uri: str, registry_uri: str | None) -> MlflowClient:
+        key = (os.getpid(), tracking_uri, registry_uri)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                from mlflow import MlflowClient
+
+                client = self._clients[key] = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+            return client
+
+
+_CLIENTS = _Clients()
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    code = getattr(exc, "error_code", "")
+    return code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or "not found" in str(exc).lower()
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    markers = ("connection", "max retries", "timed out", "unreachable", "refused", "operationalerror")
+    return isinstance(exc, (ConnectionError, OSError)) or any(m in text for m in markers)
+
+
+class Tracker:
+    """Tracking calls for one store, each naming its run explicitly.
+
+    Args:
+        tracking_uri: the tracking store (``sqlite:///...``, ``http://...``, ...).
+        registry_uri: the model registry, when it differs from the tracking store.
+    """
+
+    __slots__ = ("registry_uri", "tracking_uri")
+
+    def __init__(self, tracking_uri: str, registry_uri: str | None = None):
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri
+
+    @property
+    def client(self) -> MlflowClient:
+        return _CLIENTS.get(self.tracking_uri, self.registry_uri)
+
+    # -- the one error translation -----------------------------------------------------------
+
+    def _call(self, what: str, call: Callable[[], T], *, run_id: str | None = None) -> T:
+        """Run ``call``; turn any failure into our error saying ``what`` failed."""
+        try:
+            return call()
+        except (TrackingError, RunNotFoundError, ParameterError, TrackingUnavailableError):
+            raise
+        except Exception as exc:
+            raise self.translate(what, exc, run_id=run_id) from safe_cause(exc)
+
+    def translate(self, what: str, exc: BaseException, *, run_id: str | None = None) -> Exception:
+        """Our error for ``exc``, raised while trying to ``what``."""
+        detail = redact_uri(str(exc))
+        if "changing param values is not allowed" in detail.lower():
+            return ParameterError(
+                f"MLflow run '{run_id}' already has some of these parameters with a different "
+                f"value (another process logged them first): {detail[:1000]}. Give the processes "
+                f"sharing this run the same parameters, or start a new run.",
+                run_id=run_id,
+            )
+        if _is_unreachable(exc):
+            return TrackingUnavailableError(
+                f"Could not {what}: the MLflow tracking store at {redact_uri(self.tracking_uri)} did "
+                f"not answer ({type(exc).__name__}: {detail[:300]}). Check that the server is up and "
+                f"the URI is right (server.mlflow_tracking_uri in mlflow.yml or MLFLOW_TRACKING_URI).",
+                run_id=run_id,
+            )
+        return TrackingError(f"Could not {what} in {redact_uri(self.tracking_uri)}: {detail}", run_id=run_id)
+
+    # -- experiments and runs ----------------------------------------------------------------
+
+    def ensure_experiment(
+        self, name: str, *, artifact_location: str | None = None, restore_if_deleted: bool = True
+    ) -> str:
+        """The id of experiment ``name``, created (or restored) when needed."""
+        return self._call(
+            f"get or create experiment '{name}'",
+            lambda: self._ensure_experiment(name, artifact_location, restore_if_deleted),
+        )
+
+    def _ensure_experiment(self, name: str, artifact_location: str | None, restore_if_deleted: bool) -> str:
+        from mlflow.exceptions import MlflowException
+
+        client = self.client
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            try:
+                return str(client.create_experiment(name, artifact_location=artifact_location))
+            except MlflowException:  # another process created it meanwhile
+                exp = client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+        if exp.lifecycle_stage == "deleted":
+            if not restore_if_deleted:
+                raise TrackingError(
+                    f"Experiment '{name}' is deleted in {redact_uri(self.tracking_uri)}. Restore it, "
+                    f"choose another tracking.experiment.name, or set "
+                    f"tracking.experiment.restore_if_deleted: true in mlflow.yml.",
+                    key="tracking.experiment.name",
+                )
+            client.restore_experiment(exp.experiment_id)
+            logger.warning("Restored deleted MLflow experiment '%s'.", name)
+        return str(exp.experiment_id)
+
+    def create_run(self, experiment_id: str, *, run_name: str | None, tags: Mapping[str, str]) -> Run:
+        return self._call(
+            "create an MLflow run",
+            lambda: self.client.create_run(experiment_id, tags=dict(tags), run_name=run_name),
+        )
+
+    def get_run(self, run_id: str, *, source: str | None = None) -> Run:
+        """The run ``run_id``; :class:`RunNotFoundError` when the store does not have it."""
+        where = f" (from {source})" if source else ""
+        try:
+            run = self.client.get_run(run_id)
+        except Exception as exc:
+            if _is_not_found(exc) or "invalid" in str(exc).lower():
+                raise RunNotFoundError(
+                    f"MLflow run '{run_id}'{where} does not exist in {redact_uri(self.tracking_uri)}. "
+                    f"Check the id and the tracking URI, or unset it to start a new run.",
+                    run_id=run_id,
+                ) from safe_cause(exc)
+            raise self.translate(f"look up MLflow run '{run_id}'", exc, run_id=run_id) from safe_cause(exc)
+        if run.info.lifecycle_stage == "deleted":
+            raise RunNotFoundError(
+                f"MLflow run '{run_id}'{where} is deleted in {redact_uri(self.tracking_uri)}. Restore "
+                f"it or use another run id.",
+                run_id=run_id,
+            )
+        return run
+
+    def set_terminated(self, run_id: str, status: str) -> None:
+        self._call(
+            f"end run '{run_id}' as {status}",
+            lambda: self.client.set_terminated(run_id, status),
+            run_id=run_id,
+        )
+
+    # -- params, tags, metrics ---------------------------------------------------------------
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+        metrics: Iterable[tuple[str, float, int, int]] = (),
+        what: str = "log to",
+    ) -> None:
+        """Log params, tags and ``(key, value, timestamp_ms, step)`` metrics in as few requests as allowed."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        items: list[Any] = [Param(k, v) for k, v in (params or {}).items()]
+        items += [RunTag(k, v) for k, v in (tags or {}).items()]
+        metric_list = [Metric(k, float(v), int(ts), int(step)) for k, v, ts, step in metrics]
+
+        def send() -> None:
+            for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+                chunk = items[i : i + MAX_PARAMS_TAGS_PER_BATCH]
+                self.client.log_batch(
+                    run_id,
+                    params=[x for x in chunk if isinstance(x, Param)],
+                    tags=[x for x in chunk if isinstance(x, RunTag)],
+                )
+            for i in range(0, len(metric_list), MAX_METRICS_PER_BATCH):
+                self.client.log_batch(run_id, metrics=metric_list[i : i + MAX_METRICS_PER_BATCH])
+
+        self._call(f"{what} MLflow run '{run_id}'", send, run_id=run_id)
+
+    def metric_history(self, run_id: str, key: str) -> list[Any]:
+        """Every point of metric ``key``, ordered by step then time."""
+        history = self._call(
+            f"read metric '{key}' of MLflow run '{run_id}'",
+            lambda: self.client.get_metric_history(run_id, key),
+            run_id=run_id,
+        )
+        return sorted(history, key=lambda m: (m.step, m.timestamp))
+
+    def latest_metrics(self, run_id: str) -> dict[str, float]:
+        run = self._call(f"read the metrics of MLflow run '{run_id}'", lambda: self.client.get_run(run_id), run_id=run_id)
+        return {k: float(v) for k, v in run.data.metrics.items()}
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def log_artifact(self, run_id: str, local: str, artifact_path: str | None) -> None:
+        """Log a file, or every file of a folder, under ``artifact_path``."""
+        if os.path.isdir(local):
+            call: Callable[[], None] = lambda: self.client.log_artifacts(run_id, local, artifact_path)  # noqa: E731
+        else:
+            call = lambda: self.client.log_artifact(run_id, local, artifact_path)  # noqa: E731
+        self._call(f"log '{local}' as an artifact of MLflow run '{run_id}'", call, run_id=run_id)
+
+    def download_artifact(self, run_id: str, name: str, destination: str) -> str:
+        return self._call(
+            f"download artifact '{name}' of MLflow run '{run_id}'",
+            lambda: self.client.download_artifacts(run_id, name, destination),
+            run_id=run_id,
+        )
+
+    # -- LoggedModels ------------------------------------------------------------------------
+
+    def create_logged_model(
+        self,
+        run_id: str,
+        name: str,
+        *,
+        experiment_id: str | None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        model_type: str | None = None,
+    ) -> str:
+        """Create a LoggedModel linked to run ``run_id`` (its params included); return its id."""
+
+        def create() -> str:
+            run = self.client.get_run(run_id)
+            model = self.client.create_logged_model(
+                experiment_id=experiment_id or str(run.info.experiment_id),
+                name=name,
+                source_run_id=run_id,
+                params={**{k: str(v) for k, v in (params or {}).items()}, **run.data.params},
+                tags={str(k): str(v) for k, v in tags.items()} if tags else None,
+                model_type=model_type,
+            )
+            return str(model.model_id)
+
+        return self._call(f"create model '{name}' in MLflow run '{run_id}'", create, run_id=run_id)
+
+    def fail_logged_model(self, model_id: str) -> None:
+        """Mark a LoggedModel FAILED unless it already reached a final status (best effort)."""
+        try:
+            model = self.client.get_logged_model(model_id)
+            if str(model.status).rpartition(".")[2] not in ("READY", "FAILED"):
+                self.client.finalize_logged_model(model_id, "FAILED")
+        except Exception:  # the save already failed; this only tidies up
+            return
+
+    def has_logged_model(self, run_id: str, experiment_id: str | None, name: str) -> bool:
+        found = self._call(
+            f"search models of MLflow run '{run_id}'",
+            lambda: self.client.search_logged_models(
+                experiment_ids=[experiment_id] if experiment_id else None,
+                filter_string=f"source_run_id = '{run_id}' AND name = '{name}'",
+                max_results=1,
+            ),
+            run_id=run_id,
+        )
+        return len(found) > 0
+
+
+def check_param_conflicts(run_id: str, new: Mapping[str, str], existing: Mapping[str, str]) -> dict[str, str]:
+    """Drop params already logged with the same value; raise on a different value."""
+    for key, value in new.items():
+        if key in existing and existing[key] != value:
+            raise ParameterError(
+                f"Parameter '{key}' is already logged in MLflow run '{run_id}' as "
+                f"{existing[key][:200]!r}; this Kedro run has {value[:200]!r}. MLflow parameters "
+                f"cannot change: give the runs sharing this MLflow run the same parameters, or "
+                f"start a new run.",
+                run_id=run_id,
+                key=key,
+            )
+    return {k: v for k, v in new.items() if k not in existing}
+
+
+def run_entity(run_id: str, experiment_id: str) -> Run:
+    """A minimal ``Run`` naming ``run_id``, enough for MLflow's active-run stack (no request)."""
+    from mlflow.entities import Run, RunData, RunInfo
+
+    info = RunInfo(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        user_id="",
+        status="RUNNING",
+        start_time=0,
+        end_time=None,
+        lifecycle_stage="active",
+    )
+    return Run(info, RunData())

@@ -1,0 +1,186 @@
+"""What the architecture promises users: importing changes nothing, disabled means disabled,
+``start()`` is the ``with`` block, the runner guard covers the first session of a process,
+errors carry what they are about, and the MLflow private names we use still exist."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import all_runs
+from kedro_project import kedro_env, store_uri
+
+from kedro_mlflow_runs import (
+    ConfigError,
+    RunConflictError,
+    RunContext,
+    RunNotFoundError,
+    RunState,
+    build_config,
+)
+
+IO = "kedro_mlflow_runs.io"
+
+#: One catalog entry per dataset class the plugin exports (legacy names included).
+EVERY_DATASET = {
+    "logger": {"type": f"{IO}.models.MlflowModelLoggerDataset", "flavor": "mlflow.sklearn"},
+    "logger_legacy": {"type": f"{IO}.models.MlflowModelLoggerDataSet", "flavor": "mlflow.sklearn"},
+    "tracking_alias": {"type": f"{IO}.models.MlflowModelTrackingDataset", "flavor": "mlflow.pyfunc"},
+    "saver": {"type": f"{IO}.models.MlflowModelSaverDataset", "flavor": "mlflow.sklearn", "filepath": "data/m"},
+    "saver_legacy": {"type": f"{IO}.models.MlflowModelSaverDataSet", "flavor": "mlflow.sklearn",
+                     "filepath": "data/m2"},
+    "local_fs": {"type": f"{IO}.models.MlflowModelLocalFileSystemDataset", "flavor": "mlflow.sklearn",
+                 "filepath": "data/m3"},
+    "registry": {"type": f"{IO}.models.MlflowModelRegistryDataset", "model_name": "clf", "alias": "champion"},
+    "artifact": {"type": f"{IO}.artifacts.MlflowArtifactDataset",
+                 "dataset": {"type": "json.JSONDataset", "filepath": "data/a.json"}},
+    "artifact_legacy": {"type": f"{IO}.artifacts.MlflowArtifactDataSet",
+                        "dataset": {"type": f"{IO}.models.MlflowModelSaverDataset", "flavor": "mlflow.sklearn",
+                                    "filepath": "data/m4"}},
+    "metric": {"type": f"{IO}.metrics.MlflowMetricDataset"},
+    "history": {"type": f"{IO}.metrics.MlflowMetricHistoryDataset"},
+    "metrics": {"type": f"{IO}.metrics.MlflowMetricsDataset", "prefix": "eval"},
+}
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=kedro_env(), capture_output=True,
+                          text=True, timeout=180)
+
+
+def test_every_exported_dataset_class_is_in_the_disabled_catalog():
+    import kedro_mlflow_runs.io as io
+
+    exported = {name for name in io.__all__ if name.startswith("Mlflow")}
+    used = {entry["type"].rpartition(".")[2] for entry in EVERY_DATASET.values()}
+    used |= {EVERY_DATASET["artifact_legacy"]["dataset"]["type"].rpartition(".")[2]}
+    assert exported <= used
+
+
+def test_disabled_pipeline_with_every_dataset_type_imports_no_mlflow(project_factory):
+    project = project_factory(catalog=EVERY_DATASET,
+                              mlflow_yml={"tracking": {"disable_tracking": {"pipelines": ["quiet"]}}})
+    result = _python(f"""
+        import sys
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+        bootstrap_project({str(project)!r})
+        with KedroSession.create(project_path={str(project)!r}) as session:
+            session.run(pipeline_names=["quiet"])
+        with KedroSession.create(project_path={str(project)!r}) as session:
+            catalog = session.load_context().catalog
+            built = [type(catalog.get(name)).__name__ for name in {sorted(EVERY_DATASET)!r}]
+        print("BUILT", len(built))
+        print("MLFLOW_MODULES", sorted(m for m in sys.modules if m == "mlflow" or m.startswith("mlflow.")))
+    """)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"BUILT {len(EVERY_DATASET)}" in result.stdout
+    assert "MLFLOW_MODULES []" in result.stdout
+
+
+def test_importing_the_plugin_changes_nothing_in_the_process():
+    result = _python("""
+        import atexit, logging, signal, sys
+        from kedro.framework.session import KedroSession
+        from kedro.runner import SequentialRunner
+        before = (KedroSession.run, SequentialRunner.run, atexit._ncallbacks(),
+                  [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)],
+                  logging.getLogger("kedro_mlflow_runs").level)
+        import kedro_mlflow_runs, kedro_mlflow_runs.hooks, kedro_mlflow_runs.io, kedro_mlflow_runs.cli
+        after = (KedroSession.run, SequentialRunner.run, atexit._ncallbacks(),
+                 [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)],
+                 logging.getLogger("kedro_mlflow_runs").level)
+        print("UNCHANGED", before == after, "MLFLOW", "mlflow" in sys.modules)
+    """)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "UNCHANGED True MLFLOW False" in result.stdout
+
+
+def test_system_exit_in_the_first_session_of_a_process_ends_the_run_before_run_returns(project):
+    """The runner guard, not a later session or atexit: checked before the process does anything else."""
+    result = _python(f"""
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+        from mlflow import MlflowClient
+        bootstrap_project({str(project)!r})
+        from kedro.runner import SequentialRunner
+        runner = SequentialRunner()
+        with KedroSession.create(project_path={str(project)!r}, runtime_params={{"model": {{"exit": 3}}}}) as s:
+            try:
+                s.run(runner=runner)
+            except SystemExit:
+                client = MlflowClient({store_uri(project)!r})
+                (exp,) = [e for e in client.search_experiments() if e.name != "Default"]
+                (run,) = client.search_runs([exp.experiment_id])
+                print("STATUS", run.info.status, "GUARD_LEFT", "run" in vars(runner))
+    """)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "STATUS KILLED GUARD_LEFT False" in result.stdout
+
+
+def _published_state() -> tuple:
+    import os
+
+    import mlflow
+
+    active = mlflow.active_run()
+    return (active.info.run_id if active else None, mlflow.get_tracking_uri(),
+            "KEDRO_MLFLOW_RUNS_HANDLE" in os.environ, os.environ.get("MLFLOW_TRACKING_URI"))
+
+
+def test_start_and_end_mean_the_same_as_the_with_block(project, client_for):
+    import mlflow
+
+    config = build_config({}, project_path=project)
+    outside = _published_state()
+
+    explicit = RunContext(config, kedro_run_id="explicit")
+    explicit.start()
+    inside_explicit = _published_state()
+    explicit.end(RunState.FINISHED)
+    after_explicit = _published_state()
+
+    with RunContext(config, kedro_run_id="block") as block:
+        inside_block = _published_state()
+    after_block = _published_state()
+
+    assert inside_explicit == (explicit.run_id, store_uri(project), True, store_uri(project))
+    assert inside_block == (block.run_id, store_uri(project), True, store_uri(project))
+    assert after_explicit == after_block == outside
+    assert mlflow.active_run() is None
+    statuses = {r.info.run_id: r.info.status for r in all_runs(client_for(project))}
+    assert statuses == {explicit.run_id: "FINISHED", block.run_id: "FINISHED"}
+
+    quiet = RunContext(config, kedro_run_id="quiet")
+    quiet.start(publish=False)  # the one documented difference: nothing process-wide changes
+    assert _published_state() == outside
+    quiet.end(RunState.FINISHED)
+
+
+def test_errors_carry_the_run_dataset_or_key_they_are_about(project, client_for):
+    from io_support import active_run, new_run
+
+    from kedro_mlflow_runs.io import MlflowMetricDataset
+
+    with pytest.raises(ConfigError) as info:
+        build_config({"tracking": {"run": {"nmae": "x"}}}, project_path=project)
+    assert info.value.key == "tracking.run.nmae"
+
+    other = new_run(client_for(project))
+    with active_run(project) as ctx, pytest.raises(RunConflictError) as conflict:
+        MlflowMetricDataset(key="m", run_id=other).save(1.0)
+    assert conflict.value.run_id == other and "MlflowMetricDataset" in conflict.value.dataset
+    assert ctx.run_id not in (conflict.value.run_id,)
+
+    missing = build_config({"tracking": {"run": {"id": "0" * 32}}}, project_path=project)
+    with pytest.raises(RunNotFoundError) as not_found:
+        RunContext(missing).start()
+    assert not_found.value.run_id == "0" * 32
+
+
+def test_the_mlflow_private_names_we_use_still_exist():
+    from kedro_mlflow_runs.tracking import _compat
+
+    assert _compat.verify() == []
