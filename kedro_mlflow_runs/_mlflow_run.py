@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._redact import redact_uri
 from .errors import TrackingError
 from .handle import Ownership, RunState
 from .params import MAX_TAG_VALUE_LENGTH
@@ -23,6 +24,7 @@ TAG_KEDRO_RUN_ID = "kedro.run_id"
 TAG_ERROR_TYPE = "kedro.error.type"
 TAG_ERROR_MESSAGE = "kedro.error.message"
 TAG_ERROR_NODE = "kedro.error.node"
+TAG_ERROR_DATASET = "kedro.error.dataset"
 
 
 def open_run(ctx: RunContext, run_name: str | None, tags: Mapping[str, str] | None) -> tuple[Any, Ownership, dict[str, str]]:
@@ -87,8 +89,11 @@ def clip_tags(tags: Mapping[str, Any]) -> dict[str, str]:
 def error_tags(error: BaseException, node_name: str | None = None) -> dict[str, str]:
     """The tags recording ``error`` (and the node it came from) on a run."""
     kind = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
-    tags = {TAG_ERROR_TYPE: kind, TAG_ERROR_MESSAGE: str(error) or repr(error)}
+    tags = {TAG_ERROR_TYPE: kind, TAG_ERROR_MESSAGE: redact_uri(str(error) or repr(error))}
     if node_name:
         tags[TAG_ERROR_NODE] = node_name
+    dataset = getattr(error, "dataset", None)  # our dataset errors name their dataset
+    if isinstance(dataset, str) and dataset:
+        tags[TAG_ERROR_DATASET] = dataset
     return clip_tags(tags)
 

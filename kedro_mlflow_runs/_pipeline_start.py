@@ -19,27 +19,29 @@ logger = logging.getLogger(__name__)
 
 
 def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: Any) -> None:
-    from .io._naming import name_datasets, validate_datasets  # no MLflow import
+    from .io._naming import check_output_runs, name_datasets, validate_datasets  # no MLflow import
 
     reg = registry()
     kedro_run_id = str(run_params.get("run_id"))
+    if reg.tracked(kedro_run_id) is not None:  # a second registered hook instance
+        return
     config, credentials = _config_for(run_params)
     ctx = reg.begin(kedro_run_id, config)
     if ctx is None:  # a second registered hook instance: the first one did it all
         return
     reg.close_stale(kedro_run_id)
-    _show_run_lines()
     names = sorted(pipeline.datasets())
     # default model names and metric keys, and which Kedro run the datasets belong to
     name_datasets(catalog, names, kedro_run_id=kedro_run_id)
-    _guard_session_runner(kedro_run_id)
     # for this run only: bounded HTTP retries, and the credentials MLflow reads from the environment
-    environment = {**config.http_env, **credentials}
+    environment = {**config.http_env, **config.uri_credentials, **credentials}
     pipelines = run_params.get("pipeline_names") or ["__default__"]
     if config.tracking_disabled_for(pipelines):
         reg.disable(kedro_run_id, environment)
+        _guard_session_runner(kedro_run_id)  # a SystemExit must give the environment back too
         logger.info("MLflow tracking is disabled for pipeline(s) %s.", pipelines)
         return
+    _show_run_lines()
     from ._run_info import run_tags
 
     try:
@@ -54,6 +56,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         tracked.guard = guard
     try:  # Kedro calls no error hook for errors raised here: end the run FAILED ourselves
         validate_datasets(catalog, names)
+        check_output_runs(catalog, pipeline.all_outputs(), ctx.handle.run_id)
         inputs = parameter_inputs(sorted(pipeline.inputs()))
         if inputs:
             ctx.log_params({name: catalog.load(name) for name in inputs})
@@ -63,6 +66,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         except Exception:  # keep the original error in front
             logger.exception("Could not record the failure in MLflow run %s", ctx.run_id)
         raise
+    _guard_session_runner(kedro_run_id)
 
 
 def _show_run_lines() -> None:
@@ -94,7 +98,10 @@ def _guard_session_runner(kedro_run_id: str) -> None:
         except Exception:  # keep the original exception in front
             logger.exception("Could not end the MLflow run of Kedro run %s", kedro_run_id)
 
-    guard_runner(runner, escaped)
+    tracked = registry().tracked(kedro_run_id)
+    unguard = guard_runner(runner, escaped)
+    if tracked is not None:
+        tracked.unguard_runner = unguard
 
 
 def _config_for(run_params: Mapping[str, Any]) -> tuple[MlflowConfig, dict[str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["redact_uri", "safe_cause"]
+__all__ = ["redact_uri", "safe_cause", "split_credentials"]
 
 _USERINFO_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^:/@\s]*:)[^@\s/]*@")
 
@@ -31,3 +31,36 @@ def safe_cause(exc: BaseException) -> BaseException | None:
         seen = seen.__cause__ or seen.__context__
         depth += 1
     return exc
+
+
+#: Where MLflow (and libpq) read the secrets we take out of a URI's userinfo.
+_USER_ENV = {"http": "MLFLOW_TRACKING_USERNAME", "https": "MLFLOW_TRACKING_USERNAME"}
+_PASSWORD_ENV = {"http": "MLFLOW_TRACKING_PASSWORD", "https": "MLFLOW_TRACKING_PASSWORD", "postgresql": "PGPASSWORD"}
+
+
+def split_credentials(uri: str) -> tuple[str, dict[str, str]]:
+    """Move the password (and, for http(s), the user) of ``uri`` into the environment variables the
+    client reads: ``(uri without them, {variable: value})``.
+
+    ``http(s)://user:pw@host`` becomes ``http(s)://host`` with ``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD``; ``postgresql[+driver]://user:pw@host/db`` keeps the user and moves
+    the password to ``PGPASSWORD`` (libpq's own variable). Other schemes are returned unchanged.
+    """
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+", 1)[0].lower()
+    if scheme not in _PASSWORD_ENV or "@" not in parts.netloc:
+        return uri, {}
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, has_password, password = userinfo.partition(":")
+    env: dict[str, str] = {}
+    if has_password:
+        env[_PASSWORD_ENV[scheme]] = unquote(password)
+    if scheme in _USER_ENV:
+        if user:
+            env[_USER_ENV[scheme]] = unquote(user)
+        netloc = hostport
+    else:
+        netloc = f"{user}@{hostport}" if user else hostport
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), env

@@ -33,7 +33,7 @@ def _command_line() -> str | None:
         ctx = click.get_current_context(silent=True)
     except Exception:  # pragma: no cover
         ctx = None
-    return " ".join(["kedro", *sys.argv[1:]]) if ctx is not None else None
+    return redact_uri(" ".join(["kedro", *sys.argv[1:]])) if ctx is not None else None
 
 
 def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, str]:

@@ -7,7 +7,7 @@ run starts, ``before_pipeline_run`` wraps the ``run`` method of *the runner inst
 ``KedroSession.run`` call is about to use, and the wrapper removes itself when the runner returns.
 
 Finding that runner reads one local variable (``runner``) of the calling ``KedroSession.run``
-frame: a Kedro detail, pinned by ``tests/test_compat.py``. When it is not found the run is still
+frame: a Kedro detail, pinned by ``tests/test_architecture.py`` (the first session of a fresh process is guarded). When it is not found the run is still
 ended KILLED, later: by the next Kedro run in the thread, or at interpreter exit.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -36,15 +37,21 @@ def session_runner() -> Any | None:
     return None
 
 
-def guard_runner(runner: Any, on_escape: Callable[[BaseException], None]) -> bool:
-    """Wrap ``runner.run`` once: ``on_escape(exc)`` for a non-``Exception`` escaping it, then re-raise.
+def guard_runner(runner: Any, on_escape: Callable[[BaseException], None]) -> Callable[[], None] | None:
+    """Wrap ``runner.run`` for the calling thread's next call: ``on_escape(exc)`` for a
+    non-``Exception`` escaping it, then re-raise. The wrapper removes itself when that call returns;
+    the returned function removes it too (if the call never happens). Calls from other threads (a
+    runner instance shared by sessions in several threads) pass straight through.
 
-    Returns False (nothing changed) when the runner cannot carry an instance attribute.
+    Returns None (nothing changed) when the runner cannot carry an instance attribute.
     """
     original = runner.run
+    owner = threading.get_ident()
 
     @functools.wraps(original)
     def run(*args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() != owner:
+            return original(*args, **kwargs)
         try:
             return original(*args, **kwargs)
         except BaseException as exc:
@@ -52,11 +59,14 @@ def guard_runner(runner: Any, on_escape: Callable[[BaseException], None]) -> boo
                 on_escape(exc)
             raise
         finally:
-            if vars(runner).get("run") is run:
-                del runner.run
+            remove()
+
+    def remove() -> None:
+        if vars(runner).get("run") is run:
+            del runner.run
 
     try:
         runner.run = run
     except (AttributeError, TypeError):
-        return False
-    return True
+        return None
+    return remove

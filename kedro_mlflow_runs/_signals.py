@@ -1,9 +1,11 @@
-"""SIGINT/SIGTERM guard: Kedro's error hooks never see these, so a run would stay RUNNING.
+"""Signal guard: Kedro's error hooks never see signals, so a run would stay RUNNING.
 
-While a run is active, the guard's handler reports the signal (the run is ended KILLED),
-restores the previous handlers, then hands the signal on to them: SIGINT still raises
-KeyboardInterrupt, SIGTERM still terminates the process. Forked children (ParallelRunner)
-inherit the handler; there it only hands the signal on.
+Guarded: SIGINT (Ctrl-C), SIGTERM (``kill``, orchestrators), SIGHUP (the terminal or ssh session
+closed) and SIGQUIT (Ctrl-\\). While a run is active, the guard's handler reports the signal (the
+run is ended KILLED and the process's multiprocessing workers are stopped), restores the previous
+handlers, then hands the signal on to them: SIGINT still raises KeyboardInterrupt, the others still
+end the process as they would have. Forked children (ParallelRunner) inherit the handler; there it
+only hands the signal on.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-GUARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+GUARDED_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)
+)
 
 
 class SignalGuard:
-    """Calls ``on_signal(signum)`` once when SIGINT or SIGTERM arrives in this process."""
+    """Calls ``on_signal(signum)`` once when a guarded signal arrives in this process."""
 
     def __init__(self, on_signal: Callable[[int], None]):
         self._on_signal = on_signal
@@ -33,7 +37,7 @@ class SignalGuard:
     def install(self) -> bool:
         """Install the handlers; False (and nothing changed) outside the main thread."""
         if threading.current_thread() is not threading.main_thread():
-            logger.debug("Not in the main thread: SIGINT/SIGTERM will not end the MLflow run.")
+            logger.debug("Not in the main thread: signals will not end the MLflow run.")
             return False
         for signum in GUARDED_SIGNALS:
             previous = signal.getsignal(signum)
@@ -63,6 +67,7 @@ class SignalGuard:
                 self._on_signal(signum)
             except Exception:
                 logger.exception("Could not end the MLflow run on %s", signal.Signals(signum).name)
+            _stop_workers()
         self.restore()
         if callable(previous):
             previous(signum, frame)
@@ -71,3 +76,15 @@ class SignalGuard:
         else:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
+
+
+def _stop_workers() -> None:
+    """Terminate this process's multiprocessing children (ParallelRunner's pool): the run they
+    would log into has ended KILLED, and the process is going down."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        try:
+            child.terminate()
+        except Exception:  # pragma: no cover - already gone
+            logger.debug("Could not terminate %r", child, exc_info=True)

@@ -59,6 +59,19 @@ def mlflow_commands() -> None:
     """Work with the MLflow tracking of this Kedro project."""
 
 
+def _project_root() -> Path:
+    """The Kedro project containing the working directory (any subdirectory works, as for ``kedro run``)."""
+    from kedro.utils import find_kedro_project
+
+    root = find_kedro_project(Path.cwd())
+    if root is None:
+        raise click.ClickException(
+            f"{Path.cwd()} is not inside a Kedro project (no pyproject.toml with [tool.kedro] here or above). "
+            f"Run this command from your project."
+        )
+    return Path(root)
+
+
 def _project_config(env: str | None):  # type: ignore[no-untyped-def]
     """The project's validated mlflow.yml, with its ``server.credentials`` set in this process's environment."""
     import os
@@ -68,25 +81,40 @@ def _project_config(env: str | None):  # type: ignore[no-untyped-def]
 
     from .config import credentials_env, load_config
 
-    metadata = bootstrap_project(Path.cwd())
+    metadata = bootstrap_project(_project_root())
     with KedroSession.create(project_path=metadata.project_path, env=env) as session:
         context = session.load_context()
         config = load_config(context)
-        os.environ.update(credentials_env(config, context))  # a short-lived CLI process
+        os.environ.update({**config.uri_credentials, **credentials_env(config, context)})  # a short-lived CLI process
         return config
 
 
 @mlflow_commands.command(name="init")
 @click.option("--env", "-e", default="local", show_default=True, help="Kedro environment to write to.")
-@click.option("--force", is_flag=True, help="Overwrite an existing mlflow.yml.")
+@click.option("--force", is_flag=True, help="Write even though the project already has an mlflow.yml.")
 def init(env: str, force: bool) -> None:
-    """Write a commented conf/<env>/mlflow.yml with every key and its default."""
+    """Write a commented conf/<env>/mlflow.yml with every key and its default.
+
+    Refuses when the project already has an mlflow configuration in any environment: a full template
+    in conf/local would override conf/base's settings (experiment, tags, tracking URI).
+
+    Example: kedro mlflow init --env base
+    """
     from kedro.framework.startup import bootstrap_project
 
-    metadata = bootstrap_project(Path.cwd())
-    target = Path(metadata.project_path) / "conf" / env / "mlflow.yml"
-    if target.exists() and not force:
-        raise click.ClickException(f"{target} already exists; pass --force to overwrite it.")
+    from .config import CONFIG_PATTERNS
+
+    metadata = bootstrap_project(_project_root())
+    conf = Path(metadata.project_path) / "conf"
+    target = conf / env / "mlflow.yml"
+    existing = sorted({p for pattern in CONFIG_PATTERNS for p in conf.glob(f"*/{pattern}") if p.is_file()})
+    if existing and not force:
+        names = ", ".join(str(p.relative_to(metadata.project_path)) for p in existing)
+        raise click.ClickException(
+            f"This project already has an mlflow configuration ({names}); writing the full template to "
+            f"{target.relative_to(metadata.project_path)} would change where runs go. Edit that file instead "
+            f"(docs/mlflow_yml.md lists every key), or pass --force to write the template anyway."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(TEMPLATE)
     click.echo(f"Wrote {target}")
@@ -95,14 +123,45 @@ def init(env: str, force: bool) -> None:
 @mlflow_commands.command(name="ui")
 @click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
 def ui(env: str | None) -> None:
-    """Open the MLflow UI on this project's tracking store (``ui.host``/``ui.port``)."""
+    """Open the MLflow UI on this project's tracking store (``ui.host``/``ui.port``).
+
+    Example: kedro mlflow ui --env local
+    """
     config = _project_config(env)
     if config.tracking_uri.startswith(("http://", "https://")):
         click.echo(f"The tracking server is {config.redacted_tracking_uri}: open it in a browser.")
         return
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", config.tracking_uri,
            "--host", config.ui_host, "--port", str(config.ui_port)]
-    raise SystemExit(subprocess.call(cmd))
+    click.echo(f"Serving {config.redacted_tracking_uri} at http://{config.ui_host}:{config.ui_port} (Ctrl-C to stop)")
+    raise SystemExit(_run_forwarding_signals(cmd))
+
+
+def _run_forwarding_signals(cmd: list[str]) -> int:
+    """Run ``cmd`` in its own process group; SIGINT/SIGTERM/SIGHUP to us stop its whole tree, and we wait."""
+    import os
+    import signal
+
+    child = subprocess.Popen(cmd, start_new_session=True)
+
+    def forward(signum: int, frame: object) -> None:
+        try:
+            os.killpg(child.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # pragma: no cover - forward() already handled it
+                continue
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if child.poll() is None:  # pragma: no cover
+            os.killpg(child.pid, signal.SIGKILL)
 
 
 @mlflow_commands.command(name="close-run")
@@ -110,28 +169,57 @@ def ui(env: str | None) -> None:
 @click.option(
     "--status",
     type=click.Choice(["FINISHED", "FAILED", "KILLED"], case_sensitive=False),
-    default="FINISHED",
-    show_default=True,
-    help="Status to end the run with.",
+    default=None,
+    help="Status to end the run with (default FINISHED; KILLED with --stale).",
 )
+@click.option("--stale", is_flag=True,
+              help="List the project's runs still RUNNING (left by kill -9 or a lost machine) instead.")
+@click.option("--yes", is_flag=True, help="With --stale: end every listed run (as --status, default KILLED).")
 @click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
-def close_run(run_id: str | None, status: str, env: str | None) -> None:
-    """End a run that `kedro run` steps attached to (the last step of an orchestrated pipeline)."""
+def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, env: str | None) -> None:
+    """End a run that `kedro run` steps attached to, or list and end runs left RUNNING.
+
+    Examples: kedro mlflow close-run --status FAILED; kedro mlflow close-run --stale [--yes]
+    """
     from .errors import KedroMlflowRunsError
     from .tracking import Tracker
 
     config = _project_config(env)
-    run_id = run_id or config.run_id
-    if not run_id:
-        raise click.ClickException(
-            "No run to close: pass --run-id, set MLFLOW_RUN_ID, or set tracking.run.id in mlflow.yml."
-        )
     tracker = Tracker(config.tracking_uri, config.registry_uri)
     try:
+        if stale:
+            _close_stale(tracker, config, (status or "KILLED").upper(), yes)
+            return
+        status = (status or "FINISHED").upper()
+        run_id = run_id or config.run_id
+        if not run_id:
+            raise click.ClickException(
+                "No run to close: pass --run-id, set MLFLOW_RUN_ID, or set tracking.run.id in mlflow.yml "
+                "(or list runs left RUNNING with --stale)."
+            )
         run = tracker.get_run(run_id, source="--run-id" if run_id != config.run_id else config.run_id_source)
         if run.info.status != "RUNNING":
-            click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {status.upper()} anyway.")
-        tracker.set_terminated(run_id, status.upper())
+            click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {status} anyway.")
+        tracker.set_terminated(run_id, status)
     except KedroMlflowRunsError as exc:
         raise click.ClickException(str(exc)) from safe_cause(exc)
-    click.echo(f"Ended MLflow run {run_id} as {status.upper()} in {config.redacted_tracking_uri}.")
+    click.echo(f"Ended MLflow run {run_id} as {status} in {config.redacted_tracking_uri}.")
+
+
+def _close_stale(tracker, config, status: str, yes: bool) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    runs = tracker.running_kedro_runs(config.experiment_name)
+    if not runs:
+        click.echo(f"No run of experiment '{config.experiment_name}' is RUNNING in {config.redacted_tracking_uri}.")
+        return
+    click.echo(f"Runs of experiment '{config.experiment_name}' still RUNNING (a kedro run in progress is listed too):")
+    for run in runs:
+        started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        click.echo(f"  {run.info.run_id}  kedro run {run.data.tags.get('kedro.run_id', '?')}  started {started}")
+    if not yes:
+        click.echo(f"Pass --yes to end them as {status}.")
+        return
+    for run in runs:
+        tracker.set_terminated(run.info.run_id, status)
+    click.echo(f"Ended {len(runs)} run(s) as {status}.")

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from kedro.config import MissingConfigException
 
-from ._redact import redact_uri, safe_cause
+from ._redact import redact_uri, safe_cause, split_credentials
 from ._schema import Locator, OptionalOf, describe, validate
 from .errors import ConfigError
 from .params import LONG_PARAMS_STRATEGIES
@@ -102,6 +102,7 @@ class MlflowConfig:
     long_params_strategy: str = "fail"
     disabled_pipelines: tuple[str, ...] = ()
     http_env: Mapping[str, str] = field(default_factory=dict)
+    uri_credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     default_store: bool = False
     project_path: str | None = None
     ui_host: str = "127.0.0.1"
@@ -233,9 +234,20 @@ def build_config(
     uri = server["mlflow_tracking_uri"] or env.get("MLFLOW_TRACKING_URI") or None
     default_store = uri is None
     tracking_uri = default_tracking_uri(project_path) if uri is None else resolve_tracking_uri(uri, project_path)
+    tracking_uri, uri_credentials = split_credentials(tracking_uri)
     registry = server["mlflow_registry_uri"] or env.get("MLFLOW_REGISTRY_URI") or None
     if registry is not None:
-        registry = resolve_tracking_uri(registry, project_path)
+        registry, registry_credentials = split_credentials(resolve_tracking_uri(registry, project_path))
+        clash = {k for k, v in registry_credentials.items() if uri_credentials.get(k, v) != v}
+        if clash:
+            key = "server.mlflow_registry_uri"
+            raise ConfigError(
+                f"'{key}' in {where(key)} carries other credentials than the tracking URI; MLflow reads "
+                f"one set ({', '.join(sorted(clash))}). Use the same user and password, or remove them from "
+                f"the URIs and set them with server.credentials.",
+                key=key,
+            )
+        uri_credentials = {**uri_credentials, **registry_credentials}
 
     if run["id"]:
         run_id, run_id_source = run["id"], f"tracking.run.id in {where('tracking.run.id')}"
@@ -255,6 +267,7 @@ def build_config(
         registry_uri=registry,
         credentials=server["credentials"],
         http_env=http_env,
+        uri_credentials=uri_credentials,
         experiment_name=experiment,
         restore_if_deleted=tracking["experiment"]["restore_if_deleted"],
         run_id=run_id,
@@ -321,6 +334,17 @@ def load_config(context: Any) -> MlflowConfig:
         raw = loader["mlflow"]
     except (MissingConfigException, KeyError):
         raw = {}
+    except Exception as exc:  # OmegaConf's errors: a list at the top, an unknown resolver, bad YAML
+        hint = (
+            " Kedro's config loader resolves ${oc.env:...} only in credentials: to use it in mlflow.yml, "
+            "add CONFIG_LOADER_ARGS = {\"custom_resolvers\": {\"oc.env\": oc.env}} (from omegaconf.resolvers "
+            "import oc) to settings.py, or set MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME / MLFLOW_RUN_ID "
+            "in the environment instead (they apply when mlflow.yml leaves the key unset)."
+            if "oc.env" in str(exc) else " It must be a mapping of the keys in docs/mlflow_yml.md."
+        )
+        raise ConfigError(
+            f"Could not read mlflow.yml under {conf_source}: {type(exc).__name__}: {redact_uri(str(exc))}.{hint}"
+        ) from safe_cause(exc)
     files = _raw_files(loader, conf_source) if raw else {}
     source = " and ".join(files) if files else f"mlflow.yml under {conf_source}"
     return build_config(

@@ -148,7 +148,7 @@ class RunContext:
         with self._lock:
             self._check(RunState.ACTIVE, "start a run")
             if publish:  # before the first request: it may need the credentials or retry settings
-                process.publish(self, environment or {})
+                process.publish(self, {**self.config.uri_credentials, **(environment or {})})
             try:
                 run, ownership, self._logged_params = open_run(self, run_name, tags)
                 handle = RunHandle(run.info.run_id, self.config.tracking_uri, str(run.info.experiment_id),
@@ -262,7 +262,7 @@ class RunContext:
         undo each with :meth:`unbind_thread`.
         """
         self._require_active("bind a thread")
-        registry().process.bind(self._entity())
+        registry().process.bind(self._entity(), self.handle.tracking_uri)
 
     def unbind_thread(self) -> None:
         """Undo the calling thread's latest :meth:`bind_thread`."""

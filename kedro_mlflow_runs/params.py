@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from ._redact import redact_uri
 from .errors import ParameterError
 
 #: MLflow's limits (mlflow.utils.validation), repeated here so this module needs no mlflow import.
@@ -78,18 +79,34 @@ def to_mlflow_params(
     ``parameters`` input contributes its top-level keys without a prefix.
     """
     out: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+
+    def put(key: str, leaf: Any) -> None:
+        clean = sanitise_key(key)
+        if clean in origin and origin[clean] != key:
+            raise ParameterError(
+                f"Parameters '{origin[clean]}' and '{key}' both become the MLflow parameter '{clean}' "
+                f"(MLflow refuses some characters; they are replaced with '_'). Rename one of them.",
+                key=key,
+            )
+        origin[clean] = key
+        out[clean] = leaf
+
     for name, value in named_values.items():
         prefix = param_prefix(name)
         if isinstance(value, Mapping) and (flatten_dicts or not prefix):
+            if not value and prefix:  # an empty dict is a value too
+                put(prefix, "{}")
+                continue
             pairs: Iterable[tuple[str, Any]]
             if flatten_dicts:
                 pairs = flatten(value, prefix=prefix, sep=sep, recursive=recursive)
             else:  # `parameters` without flattening: one param per top-level key
                 pairs = ((str(k), v) for k, v in value.items())
             for key, leaf in pairs:
-                out[sanitise_key(key)] = leaf
+                put(key, leaf)
         else:
-            out[sanitise_key(prefix)] = value
+            put(prefix, value)
     return out
 
 
@@ -107,7 +124,7 @@ def split_long_values(
     as_params: dict[str, str] = {}
     as_tags: dict[str, str] = {}
     for key, raw in params.items():
-        value = str(raw)
+        value = redact_uri(str(raw))  # a URI with a password in a parameter is logged as user:***@
         if len(value) <= MAX_PARAM_VALUE_LENGTH:
             as_params[key] = value
         elif strategy == "truncate":

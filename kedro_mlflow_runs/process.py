@@ -29,6 +29,7 @@ from .handle import HANDLE_ENV_VAR, RunHandle
 __all__ = ["ProcessState", "apply_environment"]
 
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_RUN_ENV = (HANDLE_ENV_VAR, "MLFLOW_EXPERIMENT_ID")
 
 
 def apply_environment(env: Mapping[str, str | None]) -> None:
@@ -74,7 +75,7 @@ class ProcessState:
             if not self._publications:
                 self._baseline = _Baseline(self._uris_if_loaded(), {n: os.environ.get(n) for n in _URI_ENV})
             assert self._baseline is not None
-            for name in (HANDLE_ENV_VAR, *environment):
+            for name in (*_RUN_ENV, *environment):
                 self._baseline.env.setdefault(name, os.environ.get(name))
             self._publications.append(_Publication(key, dict(environment)))
             self._refresh()
@@ -95,6 +96,7 @@ class ProcessState:
 
     def unpublish(self, key: object) -> None:
         """Withdraw ``key``'s publication (a no-op when it has none) and re-derive the state."""
+        leftovers: list[Any] = []
         with self._lock:
             publication = self._find(key)
             if publication is None:
@@ -102,9 +104,11 @@ class ProcessState:
             self._publications.remove(publication)
             try:
                 if publication.fluent is not None:
-                    self._remove(*publication.fluent)
+                    leftovers = self._remove(*publication.fluent)
             finally:
                 self._refresh()
+        if leftovers and publication.handle is not None:
+            _kill(leftovers, publication.handle.tracking_uri)
 
     def is_published(self, key: object) -> bool:
         with self._lock:
@@ -121,12 +125,14 @@ class ProcessState:
         env: dict[str, str | None] = dict(baseline.env)
         uris = baseline.uris
         if self._publications:
+            for publication in self._publications:  # older first: the newest wins a clash
+                env.update(publication.environment)
             newest = self._publications[-1]
-            env.update(newest.environment)
             if newest.handle is not None:
                 uris = (newest.handle.tracking_uri, newest.handle.registry_uri)
                 env[HANDLE_ENV_VAR] = newest.handle.to_json()
                 env["MLFLOW_TRACKING_URI"] = newest.handle.tracking_uri
+                env["MLFLOW_EXPERIMENT_ID"] = newest.handle.experiment_id  # runs node code starts land beside it
                 env["MLFLOW_REGISTRY_URI"] = newest.handle.registry_uri
         if uris != baseline.uris or "mlflow" in _loaded():
             from .tracking._compat import set_global_uris
@@ -157,6 +163,7 @@ class ProcessState:
         from .tracking._compat import global_uris, set_global_uris
 
         with self._lock:
+            published = bool(self._publications)
             before_uris = global_uris()
             before_env = {n: os.environ.get(n) for n in _URI_ENV}
             try:
@@ -165,14 +172,16 @@ class ProcessState:
             finally:
                 if self._publications:
                     self._refresh()
-                else:
+                elif not published:
                     set_global_uris(*before_uris)
                     apply_environment(before_env)
+                # else: the last run ended inside the block (a signal) and restored the baseline
 
     # -- the fluent active run of a thread -------------------------------------------------
 
-    def bind(self, run: Any) -> None:
-        """Make ``run`` the calling thread's MLflow active run until :meth:`unbind` (nests)."""
+    def bind(self, run: Any, tracking_uri: str) -> None:
+        """Make ``run`` (of the store ``tracking_uri``) the calling thread's MLflow active run until
+        :meth:`unbind` (nests)."""
         from .tracking._compat import fluent_stack
 
         stack = getattr(self._bindings, "stack", None)
@@ -180,7 +189,7 @@ class ProcessState:
             stack = self._bindings.stack = []
         current = fluent_stack()
         already = bool(current) and current[-1].info.run_id == run.info.run_id
-        stack.append(None if already else self._push(run))
+        stack.append(None if already else (*self._push(run), tracking_uri))
 
     def unbind(self) -> None:
         """Undo the calling thread's latest :meth:`bind`."""
@@ -188,8 +197,8 @@ class ProcessState:
         if stack:
             entry = stack.pop()
             if entry is not None:
-                with self._lock:
-                    self._remove(*entry)
+                fluent, ours, tracking_uri = entry
+                _kill(self._remove(fluent, ours), tracking_uri)
 
     def fluent_run_id(self) -> str | None:
         """The id of MLflow's active run in the calling thread (None when there is none)."""
@@ -209,20 +218,29 @@ class ProcessState:
         return stack, entry
 
     @staticmethod
-    def _remove(stack: list[Any], entry: Any) -> None:
-        """Take ``entry`` off its thread's stack, ending (KILLED) runs user code left open above it."""
+    def _remove(stack: list[Any], entry: Any) -> list[Any]:
+        """Take ``entry`` off its thread's stack; return the runs user code left open above it."""
         if entry not in stack:
-            return
+            return []
         index = stack.index(entry)
         leftovers = stack[index + 1 :]
         del stack[index:]
-        for leftover in leftovers:  # nested runs a node started and never ended
-            try:
-                import mlflow
+        return leftovers
 
-                mlflow.MlflowClient().set_terminated(leftover.info.run_id, "KILLED")
-            except Exception:  # best effort: the parent's own end matters more
-                continue
+    def reinit_after_fork(self) -> None:
+        """In a forked child: fresh locks (a parent thread may have held one at the fork)."""
+        self._lock = threading.RLock()
+
+
+def _kill(leftovers: list[Any], tracking_uri: str) -> None:
+    """End (KILLED) nested runs a node started and never ended; best effort."""
+    from .tracking import Tracker
+
+    for leftover in leftovers:
+        try:
+            Tracker(tracking_uri).set_terminated(leftover.info.run_id, "KILLED")
+        except Exception:  # the parent's own end matters more
+            continue
 
 
 def _loaded() -> Mapping[str, Any]:

@@ -16,10 +16,10 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .handle import STORE_ENV_VAR, Outcome, handle_from_env
+from .handle import STORE_ENV_VAR, Outcome, Ownership, handle_from_env
 from .process import ProcessState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,12 +35,38 @@ logger = logging.getLogger(__name__)
 class TrackedRun:
     """What one Kedro run holds while it is in progress in this process."""
 
-    __slots__ = ("config", "context", "guard")
+    __slots__ = ("config", "context", "guard", "unguard_runner")
 
     def __init__(self, context: RunContext, config: MlflowConfig) -> None:
         self.context = context
         self.config = config
         self.guard: SignalGuard | None = None
+        self.unguard_runner: Callable[[], None] | None = None
+
+    def release(self) -> None:
+        """Put back the signal handlers and the runner's own ``run`` method."""
+        try:
+            if self.guard is not None:
+                self.guard.restore()
+        finally:
+            if self.unguard_runner is not None:
+                self.unguard_runner()
+
+
+def _close_uninterrupted(ctx: RunContext, outcome: Outcome) -> None:
+    """``ctx.close(outcome)``; when a signal interrupts it (Ctrl-C during the last request), the run
+    is ended once more, best effort, so that it is not left RUNNING, then the interruption goes on."""
+    try:
+        ctx.close(outcome)
+    except Exception:
+        raise
+    except BaseException:
+        try:
+            if ctx.ownership is Ownership.OWNED and ctx.run_id is not None:
+                ctx.tracker.set_terminated(ctx.run_id, outcome.status.value)
+        except BaseException:  # a second interruption: nothing more we can do
+            logger.debug("Could not end MLflow run %s after an interruption", ctx.run_id, exc_info=True)
+        raise
 
 
 class RunRegistry:
@@ -101,6 +127,8 @@ class RunRegistry:
                 self._active.append(ctx)
             if not self._atexit:  # after MLflow's own atexit handler (imported by now): ours runs first
                 atexit.register(self._at_exit)
+                if hasattr(os, "register_at_fork"):
+                    os.register_at_fork(after_in_child=self._after_fork)
                 self._atexit = True
 
     # -- Kedro runs ----------------------------------------------------------------------
@@ -149,27 +177,27 @@ class RunRegistry:
         """
         with self._lock:
             if isinstance(target, str):
-                tracked = self._tracked.pop(target, None)
+                tracked = self._tracked.get(target)
                 ctx = tracked.context if tracked is not None else None
             else:
                 ctx = target
                 tracked = self._tracked.get(str(ctx.kedro_run_id))
-                if tracked is not None and tracked.context is ctx:
-                    del self._tracked[str(ctx.kedro_run_id)]
-                else:
+                if tracked is not None and tracked.context is not ctx:
                     tracked = None
             if ctx is None:
                 return None
             if ctx.is_active:
-                ctx.check_end(outcome.status)
-                if ctx in self._active:
-                    self._active.remove(ctx)
+                ctx.check_end(outcome.status)  # raises before anything changed
+            if tracked is not None:
+                del self._tracked[str(ctx.kedro_run_id)]
+            if ctx in self._active:
+                self._active.remove(ctx)
         try:
             if ctx.is_active:
-                ctx.close(outcome)
+                _close_uninterrupted(ctx, outcome)
         finally:
-            if tracked is not None and tracked.guard is not None:
-                tracked.guard.restore()
+            if tracked is not None:
+                tracked.release()
             self.process.unpublish(ctx)
         return ctx
 
@@ -183,6 +211,14 @@ class RunRegistry:
                     "an exception that Kedro's error hooks do not see (KeyboardInterrupt, SystemExit, ...) "
                     "ended the Kedro run"
                 ))
+
+    def _after_fork(self) -> None:
+        """A forked child (ParallelRunner): locks a parent thread held at the fork would never be released."""
+        from .tracking import _CLIENTS
+
+        self._lock = threading.RLock()
+        self.process.reinit_after_fork()
+        _CLIENTS.reinit_after_fork()
 
     def _at_exit(self) -> None:
         """A run still ACTIVE when the interpreter exits was interrupted."""

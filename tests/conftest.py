@@ -23,7 +23,8 @@ _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME",
 
 
 _LEAK_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "KEDRO_MLFLOW_RUNS_HANDLE", "KEDRO_MLFLOW_RUNS_STORE",
-             "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+             "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT",
+             "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PGPASSWORD")
 
 
 def _mlflow_globals() -> tuple[object, object]:
@@ -48,7 +49,8 @@ def _no_leaks(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     monkeypatch.chdir(cwd)
     env_before = {name: os.environ.get(name) for name in _LEAK_ENV}
     globals_before = _mlflow_globals()
-    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
+                                                              signal.SIGQUIT)}
     yield
     from kedro_mlflow_runs import active_contexts
 

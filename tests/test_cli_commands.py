@@ -25,8 +25,30 @@ def test_init_writes_a_valid_commented_template_and_refuses_to_overwrite(project
     target.write_text(text + "\n# my edit\n")
     again = subprocess.run(kedro_cmd("mlflow", "init"), cwd=project, env=kedro_env(), capture_output=True, text=True, timeout=120)
     assert again.returncode != 0
-    assert "already exists" in again.stderr and "--force" in again.stderr
+    assert "already has an mlflow configuration (conf/local/mlflow.yml)" in again.stderr and "--force" in again.stderr
     assert target.read_text().endswith("# my edit\n")  # nothing overwritten
+
+
+def test_init_never_changes_the_configuration_of_a_project_that_has_one(project_factory):
+    project = project_factory(mlflow_yml={"tracking": {"experiment": {"name": "team"}, "run": {"tags": {"a": 1}}}})
+    base = (project / "conf" / "base" / "mlflow.yml").read_text()
+    result = subprocess.run(kedro_cmd("mlflow", "init"), cwd=project / "src", env=kedro_env(),
+                            capture_output=True, text=True, timeout=120)  # from a subdirectory, as kedro run allows
+    assert result.returncode != 0
+    assert "conf/base/mlflow.yml" in result.stderr
+    assert not (project / "conf" / "local" / "mlflow.yml").exists()
+    assert (project / "conf" / "base" / "mlflow.yml").read_text() == base
+
+
+def test_commands_work_from_a_project_subdirectory_and_fail_clearly_outside(project, tmp_path):
+    inside = subprocess.run(kedro_cmd("mlflow", "init"), cwd=project / "conf", env=kedro_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert inside.returncode == 0, inside.stderr[-2000:]
+    assert (project / "conf" / "local" / "mlflow.yml").exists()
+    stale = subprocess.run(kedro_cmd("mlflow", "close-run", "--stale"), cwd=project / "src", env=kedro_env(),
+                           capture_output=True, text=True, timeout=120)
+    assert stale.returncode == 0, stale.stderr[-2000:]
+    assert "is RUNNING" in stale.stdout or "still RUNNING" in stale.stdout
 
 
 def test_ui_serves_the_project_store_on_the_configured_port(project, client_for):
@@ -45,6 +67,7 @@ def test_ui_serves_the_project_store_on_the_configured_port(project, client_for)
     (project / "conf" / "local" / "mlflow.yml").write_text(f"ui:\n  port: {port}\n")
     proc = subprocess.Popen(kedro_cmd("mlflow", "ui"), cwd=project, env=kedro_env(), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stopped = False
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -59,6 +82,13 @@ def test_ui_serves_the_project_store_on_the_configured_port(project, client_for)
                               params={"run_id": run.info.run_id}, timeout=10)
         assert answer.status_code == 200
         assert answer.json()["run"]["info"]["status"] == "FINISHED"  # it serves this project's store
+        proc.send_signal(signal.SIGTERM)  # to `kedro mlflow ui` only, as a process manager would
+        output, _ = proc.communicate(timeout=60)
+        stopped = True
+        assert f"at http://127.0.0.1:{port}" in output  # it said where it serves
+        with pytest.raises(requests.ConnectionError):  # and the server it started is gone too
+            requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        if not stopped:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)

@@ -2,7 +2,8 @@
 
 Datasets never start or end a run: they ask the RunContext which run to use (see
 ``docs/datasets.md`` for the run-selection table). Importing this package does not import
-MLflow; a flavor module is imported when a model dataset is created.
+MLflow; a flavor module is looked up (not imported) when a model dataset is created, and imported
+when a tracked run starts or on the dataset's first save or load.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-__all__ = ["DatasetNamingHooks", "NamedDataset", "name_datasets", "validate_datasets"]
+__all__ = ["DatasetNamingHooks", "NamedDataset", "check_output_runs", "name_datasets", "validate_datasets"]
 
 
 class NamedDataset:
@@ -67,6 +67,33 @@ def validate_datasets(catalog: Any, names: Iterable[str]) -> None:
             validate = getattr(target, "validate", None)
             if isinstance(target, ValidatedDataset) and callable(validate):
                 validate()
+
+
+def check_output_runs(catalog: Any, outputs: Iterable[str], active_run_id: str) -> None:
+    """Fail before any node when a plugin dataset the pipeline writes names another run.
+
+    Raises:
+        RunConflictError: naming the dataset, its ``run_id`` and the active run; nothing was written.
+    """
+    from ..errors import RunConflictError
+
+    for name in sorted(outputs):
+        try:
+            dataset = catalog.get(name)
+        except Exception:
+            continue
+        run_id = getattr(dataset, "_run_id", None) if isinstance(dataset, NamedDataset) else None
+        if run_id and run_id != active_run_id:
+            label = dataset._label() if hasattr(dataset, "_label") else name
+            raise RunConflictError(
+                f"{label} (catalog entry '{name}') is written by this pipeline, but its run_id "
+                f"'{run_id}' differs from the active MLflow run '{active_run_id}'. No node ran and nothing "
+                f"was written. Remove run_id from the catalog entry to save into the active run, or run "
+                f"with tracking.run.id: {run_id} to write into run '{run_id}'. (Loading from another run "
+                f"is allowed: only outputs are checked.)",
+                run_id=run_id,
+                dataset=label,
+            )
 
 
 class ValidatedDataset:

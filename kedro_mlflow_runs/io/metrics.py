@@ -86,6 +86,32 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
+def _step(owner: _MetricBase, step: Any, key: str) -> int:
+    """``step`` as an int; a fractional or non-numeric step is an error, never truncated."""
+    try:
+        number = float(step)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number.is_integer():
+        raise MlflowDatasetError(
+            f"{owner._label()}: step {step!r} of metric '{key}' is not a whole number. MLflow steps are "
+            f"integers: use 0, 1, 2, ...", dataset=owner._label()
+        )
+    return int(number)
+
+
+def _as_sequence(owner: _MetricBase, data: Any, key: str) -> Any:
+    """A 1-D numpy array (or anything with ``tolist`` and ``ndim == 1``) as a list; others unchanged."""
+    if hasattr(data, "tolist") and hasattr(data, "ndim"):
+        if data.ndim != 1:
+            raise MlflowDatasetError(
+                f"{owner._label()}: metric history '{key}' must be 1-D, got an array of shape "
+                f"{getattr(data, 'shape', '?')}.", dataset=owner._label()
+            )
+        return data.tolist()
+    return data
+
+
 class MlflowMetricDataset(_MetricBase):
     """One metric value per save; load returns the value at the latest step.
 
@@ -106,7 +132,7 @@ class MlflowMetricDataset(_MetricBase):
     ) -> None:
         super().__init__(run_id, metadata)
         self._key = key
-        self._step = int(step)
+        self._step = _step(self, step, key or "(catalog entry)")
 
     @property
     def key(self) -> str:
@@ -126,7 +152,7 @@ class MlflowMetricDataset(_MetricBase):
         key = self.key
         step = self._step
         if isinstance(data, Mapping) and "value" in data:
-            step = int(data.get("step", step))
+            step = _step(self, data.get("step", step), key)
             data = data["value"]
         self._send([(key, self._value(data, key), _now(), step)])
 
@@ -177,23 +203,17 @@ class MlflowMetricHistoryDataset(_MetricBase):
 
 def _history_points(owner: _MetricBase, key: str, data: Any) -> list[MetricPoint]:
     now = _now()
+    data = _as_sequence(owner, data, key)
     if isinstance(data, Mapping):
         pairs: Iterable[tuple[Any, Any]] = data.items()
     elif isinstance(data, (list, tuple)):
         pairs = enumerate(data)
     else:
         raise MlflowDatasetError(
-            f"{owner._label()}: metric history '{key}' must be a list of values or a "
-            f"{{step: value}} dict, got {type(data).__name__}."
+            f"{owner._label()}: metric history '{key}' must be a list of values (or a 1-D array) or a "
+            f"{{step: value}} dict, got {type(data).__name__}.", dataset=owner._label()
         )
-    points = []
-    for step, value in pairs:
-        try:
-            step_number = int(step)
-        except (TypeError, ValueError) as exc:
-            raise MlflowDatasetError(f"{owner._label()}: step {step!r} of metric '{key}' is not an integer.") from safe_cause(exc)
-        points.append((key, owner._value(value, key), now, step_number))
-    return points
+    return [(key, owner._value(value, key), now, _step(owner, step, key)) for step, value in pairs]
 
 
 class MlflowMetricsDataset(_MetricBase):
@@ -232,8 +252,9 @@ class MlflowMetricsDataset(_MetricBase):
         now = _now()
         for key, value in data.items():
             name = self._full(key)
+            value = _as_sequence(self, value, name)
             if isinstance(value, Mapping) and "value" in value:
-                points.append((name, self._value(value["value"], name), now, int(value.get("step", 0))))
+                points.append((name, self._value(value["value"], name), now, _step(self, value.get("step", 0), name)))
             elif isinstance(value, (Mapping, list, tuple)):
                 points.extend(_history_points(self, name, value))
             else:

@@ -18,12 +18,13 @@ from .._redact import redact_uri, safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ..registry import registry
 from ._flavors import PYFUNC, check_flavor, flavor_module
+from ._naming import NamedDataset
 
 __all__ = ["MlflowModelRegistryDataset"]
 
 
 
-class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
+class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
     """Load a registered model by version, alias, or the latest version. Read-only.
 
     Kedro's catalog reserves the ``version:`` key (and drops it with a warning), so in
@@ -82,7 +83,7 @@ class MlflowModelRegistryDataset(AbstractDataset[None, Any]):
                 "flavor": self._flavor, "load_args": self._load_args}
 
     def load(self) -> Any:
-        tracking_uri, registry_uri = registry().store_uris()
+        tracking_uri, registry_uri = registry().store_uris(self._kedro_run_id)
         module = flavor_module(self._flavor, self._label())
         if not callable(getattr(module, "load_model", None)):
             raise MlflowDatasetError(f"{self._label()}: flavor '{self._flavor}' has no load_model function.",

@@ -11,7 +11,7 @@ What we touch, and why:
   process-wide tracking URI as set (None when unset).
 * ``mlflow.tracking._model_registry.utils._registry_uri``: the same for the registry URI.
 
-``tests/test_compat.py`` fails loudly when a future MLflow moves any of them. Nothing else in
+``tests/test_architecture.py::test_the_mlflow_private_names_we_use_still_exist`` fails loudly when a future MLflow moves any of them. Nothing else in
 the package may name an MLflow private attribute.
 """
 
@@ -45,7 +45,8 @@ def global_uris() -> tuple[str | None, str | None]:
 
 
 def set_global_uris(tracking_uri: str | None, registry_uri: str | None) -> None:
-    """Set MLflow's process-wide URIs exactly (None unsets), without touching the environment."""
+    """Set MLflow's process-wide URIs exactly (None unsets). MLflow also sets (or unsets)
+    ``MLFLOW_TRACKING_URI`` here; the caller restores the environment it wants."""
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 

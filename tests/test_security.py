@@ -1,0 +1,114 @@
+"""No secret printed or stored: a password in the tracking URI never reaches an output stream, a
+param, a tag, the run handle or MLFLOW_TRACKING_URI; error messages stored on runs are redacted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from conftest import all_runs
+from kedro_project import kedro_cmd, kedro_env, kedro_run
+
+from kedro_mlflow_runs import build_config
+from kedro_mlflow_runs._redact import split_credentials
+
+SECRET = "S3cretPw"
+
+NODES = '''
+import json
+import os
+
+import mlflow
+
+
+def make_data(data):
+    return [float(i) for i in range(int(data["n"]))]
+
+
+def train(values, model):
+    with open(model["env_dump"], "w") as out:
+        json.dump({"env": dict(os.environ), "tracking_uri": mlflow.get_tracking_uri()}, out)
+    mlflow.log_metric("from_node", 1.0)
+    if model.get("fail"):
+        raise RuntimeError("could not reach " + model["fail"])
+    return {"coef": float(model["C"]) * sum(values)}
+
+
+def report(result, parameters):
+    return {"coef": result["coef"]}
+'''
+
+
+def _everything_stored(client, run) -> str:
+    stored = dict(run.data.params)
+    stored.update(run.data.tags)
+    return json.dumps(stored)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_a_password_in_the_tracking_uri_is_never_printed_or_stored(project_factory, mlflow_server, tmp_path):
+    from mlflow import MlflowClient
+
+    uri = mlflow_server.url.replace("http://", f"http://alice:{SECRET}@")
+    dump = tmp_path / "env.json"
+    project = project_factory(
+        nodes=NODES,
+        mlflow_yml={"server": {"mlflow_tracking_uri": uri},
+                    "tracking": {"experiment": {"name": f"secrets-{tmp_path.name}"}}},
+        parameters={"data": {"n": 3}, "model": {"C": 1.0, "env_dump": str(dump), "fail": ""}, "seed": 1},
+    )
+    ok = kedro_run(project, "--params", f"note=http://bob:{SECRET}@example.invalid/x")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    seen = json.loads(dump.read_text())
+    failed = kedro_run(project, "--params", "model.fail=the server")
+    assert failed.returncode != 0
+    closed = subprocess.run(kedro_cmd("mlflow", "close-run", "--run-id", "0" * 32), cwd=project,
+                            env=kedro_env(), capture_output=True, text=True, timeout=120)
+
+    for result in (ok, failed, closed):
+        assert SECRET not in result.stdout + result.stderr
+    # while the run was live: the handle and MLflow's URI carry no password; MLflow's own
+    # credential variables do (that is how its client authenticates)
+    env = seen["env"]
+    assert SECRET not in seen["tracking_uri"] and SECRET not in env.get("KEDRO_MLFLOW_RUNS_HANDLE", "")
+    assert SECRET not in env.get("MLFLOW_TRACKING_URI", "")
+    assert env["MLFLOW_TRACKING_PASSWORD"] == SECRET and env["MLFLOW_TRACKING_USERNAME"] == "alice"
+    client = MlflowClient(mlflow_server.url)
+    exp = client.get_experiment_by_name(f"secrets-{tmp_path.name}")
+    runs = client.search_runs([exp.experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+    for run in runs:
+        assert SECRET not in _everything_stored(client, run)
+    (finished,) = [r for r in runs if r.info.status == "FINISHED"]
+    assert finished.data.params["note"] == "http://bob:***@example.invalid/x"
+    assert finished.data.metrics == {"from_node": 1.0}  # authenticated requests still work
+
+
+def test_an_error_message_holding_a_password_is_stored_redacted(project, client_for):
+    from kedro_project import run_session
+
+    with pytest.raises(ValueError, match="on purpose"):
+        run_session(project, runtime_params={"model": {"fail": f"postgresql://u:{SECRET}@db/x"}})
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FAILED"
+    assert SECRET not in _everything_stored(None, run)
+    assert "postgresql://u:***@db/x" in run.data.tags["kedro.error.message"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "clean", "env"),
+    [
+        (f"http://alice:{SECRET}@host:5000", "http://host:5000",
+         {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": SECRET}),
+        (f"postgresql+psycopg://me:{SECRET}@db:5432/mlflow", "postgresql+psycopg://me@db:5432/mlflow",
+         {"PGPASSWORD": SECRET}),
+        ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db", {}),
+    ],
+)
+def test_credentials_move_from_the_uri_to_the_variables_the_client_reads(tmp_path, uri, clean, env):
+    assert split_credentials(uri) == (clean, env)
+    config = build_config({"server": {"mlflow_tracking_uri": uri}}, project_path=tmp_path)
+    assert config.tracking_uri == clean and dict(config.uri_credentials) == env
+    assert SECRET not in repr(config)
