@@ -317,12 +317,14 @@ def test_kedro_run_shows_the_run_selection_errors(project_factory, client_for, r
     result = kedro_run(project, "--pipeline", "train")
     assert result.returncode != 0
     output = " ".join((result.stdout + result.stderr).split())
-    assert "MlflowModelLoggerDataset(catalog entry 'my_model', flavor 'mlflow.sklearn') cannot save" in output
+    label = "MlflowModelLoggerDataset(catalog entry 'my_model', flavor 'mlflow.sklearn')"
     if row == "no_active_run":
+        assert f"{label} cannot save" in output
         assert "no MLflow run is active" in output and "No run was created" in output
         assert all_runs(client) == []
     else:
         (kedro_run_record,) = [r for r in all_runs(client) if r.info.run_id != earlier]
+        assert f"{label} is written by this pipeline" in output and "No node ran" in output
         assert f"its run_id '{earlier}' differs from the active MLflow run '{kedro_run_record.info.run_id}'" in output
         assert kedro_run_record.info.status == "FAILED"
         assert client.get_run(earlier).info.status == "FINISHED"

@@ -58,8 +58,7 @@ def flavor_module(flavor: str, dataset: str) -> ModuleType:
     """
     if not isinstance(flavor, str) or not flavor.strip():
         raise MlflowDatasetError(
-            f"{dataset}: `flavor` must be a module path such as 'mlflow.sklearn', got {flavor!r}."
-        )
+            f"{dataset}: `flavor` must be a module path such as 'mlflow.sklearn', got {flavor!r}.", dataset=dataset)
     try:
         return importlib.import_module(flavor)
     except ImportError as exc:

@@ -84,9 +84,11 @@ def check_output_runs(catalog: Any, outputs: Iterable[str], active_run_id: str) 
             continue
         run_id = getattr(dataset, "_run_id", None) if isinstance(dataset, NamedDataset) else None
         if run_id and run_id != active_run_id:
-            label = dataset._label() if hasattr(dataset, "_label") else name
+            label = dataset._label() if hasattr(dataset, "_label") else type(dataset).__name__
+            if f"'{name}'" not in label:
+                label = f"{label} (catalog entry '{name}')"
             raise RunConflictError(
-                f"{label} (catalog entry '{name}') is written by this pipeline, but its run_id "
+                f"{label} is written by this pipeline, but its run_id "
                 f"'{run_id}' differs from the active MLflow run '{active_run_id}'. No node ran and nothing "
                 f"was written. Remove run_id from the catalog entry to save into the active run, or run "
                 f"with tracking.run.id: {run_id} to write into run '{run_id}'. (Loading from another run "

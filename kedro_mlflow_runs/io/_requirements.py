@@ -63,8 +63,7 @@ def apply_requirements(
     if mode not in MODES:
         raise MlflowDatasetError(
             f"{dataset}: requirements mode must be one of {', '.join(MODES)} (save_args.requirements "
-            f"or {REQUIREMENTS_ENV}), got {mode!r}."
-        )
+            f"or {REQUIREMENTS_ENV}), got {mode!r}.", dataset=dataset)
     if mode == "infer" or any(args.get(key) is not None for key in _USER_KEYS):
         return args
     requirements = fast_requirements(flavor, model)

@@ -70,10 +70,9 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         elif data_set is not None:
             raise MlflowDatasetError(
                 f"{type(self).__name__}: give the wrapped dataset as `dataset:` only (`data_set:` "
-                f"is its legacy spelling), not both."
-            )
+                f"is its legacy spelling), not both.", dataset=type(self).__name__)
         if dataset is None:
-            raise MlflowDatasetError(f"{type(self).__name__}: `dataset:` (the wrapped dataset) is required.")
+            raise MlflowDatasetError(f"{type(self).__name__}: `dataset:` (the wrapped dataset) is required.", dataset=type(self).__name__)
         self._dataset = _build(dataset, type(self).__name__)
         self._run_id = str(run_id) if run_id else None
         self._artifact_path = artifact_path.strip("/") if artifact_path else None
@@ -81,8 +80,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         if not hasattr(self._dataset, "_filepath"):
             raise MlflowDatasetError(
                 f"{self._label()}: the wrapped {type(self._dataset).__name__} has no local file "
-                f"path (_filepath); only file-based datasets can be logged as artifacts."
-            )
+                f"path (_filepath); only file-based datasets can be logged as artifacts.", dataset=self._label())
 
     @property
     def dataset(self) -> AbstractDataset:
@@ -183,8 +181,7 @@ def _build(dataset: dict[str, Any] | AbstractDataset | str, owner: str) -> Abstr
         raise
     except Exception as exc:
         raise MlflowDatasetError(
-            f"{owner}: cannot build the wrapped dataset {config.get('type')!r}: {exc}"
-        ) from safe_cause(exc)
+            f"{owner}: cannot build the wrapped dataset {config.get('type')!r}: {exc}", dataset=owner) from safe_cause(exc)
 
 
 def _local(path: Any, protocol: str | None, label: str) -> Path:
@@ -192,8 +189,7 @@ def _local(path: Any, protocol: str | None, label: str) -> Path:
     if ("://" in text and not text.startswith("file://")) or protocol not in (None, "file", "local"):
         raise MlflowDatasetError(
             f"{label}: the wrapped dataset writes to '{text}', which is not on the local file "
-            f"system; only local files can be logged as artifacts."
-        )
+            f"system; only local files can be logged as artifacts.", dataset=label)
     return Path(text.removeprefix("file://"))
 
 

@@ -70,8 +70,7 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
             number = float(value)
         except (TypeError, ValueError) as exc:
             raise MlflowDatasetError(
-                f"{self._label()}: metric '{key}' must be a number, got {type(value).__name__} {value!r}."
-            ) from safe_cause(exc)
+                f"{self._label()}: metric '{key}' must be a number, got {type(value).__name__} {value!r}.", dataset=self._label()) from safe_cause(exc)
         return number
 
     def _exists(self) -> bool:
@@ -141,8 +140,7 @@ class MlflowMetricDataset(_MetricBase):
         if not key:
             raise MlflowDatasetError(
                 f"{self._label()}: no metric key. Set `key:` in the catalog entry, or use the "
-                f"dataset through a Kedro catalog in `kedro run` so that it defaults to the entry name."
-            )
+                f"dataset through a Kedro catalog in `kedro run` so that it defaults to the entry name.", dataset=self._label())
         return key
 
     def _describe(self) -> dict[str, Any]:
@@ -180,7 +178,7 @@ class MlflowMetricHistoryDataset(_MetricBase):
     ) -> None:
         super().__init__(run_id, metadata)
         if load_as not in ("list", "dict"):
-            raise MlflowDatasetError(f"{type(self).__name__}: load_as must be 'list' or 'dict', got {load_as!r}.")
+            raise MlflowDatasetError(f"{type(self).__name__}: load_as must be 'list' or 'dict', got {load_as!r}.", dataset=type(self).__name__)
         self._key = key
         self._load_as = load_as
 
@@ -210,8 +208,8 @@ def _history_points(owner: _MetricBase, key: str, data: Any) -> list[MetricPoint
         pairs = enumerate(data)
     else:
         raise MlflowDatasetError(
-            f"{owner._label()}: metric history '{key}' must be a list of values (or a 1-D array) or a "
-            f"{{step: value}} dict, got {type(data).__name__}.", dataset=owner._label()
+            f"{owner._label()}: metric history '{key}' must be a list of values or a "
+            f"{{step: value}} dict (a 1-D array is fine too), got {type(data).__name__}.", dataset=owner._label()
         )
     return [(key, owner._value(value, key), now, _step(owner, step, key)) for step, value in pairs]
 
@@ -246,8 +244,7 @@ class MlflowMetricsDataset(_MetricBase):
     def save(self, data: Any) -> None:
         if not isinstance(data, Mapping):
             raise MlflowDatasetError(
-                f"{self._label()}: expects a dict of metrics {{name: value}}, got {type(data).__name__}."
-            )
+                f"{self._label()}: expects a dict of metrics {{name: value}}, got {type(data).__name__}.", dataset=self._label())
         points: list[MetricPoint] = []
         now = _now()
         for key, value in data.items():

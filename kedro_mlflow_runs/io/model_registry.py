@@ -53,8 +53,7 @@ class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
         if version is not None and model_version is not None and str(version) != str(model_version):
             raise MlflowDatasetError(
                 f"{type(self).__name__}(model '{model_name}'): version ({version}) and "
-                f"model_version ({model_version}) disagree; give one."
-            )
+                f"model_version ({model_version}) disagree; give one.", dataset=type(self).__name__)
         version = version if version is not None else model_version
         self._model_name = model_name
         self._version = None if version is None else str(version)
@@ -64,8 +63,7 @@ class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
         self.metadata = metadata
         if version is not None and alias is not None:
             raise MlflowDatasetError(
-                f"{self._label()}: give either version ({version}) or alias ('{alias}'), not both."
-            )
+                f"{self._label()}: give either version ({version}) or alias ('{alias}'), not both.", dataset=self._label())
         check_flavor(flavor, None, self._label())
 
     def _label(self) -> str:
@@ -97,11 +95,9 @@ class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
             raise MlflowDatasetError(
                 f"{self._label()} could not load {self.model_uri} from the registry at "
                 f"{redact_uri(registry_uri or tracking_uri)}: {type(exc).__name__}: {redact_uri(str(exc))}. Check "
-                f"the model name, version or alias."
-            ) from safe_cause(exc)
+                f"the model name, version or alias.", dataset=self._label()) from safe_cause(exc)
 
     def save(self, data: Any) -> None:
         raise MlflowDatasetError(
             f"{self._label()} is read-only. To register a model, save it with "
-            f"MlflowModelLoggerDataset and save_args.registered_model_name: {self._model_name}."
-        )
+            f"MlflowModelLoggerDataset and save_args.registered_model_name: {self._model_name}.", dataset=self._label())
