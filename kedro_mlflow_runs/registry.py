@@ -214,11 +214,11 @@ class RunRegistry:
 
     def _after_fork(self) -> None:
         """A forked child (ParallelRunner): locks a parent thread held at the fork would never be released."""
-        from .tracking import _CLIENTS
+        from .tracking._store import CLIENTS
 
         self._lock = threading.RLock()
         self.process.reinit_after_fork()
-        _CLIENTS.reinit_after_fork()
+        CLIENTS.reinit_after_fork()
 
     def _at_exit(self) -> None:
         """A run still ACTIVE when the interpreter exits was interrupted."""
