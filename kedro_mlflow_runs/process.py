@@ -209,6 +209,22 @@ class ProcessState:
         stack = fluent_stack()
         return stack[-1].info.run_id if stack else None
 
+    def user_run(self) -> RunHandle | None:
+        """MLflow's active run in the calling thread, as a handle, when the user started one (no
+        RunContext of ours is behind it). The plugin treats it as attached: it never ends it."""
+        if "mlflow" not in _loaded():  # nobody called mlflow.start_run
+            return None
+        from .tracking._compat import fluent_stack, global_uris
+
+        stack = fluent_stack()
+        if not stack:
+            return None
+        import mlflow
+
+        info = stack[-1].info
+        registry_uri = global_uris()[1]
+        return RunHandle(info.run_id, mlflow.get_tracking_uri(), str(info.experiment_id), registry_uri)
+
     @staticmethod
     def _push(run: Any) -> tuple[list[Any], Any]:
         from .tracking._compat import ActiveRun, fluent_stack

@@ -106,15 +106,27 @@ def report(result, parameters):
 '''
 
 
-def test_a_nested_run_started_by_node_code_is_a_child_in_the_same_experiment(project_factory, client_for):
+@pytest.mark.parametrize("runner", ["SequentialRunner", "ThreadRunner", "ParallelRunner"])
+def test_a_nested_run_started_by_node_code_is_a_child_in_the_same_experiment(project_factory, client_for, runner):
+    import kedro.runner
+
     project = project_factory(nodes=NESTED_NODES)
-    run_session(project)
+    run_session(project, runner=getattr(kedro.runner, runner)())
     runs = all_runs(client_for(project))
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     (child,) = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert child.info.experiment_id == parent.info.experiment_id
     assert child.info.status == "FINISHED" and child.data.metrics == {"trial_score": 0.9}
+
+
+def test_a_top_level_run_started_by_node_code_is_mlflows_clear_error_and_no_stray_run(project_factory,
+                                                                                       client_for):
+    project = project_factory(nodes=NESTED_NODES.replace("nested=True, ", ""))
+    with pytest.raises(Exception, match="is already active"):
+        run_session(project)
+    (run,) = all_runs(client_for(project))  # no second, stray run
+    assert run.info.status == "FAILED" and "nested=True" in run.data.tags["kedro.error.message"]
 
 
 def test_metric_steps_must_be_whole_and_numpy_histories_are_accepted(project, client_for):

@@ -77,12 +77,18 @@ def select_run(
     """
     ctx = registry().current(kedro_run_id)
     active = ctx.handle if ctx is not None and ctx.is_active else None
+    whose, elsewhere = "of this `kedro run`", (
+        f"run without tracking (or with tracking.run.id: {run_id} in mlflow.yml)")
+    if active is None:  # else a run the user started in this thread (mlflow.start_run), attached
+        active = registry().process.user_run()
+        whose, elsewhere = "you started in this thread (mlflow.start_run)", "save outside that run"
     if run_id is None:
         if active is None:
             raise NoActiveRunError(
                 f"{dataset} cannot {operation}: no MLflow run is active (no `kedro run` with "
-                f"tracking enabled is in progress) and the dataset has no run_id. Use it inside "
-                f"`kedro run` with tracking enabled, or set `run_id: <mlflow run id>` in its "
+                f"tracking enabled is in progress, and no run was started with mlflow.start_run() in "
+                f"this thread) and the dataset has no run_id. Use it inside `kedro run` with tracking "
+                f"enabled or inside `with mlflow.start_run():`, or set `run_id: <mlflow run id>` in its "
                 f"catalog entry. No run was created.",
                 dataset=dataset,
             )
@@ -92,9 +98,8 @@ def select_run(
     if active is not None and operation == "save":
         raise RunConflictError(
             f"{dataset} cannot save: its run_id '{run_id}' differs from the active MLflow run "
-            f"'{active.run_id}' of this `kedro run`. Nothing was written. Remove run_id from the "
-            f"catalog entry to save into the active run, or run without tracking (or with "
-            f"tracking.run.id: {run_id} in mlflow.yml) to write into run '{run_id}'.",
+            f"'{active.run_id}' {whose}. Nothing was written. Remove run_id from the "
+            f"catalog entry to save into the active run, or {elsewhere} to write into run '{run_id}'.",
             run_id=run_id,
             dataset=dataset,
         )
