@@ -40,7 +40,8 @@ def open_run(ctx: RunContext, run_name: str | None, tags: Mapping[str, str] | No
             tracker.log_batch(run.info.run_id, tags=clip_tags(all_tags), what="tag")
         return run, Ownership.ATTACHED, dict(run.data.params)
     experiment_id = tracker.ensure_experiment(
-        cfg.experiment_name, artifact_location=cfg.artifact_location, restore_if_deleted=cfg.restore_if_deleted
+        cfg.experiment_name, artifact_location=cfg.artifact_location, restore_if_deleted=cfg.restore_if_deleted,
+        tags=cfg.experiment_tags,
     )
     parent = registry().process.fluent_run_id() if cfg.nested else None
     if parent:  # a run the user started in this thread becomes the parent

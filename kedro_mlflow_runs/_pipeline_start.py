@@ -50,6 +50,10 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     except BaseException:
         reg.finish(kedro_run_id, Outcome.killed("the MLflow run could not be opened"))  # forget it
         raise
+    if config.disable_autologging:  # tracking.disable_tracking.disable_autologging (kedro-mlflow's default)
+        import mlflow
+
+        mlflow.autolog(disable=True)
     guard = SignalGuard(lambda signum: _interrupted(kedro_run_id, signum))
     tracked = reg.tracked(kedro_run_id)
     if tracked is not None and guard.install():

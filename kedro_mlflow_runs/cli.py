@@ -25,9 +25,13 @@ server:
 tracking:
   disable_tracking:
     pipelines: []             # pipelines that run with no MLflow call at all
+    disable_autologging: true # mlflow.autolog(disable=True) when a tracked run starts
   experiment:
     name: null                # default: MLFLOW_EXPERIMENT_NAME, else the package name
     restore_if_deleted: true
+    create_experiment_kwargs: # used only when the plugin creates the experiment
+      artifact_location: null
+      tags: null
   run:
     id: null                  # attach to this run (default: MLFLOW_RUN_ID, else a new run)
     name: null                # default: the pipeline names

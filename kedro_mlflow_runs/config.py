@@ -57,10 +57,16 @@ _SCHEMA: dict[str, Any] = {
         "mlflow_registry_uri": None,
         "credentials": None,
         "http": {"max_retries": _OPTIONAL_INT, "backoff_factor": _OPTIONAL_INT, "timeout": _OPTIONAL_INT},
+        # kedro-mlflow's key; only its template's default (no provider) is supported so far
+        "request_header_provider": {"type": None, "pass_context": False, "init_kwargs": {}},
     },
     "tracking": {
-        "disable_tracking": {"pipelines": []},
-        "experiment": {"name": None, "restore_if_deleted": True},
+        "disable_tracking": {"pipelines": [], "disable_autologging": True},
+        "experiment": {
+            "name": None,
+            "restore_if_deleted": True,
+            "create_experiment_kwargs": {"artifact_location": None, "tags": OptionalOf(dict)},
+        },
         "run": {
             "id": None,
             "name": None,
@@ -102,6 +108,9 @@ class MlflowConfig:
     long_params_strategy: str = "fail"
     disabled_pipelines: tuple[str, ...] = ()
     http_env: Mapping[str, str] = field(default_factory=dict)
+    disable_autologging: bool = True
+    experiment_artifact_location: str | None = None
+    experiment_tags: Mapping[str, str] = field(default_factory=dict)
     uri_credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     default_store: bool = False
     project_path: str | None = None
@@ -116,10 +125,13 @@ class MlflowConfig:
 
     @property
     def artifact_location(self) -> str | None:
-        """Where a new experiment of a local sqlite store keeps artifacts: ``<db dir>/mlartifacts``.
+        """Where a new experiment keeps artifacts: ``tracking.experiment.create_experiment_kwargs.
+        artifact_location``; else, for a local sqlite store, ``<db dir>/mlartifacts``.
 
         None for other stores (a server decides; a file store keeps them inside).
         """
+        if self.experiment_artifact_location:
+            return self.experiment_artifact_location
         if not self.tracking_uri.startswith("sqlite:///"):
             return None
         db = self.tracking_uri[len("sqlite:///") :].partition("?")[0]
@@ -187,7 +199,17 @@ def build_config(
     env = os.environ if environ is None else environ
     project_path = Path(project_path)
     where = Locator(files, source)
+    raw = _numeric_port(raw, where)
     cfg = validate(raw, _SCHEMA, "", where)
+    provider = cfg["server"]["request_header_provider"]["type"]
+    if provider:
+        key = "server.request_header_provider.type"
+        raise ConfigError(
+            f"'{key}' in {where(key)} names {provider!r}, but request header providers are not supported "
+            f"yet by kedro-mlflow-runs. Remove the key (or set it to null) and pass the token with "
+            f"server.credentials (e.g. MLFLOW_TRACKING_TOKEN) instead.",
+            key=key,
+        )
     server, tracking = cfg["server"], cfg["tracking"]
     run, params = tracking["run"], tracking["params"]
 
@@ -267,6 +289,10 @@ def build_config(
         registry_uri=registry,
         credentials=server["credentials"],
         http_env=http_env,
+        disable_autologging=tracking["disable_tracking"]["disable_autologging"],
+        experiment_artifact_location=tracking["experiment"]["create_experiment_kwargs"]["artifact_location"],
+        experiment_tags={str(k): str(v) for k, v in
+                         (tracking["experiment"]["create_experiment_kwargs"]["tags"] or {}).items()},
         uri_credentials=uri_credentials,
         experiment_name=experiment,
         restore_if_deleted=tracking["experiment"]["restore_if_deleted"],
@@ -288,6 +314,17 @@ def build_config(
         ui_port=cfg["ui"]["port"],
         source=source,
     )
+
+
+def _numeric_port(raw: Any, where: Locator) -> Any:
+    """``ui.port: "5000"`` (kedro-mlflow's template writes a string) as the integer 5000."""
+    ui = raw.get("ui") if isinstance(raw, Mapping) else None
+    port = ui.get("port") if isinstance(ui, Mapping) else None
+    if not isinstance(port, str):
+        return raw
+    if not port.strip().isdigit():
+        raise ConfigError(f"'ui.port' in {where('ui.port')} must be a port number, got {port!r}.", key="ui.port")
+    return {**raw, "ui": {**ui, "port": int(port)}}
 
 
 def _get(cfg: Mapping[str, Any], dotted: str) -> Any:
@@ -320,11 +357,34 @@ def _raw_files(config_loader: Any, conf_source: str) -> dict[str, Mapping[str, A
         return {}
 
 
+_ADJECTIVES = ("amber", "brave", "calm", "deft", "eager", "fond", "glad", "hardy", "keen", "lucid", "mellow",
+               "nimble", "quiet", "rapid", "sunny", "tidy", "vivid", "witty")
+_NOUNS = ("otter", "heron", "maple", "comet", "falcon", "lynx", "pebble", "quartz", "raven", "spruce", "tapir",
+          "willow", "yak", "zephyr", "badger", "cedar", "dune", "fjord")
+
+
+def random_run_name() -> str:
+    """A random readable name (``keen-otter-042``): what ``${km.random_name:}`` in mlflow.yml gives."""
+    import random
+
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randrange(1000):03d}"
+
+
+def _ensure_resolvers() -> None:
+    """Register ``km.random_name`` (kedro-mlflow's resolver, accepted for a run or experiment name)
+    with OmegaConf the first time our hooks read a project's config; never at import."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("km.random_name"):
+        OmegaConf.register_new_resolver("km.random_name", random_run_name, use_cache=False)
+
+
 def load_config(context: Any) -> MlflowConfig:
     """Read ``conf/<env>/mlflow.yml`` through the context's config loader and validate it.
 
     A project without mlflow.yml gets the defaults.
     """
+    _ensure_resolvers()
     loader = context.config_loader
     patterns = getattr(loader, "config_patterns", None)
     if isinstance(patterns, dict) and "mlflow" not in patterns:

@@ -104,22 +104,31 @@ class Tracker:
     # -- experiments and runs ----------------------------------------------------------------
 
     def ensure_experiment(
-        self, name: str, *, artifact_location: str | None = None, restore_if_deleted: bool = True
+        self,
+        name: str,
+        *,
+        artifact_location: str | None = None,
+        restore_if_deleted: bool = True,
+        tags: Mapping[str, str] | None = None,
     ) -> str:
-        """The id of experiment ``name``, created (or restored) when needed."""
+        """The id of experiment ``name``, created (with ``artifact_location`` and ``tags``) or
+        restored when needed."""
         return self._call(
             f"get or create experiment '{name}'",
-            lambda: self._ensure_experiment(name, artifact_location, restore_if_deleted),
+            lambda: self._ensure_experiment(name, artifact_location, restore_if_deleted, tags),
         )
 
-    def _ensure_experiment(self, name: str, artifact_location: str | None, restore_if_deleted: bool) -> str:
+    def _ensure_experiment(
+        self, name: str, artifact_location: str | None, restore_if_deleted: bool, tags: Mapping[str, str] | None
+    ) -> str:
         from mlflow.exceptions import MlflowException
 
         client = self.client
         exp = client.get_experiment_by_name(name)
         if exp is None:
             try:
-                return str(client.create_experiment(name, artifact_location=artifact_location))
+                return str(client.create_experiment(name, artifact_location=artifact_location,
+                                                    tags=dict(tags) if tags else None))
             except MlflowException:  # another process created it meanwhile
                 exp = client.get_experiment_by_name(name)
                 if exp is None:

@@ -1,0 +1,103 @@
+"""kedro-mlflow's mlflow.yml is accepted and honoured: its own generated template, unedited, and the
+keys it has that we had not (request header provider left unset, disable_autologging,
+create_experiment_kwargs, ${km.random_name:}, ui.port as a string)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import all_runs
+from kedro_project import run_session
+
+from kedro_mlflow_runs import ConfigError
+
+KEDRO_MLFLOW = "kedro-mlflow==2.0.3"
+
+
+@pytest.fixture(scope="session")
+def kedro_mlflow_template(tmp_path_factory) -> str:
+    """kedro-mlflow's own mlflow.yml template, from its wheel on the package index (read, not installed)."""
+    folder = tmp_path_factory.mktemp("kedro-mlflow-wheel")
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder), KEDRO_MLFLOW],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = folder.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.read("kedro_mlflow/template/project/mlflow.yml").decode()
+
+
+def test_kedro_mlflows_generated_template_unedited_gives_one_finished_run(project_factory, client_for,
+                                                                          kedro_mlflow_template):
+    project = project_factory()
+    package = next((project / "src").iterdir()).name
+    # what `kedro mlflow init` of kedro-mlflow writes: the template rendered for the package, in conf/local
+    (project / "conf" / "local" / "mlflow.yml").write_text(kedro_mlflow_template.replace("{{ python_package }}", package))
+    run_session(project)
+    client = client_for(project)
+    (run,) = all_runs(client)
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == package
+    # flatten: False is honoured: one parameter holding the whole dict
+    assert yaml.safe_load(run.data.params["model"].replace("'", '"'))["C"] == 0.5
+    assert "model.C" not in run.data.params
+
+
+def test_create_experiment_kwargs_random_names_and_a_string_port(project_factory, client_for, tmp_path):
+    location = (tmp_path / "elsewhere").as_uri()
+    project = project_factory(mlflow_yml={
+        "tracking": {"experiment": {"name": "fresh", "create_experiment_kwargs": {
+                         "artifact_location": location, "tags": {"team": "ml"}}},
+                     "run": {"name": "${km.random_name:}"}},
+        "ui": {"port": "5123", "host": "127.0.0.1"},
+    })
+    run_session(project)
+    client = client_for(project)
+    (run,) = all_runs(client)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.artifact_location == location and experiment.tags["team"] == "ml"
+    assert run.info.run_name.count("-") == 2 and run.info.run_name != "${km.random_name:}"
+
+
+def test_a_request_header_provider_is_a_clear_error_until_supported(project_factory):
+    project = project_factory(mlflow_yml={"server": {"request_header_provider": {"type": "pkg.Provider"}}})
+    with pytest.raises(ConfigError, match="server.request_header_provider.type.*not supported yet") as info:
+        run_session(project)
+    assert info.value.key == "server.request_header_provider.type"
+
+
+AUTOLOG_NODES = '''
+from sklearn.linear_model import LogisticRegression
+
+
+def make_data(data):
+    return [float(i) for i in range(int(data["n"]))]
+
+
+def train(values, model):
+    LogisticRegression().fit([[v] for v in values], [int(v > 1) for v in values])
+    return {"coef": 1.0}
+
+
+def report(result, parameters):
+    return result
+'''
+
+
+@pytest.mark.parametrize("disable", [True, False])
+def test_disable_autologging_keeps_a_users_autolog_out_of_the_run(project_factory, client_for, disable):
+    import mlflow
+
+    project = project_factory(nodes=AUTOLOG_NODES,
+                              mlflow_yml={"tracking": {"disable_tracking": {"disable_autologging": disable}}})
+    mlflow.autolog(log_models=False, log_datasets=False, silent=True)  # on, as Databricks does by default
+    try:
+        run_session(project)
+    finally:
+        mlflow.autolog(disable=True)
+    (run,) = all_runs(client_for(project))
+    autologged = [k for k in run.data.metrics if k.startswith("training_")]
+    assert (autologged == []) is disable, run.data.metrics
