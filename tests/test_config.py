@@ -103,7 +103,7 @@ BAD = [
     ({"tracking": {"run": {"tags": ["a"]}}}, "'tracking.run.tags' .* must be a mapping"),
     ({"tracking": {"run": {"id": "  "}}}, "'tracking.run.id' .* is empty"),
     ({"tracking": {"run": {"attached": {"end_run": "no"}}}}, "'tracking.run.attached.end_run' .* must be a boolean"),
-    ({"ui": {"port": "5000"}}, "'ui.port' .* must be an integer"),
+    ({"ui": {"port": "http"}}, "'ui.port' .* must be a port number, got 'http'"),  # "5000" is fine (kedro-mlflow's)
     ({"ui": {"port": True}}, "'ui.port' .* must be an integer, got bool"),
     ({"ui": {"port": 70000}}, "'ui.port' .* between 1 and 65535"),
     (["server"], "'mlflow.yml' in .* must be a mapping"),
