@@ -14,6 +14,7 @@ from .metrics import (
     MlflowMetricDataset,
     MlflowMetricHistoryDataset,
     MlflowMetricsDataset,
+    MlflowMetricsHistoryDataset,
 )
 from .models import (
     MlflowModelLocalFileSystemDataset,
@@ -32,6 +33,7 @@ __all__ = [
     "MlflowMetricDataset",
     "MlflowMetricHistoryDataset",
     "MlflowMetricsDataset",
+    "MlflowMetricsHistoryDataset",
     "MlflowModelLocalFileSystemDataset",
     "MlflowModelLoggerDataSet",
     "MlflowModelLoggerDataset",

@@ -64,6 +64,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         artifact_path: str | None = None,
         data_set: dict[str, Any] | AbstractDataset | str | None = None,
         metadata: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
     ) -> None:
         if dataset is None:
             dataset = data_set
@@ -73,6 +74,8 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
                 f"is its legacy spelling), not both.", dataset=type(self).__name__)
         if dataset is None:
             raise MlflowDatasetError(f"{type(self).__name__}: `dataset:` (the wrapped dataset) is required.", dataset=type(self).__name__)
+        if credentials is not None and isinstance(dataset, dict):  # kedro-mlflow's: for the wrapped dataset
+            dataset = {**dataset, "credentials": credentials}
         self._dataset = _build(dataset, type(self).__name__)
         self._run_id = str(run_id) if run_id else None
         self._artifact_path = artifact_path.strip("/") if artifact_path else None

@@ -17,8 +17,7 @@ request per point. The run follows the run-selection table (``docs/datasets.md``
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from kedro.io.core import AbstractDataset
@@ -26,11 +25,10 @@ from kedro.io.core import AbstractDataset
 from .._redact import safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._naming import NamedDataset
+from ._metric_values import MetricPoint, _args, _as_history, _as_sequence, _history_points, _now, _step
 from ._run import RunTarget, select_run, tracker, tracking_error
 
-__all__ = ["MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsDataset"]
-
-MetricPoint = tuple[str, float, int, int]
+__all__ = ["MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsDataset", "MlflowMetricsHistoryDataset"]
 
 
 class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
@@ -81,36 +79,6 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
         return True
 
 
-def _now() -> int:
-    return int(time.time() * 1000)
-
-
-def _step(owner: _MetricBase, step: Any, key: str) -> int:
-    """``step`` as an int; a fractional or non-numeric step is an error, never truncated."""
-    try:
-        number = float(step)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not number.is_integer():
-        raise MlflowDatasetError(
-            f"{owner._label()}: step {step!r} of metric '{key}' is not a whole number. MLflow steps are "
-            f"integers: use 0, 1, 2, ...", dataset=owner._label()
-        )
-    return int(number)
-
-
-def _as_sequence(owner: _MetricBase, data: Any, key: str) -> Any:
-    """A 1-D numpy array (or anything with ``tolist`` and ``ndim == 1``) as a list; others unchanged."""
-    if hasattr(data, "tolist") and hasattr(data, "ndim"):
-        if data.ndim != 1:
-            raise MlflowDatasetError(
-                f"{owner._label()}: metric history '{key}' must be 1-D, got an array of shape "
-                f"{getattr(data, 'shape', '?')}.", dataset=owner._label()
-            )
-        return data.tolist()
-    return data
-
-
 class MlflowMetricDataset(_MetricBase):
     """One metric value per save; load returns the value at the latest step.
 
@@ -120,6 +88,10 @@ class MlflowMetricDataset(_MetricBase):
         step: the step of saved values (default 0). A saved dict ``{"value": v, "step": s}``
             sets both.
         metadata: free-form metadata, ignored by the dataset.
+        load_args: kedro-mlflow's ``{step: s}``: load the value at step ``s`` instead of the latest.
+        save_args: kedro-mlflow's ``{mode: overwrite | append, step: s}``: ``overwrite`` saves at the
+            run's latest step of this metric (0 when none), ``append`` one step after it; ``step``
+            fixes the step. Both modes read the metric's history first (one request).
     """
 
     def __init__(
@@ -128,10 +100,14 @@ class MlflowMetricDataset(_MetricBase):
         run_id: str | None = None,
         step: int = 0,
         metadata: dict[str, Any] | None = None,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(run_id, metadata)
         self._key = key
         self._step = _step(self, step, key or "(catalog entry)")
+        self._load_args = _args(self, "load_args", load_args, {"step": ()})
+        self._save_args = _args(self, "save_args", save_args, {"mode": ("overwrite", "append"), "step": ()})
 
     @property
     def key(self) -> str:
@@ -149,14 +125,36 @@ class MlflowMetricDataset(_MetricBase):
     def save(self, data: Any) -> None:
         key = self.key
         step = self._step
+        if "step" in self._save_args:
+            step = _step(self, self._save_args["step"], key)
+        elif "mode" in self._save_args:
+            step = self._next_step(key, append=self._save_args["mode"] == "append")
         if isinstance(data, Mapping) and "value" in data:
             step = _step(self, data.get("step", step), key)
             data = data["value"]
         self._send([(key, self._value(data, key), _now(), step)])
 
+    def _next_step(self, key: str, *, append: bool) -> int:
+        target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
+        try:
+            steps = [m.step for m in tracker(target).metric_history(target.run_id, key)]
+        except Exception as exc:
+            raise tracking_error(self._label(), f"read metric '{key}' from", target, exc) from safe_cause(exc)
+        return (max(steps) + 1 if steps else 0) if append else (max(steps) if steps else 0)
+
     def load(self) -> float:
         target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
-        return float(self._history(target, self.key)[-1].value)
+        history = self._history(target, self.key)
+        if self._load_args.get("step") is None:
+            return float(history[-1].value)
+        step = _step(self, self._load_args["step"], self.key)
+        at_step = [m for m in history if m.step == step]
+        if not at_step:
+            raise MlflowDatasetError(
+                f"{self._label()}: MLflow run '{target.run_id}' has no value of metric '{self.key}' at step "
+                f"{step} (load_args.step); its steps are {sorted({m.step for m in history})}.",
+                run_id=target.run_id, dataset=self._label())
+        return float(at_step[-1].value)
 
 
 class MlflowMetricHistoryDataset(_MetricBase):
@@ -165,9 +163,15 @@ class MlflowMetricHistoryDataset(_MetricBase):
     Args:
         key: the metric name; defaults to the catalog entry name.
         run_id: the run to log into / read from; None: the active run.
-        load_as: ``list`` (values ordered by step, the default) or ``dict`` (``{step: value}``).
+        load_as: ``list`` (values ordered by step, the default), ``dict`` (``{step: value}``) or
+            ``history`` (``[{"step": s, "value": v, "timestamp": t}, ...]``).
         metadata: free-form metadata, ignored by the dataset.
+        load_args: kedro-mlflow's ``{mode: list | dict | history}``, the same as ``load_as``.
+        save_args: kedro-mlflow's ``{mode: list | dict | history}``; every form is accepted on save
+            anyway (a list of values, ``{step: value}``, or a list of ``{"value", "step"}`` dicts).
     """
+
+    _FORMS = ("list", "dict", "history")
 
     def __init__(
         self,
@@ -175,10 +179,15 @@ class MlflowMetricHistoryDataset(_MetricBase):
         run_id: str | None = None,
         load_as: str = "list",
         metadata: dict[str, Any] | None = None,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(run_id, metadata)
-        if load_as not in ("list", "dict"):
-            raise MlflowDatasetError(f"{type(self).__name__}: load_as must be 'list' or 'dict', got {load_as!r}.", dataset=type(self).__name__)
+        load_as = _args(self, "load_args", load_args, {"mode": self._FORMS}).get("mode", load_as)
+        _args(self, "save_args", save_args, {"mode": self._FORMS})
+        if load_as not in self._FORMS:
+            raise MlflowDatasetError(f"{type(self).__name__}: load_as must be one of {', '.join(self._FORMS)}, "
+                                     f"got {load_as!r}.", dataset=type(self).__name__)
         self._key = key
         self._load_as = load_as
 
@@ -191,27 +200,14 @@ class MlflowMetricHistoryDataset(_MetricBase):
         key = self.key
         self._send(_history_points(self, key, data))
 
-    def load(self) -> list[float] | dict[int, float]:
+    def load(self) -> list[float] | dict[int, float] | list[dict[str, Any]]:
         target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         history = self._history(target, self.key)
         if self._load_as == "dict":
             return {int(m.step): float(m.value) for m in history}
+        if self._load_as == "history":
+            return _as_history(history)
         return [float(m.value) for m in history]
-
-
-def _history_points(owner: _MetricBase, key: str, data: Any) -> list[MetricPoint]:
-    now = _now()
-    data = _as_sequence(owner, data, key)
-    if isinstance(data, Mapping):
-        pairs: Iterable[tuple[Any, Any]] = data.items()
-    elif isinstance(data, (list, tuple)):
-        pairs = enumerate(data)
-    else:
-        raise MlflowDatasetError(
-            f"{owner._label()}: metric history '{key}' must be a list of values or a "
-            f"{{step: value}} dict (a 1-D array is fine too), got {type(data).__name__}.", dataset=owner._label()
-        )
-    return [(key, owner._value(value, key), now, _step(owner, step, key)) for step, value in pairs]
 
 
 class MlflowMetricsDataset(_MetricBase):
@@ -269,3 +265,14 @@ class MlflowMetricsDataset(_MetricBase):
             return metrics
         start = f"{self._prefix}."
         return {k[len(start):]: float(v) for k, v in metrics.items() if k.startswith(start)}
+
+
+class MlflowMetricsHistoryDataset(MlflowMetricsDataset):
+    """kedro-mlflow's dict of metric histories: saves like :class:`MlflowMetricsDataset` (also
+    ``{name: {"value": v, "step": s}}`` and ``{name: [{"value": v, "step": s}, ...]}``); loads
+    ``{name: [{"step": s, "value": v, "timestamp": t}, ...]}``."""
+
+    def load(self) -> dict[str, list[dict[str, Any]]]:  # type: ignore[override]
+        target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
+        names = super().load()
+        return {name: _as_history(self._history(target, self._full(name))) for name in names}

@@ -10,6 +10,7 @@ champion:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from kedro.io.core import AbstractDataset
@@ -49,7 +50,19 @@ class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
         load_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         model_version: int | str | None = None,
+        stage_or_version: int | str | None = None,
+        pyfunc_workflow: str | None = None,
     ) -> None:
+        if stage_or_version is not None and str(stage_or_version) != "latest":  # kedro-mlflow's argument
+            if str(stage_or_version).isdigit():
+                model_version = model_version if model_version is not None else stage_or_version
+            else:
+                warnings.warn(
+                    f"{type(self).__name__}(model '{model_name}'): stage_or_version '{stage_or_version}' is a "
+                    f"registry stage; MLflow deprecated stages: give the version an alias and use `alias:`.",
+                    FutureWarning, stacklevel=2)
+                self._stage: str | None = str(stage_or_version)
+        del pyfunc_workflow  # kedro-mlflow's; loading goes through the flavor's load_model either way
         if version is not None and model_version is not None and str(version) != str(model_version):
             raise MlflowDatasetError(
                 f"{type(self).__name__}(model '{model_name}'): version ({version}) and "
@@ -69,11 +82,16 @@ class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
     def _label(self) -> str:
         return f"{type(self).__name__}(model '{self._model_name}', flavor '{self._flavor}')"
 
+    _stage: str | None = None
+
     @property
     def model_uri(self) -> str:
-        """``models:/<name>/<version>``, ``models:/<name>@<alias>`` or ``models:/<name>/latest``."""
+        """``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``models:/<name>/<stage>`` (deprecated)
+        or ``models:/<name>/latest``."""
         if self._alias:
             return f"models:/{self._model_name}@{self._alias}"
+        if self._stage:
+            return f"models:/{self._model_name}/{self._stage}"
         return f"models:/{self._model_name}/{self._version or 'latest'}"
 
     def _describe(self) -> dict[str, Any]:

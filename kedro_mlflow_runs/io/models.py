@@ -99,6 +99,7 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
         self._run_id = str(run_id) if run_id else None
         self._save_args = dict(save_args or {})
         self._load_args = dict(load_args or {})
+        self._model_uri = self._load_args.pop("model_uri", None)  # kedro-mlflow's: load this model instead
         if "artifact_path" in self._save_args and "name" not in self._save_args:
             self._save_args["name"] = self._save_args.pop("artifact_path")
         self.metadata = metadata
@@ -125,8 +126,15 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
 
     def load(self) -> Any:
         self.validate()
-        target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
-        uri = f"runs:/{target.run_id}/{self.model_name}"
+        if self._model_uri:  # models:/<id>, models:/<name>@<alias>, runs:/...: no run selection
+            from ..registry import registry
+
+            tracking_uri, registry_uri = registry().store_uris(self._kedro_run_id)
+            target = RunTarget("", tracking_uri, registry_uri)
+            uri = str(self._model_uri)
+        else:
+            target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
+            uri = f"runs:/{target.run_id}/{self.model_name}"
         try:
             with pinned_store(target):
                 return self._load_from(uri)
@@ -138,7 +146,7 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
                 f"'{target.run_id}' ({uri}) in {redact_uri(target.tracking_uri)}: "
                 f"{type(exc).__name__}: {redact_uri(str(exc))}. Check that the run logged a model with this name "
                 f"(save_args.name) and flavor.",
-                run_id=target.run_id,
+                run_id=target.run_id or None,
                 dataset=self._label(),
             ) from safe_cause(exc)
 
@@ -147,16 +155,25 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
         target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
         args = dict(self._save_args)
         name = str(args.pop("name", None) or self._catalog_name or DEFAULT_MODEL_NAME)
+        alias = args.pop("registered_model_alias", None)
+        version_tags = args.pop("registered_model_version_tags", None) or {}
         args = apply_requirements(args, self._requirements_flavor(), data, self._label())
         with pinned_store(target):
             model_id = self._create_logged_model(target, name, args)
             try:
-                self._log(module, data, name, target.run_id, model_id, args)
+                info = self._log(module, data, name, target.run_id, model_id, args)
             except Exception as exc:
                 tracker(target).fail_logged_model(model_id)
                 if isinstance(exc, KedroMlflowRunsError):
                     raise
                 raise tracking_error(self._label(), f"log model '{name}' into", target, exc) from safe_cause(exc)
+        version = getattr(info, "registered_model_version", None)
+        if version is not None and (alias or version_tags):
+            try:
+                tracker(target).label_model_version(args["registered_model_name"], str(version), alias, version_tags)
+            except Exception as exc:
+                raise tracking_error(self._label(), f"set alias/tags of '{args['registered_model_name']}' "
+                                     f"version {version} from", target, exc) from safe_cause(exc)
         logger.info("Logged model '%s' into MLflow run %s (%s)", name, target.run_id, model_id)
 
     def _exists(self) -> bool:
@@ -181,35 +198,32 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
 
     def _log(
         self, module: ModuleType, model: Any, name: str, run_id: str, model_id: str, args: dict[str, Any]
-    ) -> None:
+    ) -> Any:
+        """Log the model; return MLflow's ``ModelInfo``."""
         ids = {"run_id": run_id, "model_id": model_id}
         if self._pyfunc_workflow == "loader_module":
             import mlflow.pyfunc
 
             with model_as_data(model) as data_path:
-                self._call_log(
+                return self._call_log(
                     mlflow.pyfunc, name, ids, {"loader_module": self._flavor, "data_path": data_path, **args}
                 )
-            return
         if self._pyfunc_workflow == "python_model":
-            self._call_log(module, name, ids, {"python_model": model, **args})
-            return
+            return self._call_log(module, name, ids, {"python_model": model, **args})
         if accepts(module.log_model, "run_id") and accepts(module.log_model, "model_id"):
-            module.log_model(model, name=name, **ids, **args)
-            return
-        self._call_log(module, name, ids, {self._model_keyword(module): model, **args})
+            return module.log_model(model, name=name, **ids, **args)
+        return self._call_log(module, name, ids, {self._model_keyword(module): model, **args})
 
     @staticmethod
-    def _call_log(module: ModuleType, name: str, ids: dict[str, str], kwargs: dict[str, Any]) -> None:
+    def _call_log(module: ModuleType, name: str, ids: dict[str, str], kwargs: dict[str, Any]) -> Any:
         if accepts(module.log_model, "run_id") and accepts(module.log_model, "model_id"):
-            module.log_model(name=name, **ids, **kwargs)
-            return
+            return module.log_model(name=name, **ids, **kwargs)
         # A flavor whose log_model cannot be told the run (mlflow.pyfunc among them): MLflow's
         # generic logger, which each flavor's log_model wraps, saves it with the flavor's
         # save_model into the given run.
         from mlflow.models import Model
 
-        Model.log(artifact_path=None, name=name, flavor=module, **ids, **kwargs)
+        return Model.log(artifact_path=None, name=name, flavor=module, **ids, **kwargs)
 
     def _model_keyword(self, module: ModuleType) -> str:
         keyword = _model_argument(module.save_model)

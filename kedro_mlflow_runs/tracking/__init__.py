@@ -292,6 +292,17 @@ class Tracker:
         except Exception:  # the save already failed; this only tidies up
             return
 
+    def label_model_version(self, name: str, version: str, alias: str | None, tags: Mapping[str, Any]) -> None:
+        """Set an alias and tags on version ``version`` of registered model ``name``."""
+
+        def label() -> None:
+            if alias:
+                self.client.set_registered_model_alias(name, alias, version)
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, version, str(key), str(value))
+
+        self._call(f"label version {version} of registered model '{name}'", label)
+
     def has_logged_model(self, run_id: str, experiment_id: str | None, name: str) -> bool:
         found = self._call(
             f"search models of MLflow run '{run_id}'",

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from .._redact import redact_uri, safe_cause
+from .._redact import safe_cause
 from ..errors import TrackingError, TrackingUnavailableError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -1,0 +1,83 @@
+"""Checking and shaping metric values, steps and kedro-mlflow's load/save arguments (no MLflow import)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import MlflowDatasetError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .metrics import _MetricBase
+
+MetricPoint = tuple[str, float, int, int]
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _step(owner: _MetricBase, step: Any, key: str) -> int:
+    """``step`` as an int; a fractional or non-numeric step is an error, never truncated."""
+    try:
+        number = float(step)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number.is_integer():
+        raise MlflowDatasetError(
+            f"{owner._label()}: step {step!r} of metric '{key}' is not a whole number. MLflow steps are "
+            f"integers: use 0, 1, 2, ...", dataset=owner._label()
+        )
+    return int(number)
+
+
+def _as_sequence(owner: _MetricBase, data: Any, key: str) -> Any:
+    """A 1-D numpy array (or anything with ``tolist`` and ``ndim == 1``) as a list; others unchanged."""
+    if hasattr(data, "tolist") and hasattr(data, "ndim"):
+        if data.ndim != 1:
+            raise MlflowDatasetError(
+                f"{owner._label()}: metric history '{key}' must be 1-D, got an array of shape "
+                f"{getattr(data, 'shape', '?')}.", dataset=owner._label()
+            )
+        return data.tolist()
+    return data
+
+
+def _args(owner: _MetricBase, name: str, args: Mapping[str, Any] | None, allowed: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
+    """kedro-mlflow's ``load_args`` / ``save_args``: only the keys (and values) we honour."""
+    args = dict(args or {})
+    for key, value in args.items():
+        if key not in allowed:
+            raise MlflowDatasetError(
+                f"{owner._label()}: unknown {name} key '{key}'; accepted: {', '.join(sorted(allowed)) or 'none'}.",
+                dataset=owner._label(), key=f"{name}.{key}")
+        if allowed[key] and value not in allowed[key]:
+            raise MlflowDatasetError(
+                f"{owner._label()}: {name}.{key} must be one of {', '.join(map(str, allowed[key]))}, got {value!r}.",
+                dataset=owner._label(), key=f"{name}.{key}")
+    return args
+
+
+def _history_points(owner: _MetricBase, key: str, data: Any) -> list[MetricPoint]:
+    now = _now()
+    data = _as_sequence(owner, data, key)
+    if isinstance(data, Mapping):
+        pairs: Iterable[tuple[Any, Any]] = data.items()
+    elif isinstance(data, (list, tuple)):
+        pairs = enumerate(data)
+    else:
+        raise MlflowDatasetError(
+            f"{owner._label()}: metric history '{key}' must be a list of values or a "
+            f"{{step: value}} dict (a 1-D array is fine too), got {type(data).__name__}.", dataset=owner._label()
+        )
+    points = []
+    for step, value in pairs:
+        if isinstance(value, Mapping) and "value" in value:  # kedro-mlflow's {"value": v, "step": s}
+            step, value = value.get("step", step), value["value"]
+        points.append((key, owner._value(value, key), now, _step(owner, step, key)))
+    return points
+
+
+def _as_history(history: list[Any]) -> list[dict[str, Any]]:
+    return [{"step": int(m.step), "value": float(m.value), "timestamp": int(m.timestamp)} for m in history]
