@@ -227,3 +227,33 @@ def _close_stale(tracker, config, status: str, yes: bool) -> None:  # type: igno
     for run in runs:
         tracker.set_terminated(run.info.run_id, status)
     click.echo(f"Ended {len(runs)} run(s) as {status}.")
+
+
+@mlflow_commands.command(name="migrate")
+@click.option("--env", "-e", default=None, help="Only this Kedro environment's conf/ folder (default: all).")
+@click.option("--write", is_flag=True, help="Apply the changes (each file kept as <file>.bak); default: show them.")
+def migrate(env: str | None, write: bool) -> None:
+    """Move a kedro-mlflow project over: rewrite its catalog types and settings.py hooks.
+
+    Prints a unified diff of what it would change; --write applies it. Exits non-zero, saying what
+    and why, when something cannot be migrated automatically.
+
+    Example: kedro mlflow migrate, then kedro mlflow migrate --write
+    """
+    from kedro.framework.startup import bootstrap_project
+
+    from .migrate import plan_migration
+
+    metadata = bootstrap_project(_project_root())
+    root = Path(metadata.project_path)
+    plan = plan_migration(root, metadata.package_name, env)
+    diff = plan.diff(root)
+    click.echo(diff or "Nothing to rewrite: no kedro-mlflow dataset type or hook found.")
+    if write and plan.edits:
+        for path in plan.write():
+            click.echo(f"Wrote {path.relative_to(root)} (the original is in {path.name}.bak)")
+    elif plan.edits:
+        click.echo("Dry run: nothing was written. Run with --write to apply.")
+    if plan.problems:
+        raise click.ClickException("Some kedro-mlflow usage cannot be migrated automatically:\n  "
+                                   + "\n  ".join(plan.problems))

@@ -1,0 +1,121 @@
+"""`kedro mlflow migrate`: a kedro-mlflow 2.x project moves over in one command, comments kept."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+import pytest
+from conftest import all_runs
+from io_support import logged_models
+from kedro_project import kedro_cmd, kedro_env, kedro_run
+
+pytestmark = pytest.mark.slow
+
+CATALOG = textwrap.dedent("""\
+    # the model, tracked by kedro-mlflow
+    my_model:
+      type: kedro_mlflow.io.models.MlflowModelTrackingDataset  # logged into the run
+      flavor: mlflow.sklearn
+      save_args:
+        registered_model_name: null
+    accuracy:
+      type: kedro_mlflow.io.metrics.MlflowMetricDataset
+      key: accuracy
+      save_args:
+        mode: append
+    predictions:
+      type: kedro_mlflow.io.artifacts.MlflowArtifactDataset
+      dataset:
+        type: json.JSONDataset
+        filepath: data/predictions.json
+""")
+
+SETTINGS = textwrap.dedent("""\
+    from kedro_mlflow.framework.hooks import MlflowHook
+
+    HOOKS = (MlflowHook(),)  # kedro-mlflow's hook
+""")
+
+REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+from .nodes import evaluate, prepare, train
+
+
+def register_pipelines():
+    return {"__default__": Pipeline([
+        node(prepare, "params:data", ["x", "y"], name="prepare"),
+        node(train, ["x", "y", "params:model"], "my_model", name="train"),
+        node(evaluate, ["my_model", "x", "y"], ["accuracy", "predictions"], name="evaluate"),
+    ])}
+'''
+
+NODES = '''
+from sklearn.linear_model import LogisticRegression
+
+
+def prepare(data):
+    x = [[float(i)] for i in range(int(data["n"]))]
+    return x, [int(v[0] > 1) for v in x]
+
+
+def train(x, y, model):
+    return LogisticRegression(C=float(model["C"])).fit(x, y)
+
+
+def evaluate(model, x, y):
+    predictions = [int(p) for p in model.predict(x)]
+    return sum(int(p == t) for p, t in zip(predictions, y)) / len(y), predictions
+'''
+
+
+def _migrate(project, *args):
+    return subprocess.run(kedro_cmd("mlflow", "migrate", *args), cwd=project, env=kedro_env(),
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_kedro_mlflow_project_runs_after_migrate_write(project_factory, client_for):
+    project = project_factory(nodes=NODES, registry=REGISTRY, parameters={"data": {"n": 4}, "model": {"C": 1.0}})
+    catalog = project / "conf" / "base" / "catalog.yml"
+    catalog.write_text(CATALOG)
+    settings = next((project / "src").iterdir()) / "settings.py"
+    settings.write_text(SETTINGS)
+
+    dry = _migrate(project)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "-  type: kedro_mlflow.io.models.MlflowModelTrackingDataset" in dry.stdout
+    assert "+  type: kedro_mlflow_runs.io.models.MlflowModelLoggerDataset  # logged into the run" in dry.stdout
+    assert catalog.read_text() == CATALOG and settings.read_text() == SETTINGS  # the dry run wrote nothing
+
+    applied = _migrate(project, "--write")
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    assert (catalog.with_name("catalog.yml.bak")).read_text() == CATALOG
+    assert "# the model, tracked by kedro-mlflow" in catalog.read_text()  # comments kept
+    assert "kedro_mlflow." not in catalog.read_text() and "MlflowHook" not in settings.read_text()
+
+    result = kedro_run(project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = client_for(project)
+    (run,) = all_runs(client)
+    assert run.info.status == "FINISHED" and "accuracy" in run.data.metrics
+    assert [m.name for m in logged_models(client, run.info.run_id)] == ["my_model"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["predictions.json"]
+
+
+def test_what_cannot_be_migrated_is_named_and_fails_the_command(project_factory):
+    project = project_factory()
+    (project / "conf" / "base" / "catalog.yml").write_text(textwrap.dedent("""\
+        parts:
+          type: kedro_mlflow.io.artifacts.MlflowArtifactDataset
+          dataset:
+            type: partitions.PartitionedDataset
+            path: data/parts
+            dataset: json.JSONDataset
+        odd:
+          type: kedro_mlflow.io.something.Else
+    """))
+    result = _migrate(project)
+    assert result.returncode != 0
+    assert "conf/base/catalog.yml:4: an MlflowArtifactDataset wrapping a PartitionedDataset" in result.stderr
+    assert "conf/base/catalog.yml:8: 'kedro_mlflow.io.something.Else' has no counterpart" in result.stderr
