@@ -6,7 +6,8 @@ import re
 
 __all__ = ["redact_uri", "safe_cause", "split_credentials"]
 
-_USERINFO_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^:/@\s]*:)[^@\s/]*@")
+_USERINFO_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^:/@\s]*:)[^\s/]*@")
+_QUERY_SECRET = re.compile(r"([?&](?:password|passwd|pwd|token|secret)=)[^&\s]*", re.IGNORECASE)
 
 
 def redact_uri(text: str | None) -> str:
@@ -16,7 +17,7 @@ def redact_uri(text: str | None) -> str:
     """
     if not text:
         return str(text)
-    return _USERINFO_PASSWORD.sub(r"\1***@", text)
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1***@", text))
 
 
 def safe_cause(exc: BaseException) -> BaseException | None:
@@ -36,6 +37,8 @@ def safe_cause(exc: BaseException) -> BaseException | None:
 #: Where MLflow (and libpq) read the secrets we take out of a URI's userinfo.
 _USER_ENV = {"http": "MLFLOW_TRACKING_USERNAME", "https": "MLFLOW_TRACKING_USERNAME"}
 _PASSWORD_ENV = {"http": "MLFLOW_TRACKING_PASSWORD", "https": "MLFLOW_TRACKING_PASSWORD", "postgresql": "PGPASSWORD"}
+#: postgresql drivers built on libpq, which reads PGPASSWORD (pg8000 and asyncpg do not)
+_LIBPQ_DRIVERS = ("", "psycopg", "psycopg2", "psycopg2cffi")
 
 
 def split_credentials(uri: str) -> tuple[str, dict[str, str]]:
@@ -49,11 +52,15 @@ def split_credentials(uri: str) -> tuple[str, dict[str, str]]:
     from urllib.parse import unquote, urlsplit, urlunsplit
 
     parts = urlsplit(uri)
-    scheme = parts.scheme.split("+", 1)[0].lower()
+    scheme, _, driver = parts.scheme.lower().partition("+")
     if scheme not in _PASSWORD_ENV or "@" not in parts.netloc:
         return uri, {}
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user, has_password, password = userinfo.partition(":")
+    if not has_password or (scheme in _USER_ENV and not user) or (scheme == "postgresql" and driver not in _LIBPQ_DRIVERS):
+        # MLflow sends basic auth only with both parts; other drivers do not read PGPASSWORD:
+        # leave the URI as it is (it is still redacted wherever we print it)
+        return uri, {}
     env: dict[str, str] = {}
     if has_password:
         env[_PASSWORD_ENV[scheme]] = unquote(password)

@@ -67,7 +67,8 @@ class SignalGuard:
                 self._on_signal(signum)
             except Exception:
                 logger.exception("Could not end the MLflow run on %s", signal.Signals(signum).name)
-            _stop_workers()
+            if signum != signal.SIGINT:  # the process is going down: do not leave its workers behind
+                _stop_workers()
         self.restore()
         if callable(previous):
             previous(signum, frame)

@@ -138,7 +138,14 @@ def ui(env: str | None) -> None:
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", config.tracking_uri,
            "--host", config.ui_host, "--port", str(config.ui_port)]
     click.echo(f"Serving {config.redacted_tracking_uri} at http://{config.ui_host}:{config.ui_port} (Ctrl-C to stop)")
-    raise SystemExit(_run_forwarding_signals(cmd))
+    code = _run_forwarding_signals(cmd)
+    if code < 0:  # the server ended on a signal: end the same way, as a shell expects
+        import os
+        import signal
+
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    raise SystemExit(code)
 
 
 def _run_forwarding_signals(cmd: list[str]) -> int:
@@ -154,7 +161,8 @@ def _run_forwarding_signals(cmd: list[str]) -> int:
         except ProcessLookupError:
             pass
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, forward)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
     try:
         while True:
             try:
@@ -249,7 +257,9 @@ def migrate(env: str | None, write: bool) -> None:
     plan = plan_migration(root, metadata.package_name, env)
     diff = plan.diff(root)
     click.echo(diff or "Nothing to rewrite: no kedro-mlflow dataset type or hook found.")
-    if write and plan.edits:
+    if write and plan.edits and plan.problems:
+        click.echo("Nothing was written: fix what is listed below first (or by hand), then run again.")
+    elif write and plan.edits:
         for path in plan.write():
             click.echo(f"Wrote {path.relative_to(root)} (the original is in {path.name}.bak)")
     elif plan.edits:

@@ -32,6 +32,7 @@ _TYPES = {
 }
 _KEDRO_MLFLOW_TYPE = re.compile(r"kedro_mlflow\.io(?:\.[A-Za-z_]\w*)+")
 _HOOK_IMPORT = re.compile(r"^\s*from\s+kedro_mlflow\.framework\.hooks\s+import\s+MlflowHook\s*(#.*)?$")
+_HOOKS_LINE = re.compile(r"^\s*HOOKS\s*=\s*\(.*\bMlflowHook\(\).*\)\s*(#.*)?$")
 _HOOK_CALL = re.compile(r"\bMlflowHook\(\)\s*,?\s*")
 
 
@@ -122,9 +123,9 @@ def _settings(path: Path, plan: Migration, project: Path) -> None:
     for number, line in enumerate(old.splitlines(True), 1):
         if _HOOK_IMPORT.match(line):
             continue
-        if "MlflowHook()" in line:
+        if _HOOKS_LINE.match(line):  # HOOKS = (..., MlflowHook(), ...) on one line
             line = _HOOK_CALL.sub("", line)
-        if "kedro_mlflow" in line and "kedro_mlflow_runs" not in line:
+        if ("kedro_mlflow" in line and "kedro_mlflow_runs" not in line) or "MlflowHook" in line:
             plan.problems.append(f"{_where(path, project, number)}: '{line.strip()}' uses kedro-mlflow in a way "
                                  f"this command does not rewrite; remove it by hand (this plugin registers its "
                                  f"hooks itself).")

@@ -29,7 +29,7 @@ from .handle import HANDLE_ENV_VAR, RunHandle
 __all__ = ["ProcessState", "apply_environment"]
 
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-_RUN_ENV = (HANDLE_ENV_VAR, "MLFLOW_EXPERIMENT_ID")
+_RUN_ENV = (HANDLE_ENV_VAR, "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 
 
 def apply_environment(env: Mapping[str, str | None]) -> None:
@@ -133,6 +133,7 @@ class ProcessState:
                 env[HANDLE_ENV_VAR] = newest.handle.to_json()
                 env["MLFLOW_TRACKING_URI"] = newest.handle.tracking_uri
                 env["MLFLOW_EXPERIMENT_ID"] = newest.handle.experiment_id  # runs node code starts land beside it
+                env["MLFLOW_EXPERIMENT_NAME"] = None  # a shell's other name would contradict the id
                 env["MLFLOW_REGISTRY_URI"] = newest.handle.registry_uri
         if uris != baseline.uris or "mlflow" in _loaded():
             from .tracking._compat import set_global_uris
@@ -153,7 +154,26 @@ class ProcessState:
     # -- a store pinned for one MLflow call ------------------------------------------------
 
     @contextlib.contextmanager
-    def pinned_store(self, tracking_uri: str, registry_uri: str | None) -> Iterator[None]:
+    def environment(self, env: Mapping[str, str] | None) -> Iterator[None]:
+        """``env`` set for the block, then restored (under the lock; a no-op for an empty ``env``).
+
+        For MLflow calls outside a run (a notebook loading a model with ``run_id``), whose store
+        needs the credentials a run would have published."""
+        if not env:
+            yield
+            return
+        with self._lock:
+            before = {name: os.environ.get(name) for name in env}
+            apply_environment(env)
+            try:
+                yield
+            finally:
+                apply_environment(before)
+
+    @contextlib.contextmanager
+    def pinned_store(
+        self, tracking_uri: str, registry_uri: str | None, env: Mapping[str, str] | None = None
+    ) -> Iterator[None]:
         """Point MLflow's process-wide URIs at a store for the block, then restore them.
 
         MLflow's ``log_model``, ``load_model`` (``runs:/`` and ``models:/`` URIs) and model
@@ -168,7 +188,8 @@ class ProcessState:
             before_env = {n: os.environ.get(n) for n in _URI_ENV}
             try:
                 set_global_uris(tracking_uri, registry_uri or tracking_uri)
-                yield
+                with self.environment(env):
+                    yield
             finally:
                 if self._publications:
                     self._refresh()

@@ -83,7 +83,7 @@ class RunRegistry:
         self._env_attached: dict[tuple[int, str], RunContext] = {}
         self._pending = threading.local()
         self._thread_config = threading.local()
-        self._last_config: MlflowConfig | None = None
+        self._last_config: tuple[MlflowConfig, dict[str, str]] | None = None  # (config, its credentials)
         self._atexit = False
 
     # -- public view ---------------------------------------------------------------------
@@ -232,8 +232,8 @@ class RunRegistry:
 
     def remember_config(self, context: Any, config: MlflowConfig, credentials: Mapping[str, str]) -> None:
         self._pending.value = (context, config, dict(credentials))
-        self._thread_config.value = config
-        self._last_config = config
+        self._thread_config.value = (config, {**config.uri_credentials, **credentials})
+        self._last_config = self._thread_config.value
 
     def pending_config(self, context: Any = None) -> tuple[MlflowConfig, dict[str, str]] | None:
         """The config after_context_created loaded in this thread (for ``context`` when given)."""
@@ -257,9 +257,9 @@ class RunRegistry:
         ctx = self.current(kedro_run_id)
         if ctx is not None:
             return ctx.handle.tracking_uri, ctx.handle.registry_uri
-        config = getattr(self._thread_config, "value", None) or self._last_config
-        if config is not None:
-            return config.tracking_uri, config.registry_uri
+        remembered = getattr(self._thread_config, "value", None) or self._last_config
+        if remembered is not None:
+            return remembered[0].tracking_uri, remembered[0].registry_uri
         published = os.environ.get(STORE_ENV_VAR)
         if published:
             try:
@@ -270,6 +270,13 @@ class RunRegistry:
         import mlflow
 
         return mlflow.get_tracking_uri(), None
+
+    def store_environment(self, kedro_run_id: str | None = None) -> dict[str, str]:
+        """The credentials a dataset's MLflow call needs outside a run (a run publishes its own)."""
+        if self.current(kedro_run_id) is not None:
+            return {}
+        remembered = getattr(self._thread_config, "value", None) or self._last_config
+        return dict(remembered[1]) if remembered is not None else {}
 
     def forget_config(self) -> None:
         """Forget the project config remembered for this thread and process (tests, notebooks)."""

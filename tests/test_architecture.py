@@ -42,6 +42,7 @@ EVERY_DATASET = {
     "metric": {"type": f"{IO}.metrics.MlflowMetricDataset"},
     "history": {"type": f"{IO}.metrics.MlflowMetricHistoryDataset"},
     "metrics": {"type": f"{IO}.metrics.MlflowMetricsDataset", "prefix": "eval"},
+    "metrics_history": {"type": f"{IO}.metrics.MlflowMetricsHistoryDataset"},
 }
 
 

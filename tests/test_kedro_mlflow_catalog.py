@@ -28,13 +28,15 @@ def test_metric_save_modes_and_load_step(project, client_for):
         "at_one": {"type": f"{IO}.metrics.MlflowMetricDataset", "key": "a", "load_args": {"step": 1}},
     })
     with active_run(project) as ctx:
+        ctx.log_metrics({"o": 0.0}, step=5)  # overwrite saves at the latest step there is
         for value in (1.0, 2.0, 3.0):
             catalog.save("appended", value)
             catalog.save("overwritten", value)
         assert catalog.load("at_one") == 2.0
     client = client_for(project)
     assert [(m.step, m.value) for m in client.get_metric_history(ctx.run_id, "a")] == [(0, 1.0), (1, 2.0), (2, 3.0)]
-    assert {m.step for m in client.get_metric_history(ctx.run_id, "o")} == {0}
+    assert {m.step for m in client.get_metric_history(ctx.run_id, "o")} == {5}
+    assert client.get_run(ctx.run_id).data.metrics["o"] == 3.0
 
 
 def test_metric_histories_in_kedro_mlflows_formats(project):
@@ -75,6 +77,15 @@ def test_registry_labels_on_save_model_uri_and_stage_or_version_on_load(project,
         assert staged.get("r").model_uri == "models:/churn/Production"
     assert any("deprecated stages" in str(w.message) for w in caught)
     assert len(all_runs(client)) == 1
+
+
+def test_numpy_scalars_are_metric_values(project, client_for):
+    import numpy as np
+
+    catalog = DataCatalog.from_config({"s": {"type": f"{IO}.metrics.MlflowMetricsDataset"}})
+    with active_run(project) as ctx:
+        catalog.save("s", {"acc": np.float64(0.9), "n": np.int64(3)})
+    assert client_for(project).get_run(ctx.run_id).data.metrics == {"acc": 0.9, "n": 3.0}
 
 
 def test_artifact_credentials_reach_the_wrapped_dataset(project, tmp_path):

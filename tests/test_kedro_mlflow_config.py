@@ -60,6 +60,9 @@ def test_create_experiment_kwargs_random_names_and_a_string_port(project_factory
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.artifact_location == location and experiment.tags["team"] == "ml"
     assert run.info.run_name.count("-") == 2 and run.info.run_name != "${km.random_name:}"
+    from kedro_mlflow_runs.config import config_from_project
+
+    assert config_from_project(project).ui_port == 5123
 
 
 def test_a_request_header_provider_is_a_clear_error_until_supported(project_factory):

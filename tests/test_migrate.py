@@ -92,6 +92,7 @@ def test_a_kedro_mlflow_project_runs_after_migrate_write(project_factory, client
     assert applied.returncode == 0, applied.stderr[-2000:]
     assert (catalog.with_name("catalog.yml.bak")).read_text() == CATALOG
     assert "# the model, tracked by kedro-mlflow" in catalog.read_text()  # comments kept
+    assert "HOOKS = ()" in settings.read_text()
     assert "kedro_mlflow." not in catalog.read_text() and "MlflowHook" not in settings.read_text()
 
     result = kedro_run(project)
@@ -119,3 +120,16 @@ def test_what_cannot_be_migrated_is_named_and_fails_the_command(project_factory)
     assert result.returncode != 0
     assert "conf/base/catalog.yml:4: an MlflowArtifactDataset wrapping a PartitionedDataset" in result.stderr
     assert "conf/base/catalog.yml:8: 'kedro_mlflow.io.something.Else' has no counterpart" in result.stderr
+
+
+def test_migrate_refuses_to_write_anything_when_part_cannot_be_migrated(project_factory):
+    project = project_factory(catalog={"m": {"type": "kedro_mlflow.io.models.MlflowModelTrackingDataset",
+                                             "flavor": "mlflow.sklearn"}})
+    settings = next((project / "src").iterdir()) / "settings.py"
+    settings.write_text("from kedro_mlflow.framework.hooks import MlflowHook\nhook = MlflowHook()  # mine\n")
+    catalog_before = (project / "conf" / "base" / "catalog.yml").read_text()
+    result = _migrate(project, "--write")
+    assert result.returncode != 0
+    assert "settings.py:2" in result.stderr and "Nothing was written" in result.stdout
+    assert (project / "conf" / "base" / "catalog.yml").read_text() == catalog_before
+    assert settings.read_text().endswith("hook = MlflowHook()  # mine\n")

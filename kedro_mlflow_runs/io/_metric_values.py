@@ -35,6 +35,8 @@ def _step(owner: _MetricBase, step: Any, key: str) -> int:
 def _as_sequence(owner: _MetricBase, data: Any, key: str) -> Any:
     """A 1-D numpy array (or anything with ``tolist`` and ``ndim == 1``) as a list; others unchanged."""
     if hasattr(data, "tolist") and hasattr(data, "ndim"):
+        if data.ndim == 0:  # a numpy scalar (np.float64): a single value
+            return data.item()
         if data.ndim != 1:
             raise MlflowDatasetError(
                 f"{owner._label()}: metric history '{key}' must be 1-D, got an array of shape "

@@ -53,6 +53,10 @@ class RunTarget:
     tracking_uri: str
     registry_uri: str | None
     experiment_id: str | None = None
+    environment: tuple[tuple[str, str], ...] = ()  # credentials for calls outside a run (repr-safe: not shown)
+
+    def __repr__(self) -> str:
+        return f"RunTarget(run_id={self.run_id!r}, tracking_uri={redact_uri(self.tracking_uri)!r})"
 
 
 def select_run(
@@ -104,8 +108,10 @@ def select_run(
             dataset=dataset,
         )
     tracking_uri, registry_uri = registry().store_uris(kedro_run_id)
-    experiment_id = _existing_run_experiment(dataset, run_id, tracking_uri, registry_uri, operation)
-    return RunTarget(run_id, tracking_uri, registry_uri, experiment_id)
+    environment = tuple(registry().store_environment(kedro_run_id).items())
+    with registry().process.environment(dict(environment)):
+        experiment_id = _existing_run_experiment(dataset, run_id, tracking_uri, registry_uri, operation)
+    return RunTarget(run_id, tracking_uri, registry_uri, experiment_id, environment)
 
 
 def _existing_run_experiment(
@@ -127,7 +133,7 @@ def _existing_run_experiment(
 
 def tracker(target: RunTarget) -> Tracker:
     """The MLflow boundary for ``target``'s store."""
-    return Tracker(target.tracking_uri, target.registry_uri)
+    return Tracker(target.tracking_uri, target.registry_uri, environment=dict(target.environment))
 
 
 def tracking_error(dataset: str, what: str, target: RunTarget, exc: BaseException) -> MlflowDatasetError:
@@ -143,4 +149,4 @@ def tracking_error(dataset: str, what: str, target: RunTarget, exc: BaseExceptio
 
 def pinned_store(target: RunTarget):  # noqa: ANN201 - a context manager
     """MLflow's global URIs pointed at ``target``'s store for one model call (see ``ProcessState``)."""
-    return registry().process.pinned_store(target.tracking_uri, target.registry_uri)
+    return registry().process.pinned_store(target.tracking_uri, target.registry_uri, dict(target.environment))

@@ -105,7 +105,8 @@ class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
             raise MlflowDatasetError(f"{self._label()}: flavor '{self._flavor}' has no load_model function.",
                                      dataset=self._label())
         try:
-            with registry().process.pinned_store(tracking_uri, registry_uri):
+            with registry().process.pinned_store(tracking_uri, registry_uri,
+                                                 registry().store_environment(self._kedro_run_id)):
                 return module.load_model(self.model_uri, **self._load_args)
         except KedroMlflowRunsError:
             raise

@@ -130,7 +130,8 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
             from ..registry import registry
 
             tracking_uri, registry_uri = registry().store_uris(self._kedro_run_id)
-            target = RunTarget("", tracking_uri, registry_uri)
+            target = RunTarget("", tracking_uri, registry_uri,
+                               environment=tuple(registry().store_environment(self._kedro_run_id).items()))
             uri = str(self._model_uri)
         else:
             target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)

@@ -59,11 +59,13 @@ class Tracker:
         registry_uri: the model registry, when it differs from the tracking store.
     """
 
-    __slots__ = ("registry_uri", "tracking_uri")
+    __slots__ = ("environment", "registry_uri", "tracking_uri")
 
-    def __init__(self, tracking_uri: str, registry_uri: str | None = None):
+    def __init__(self, tracking_uri: str, registry_uri: str | None = None, *,
+                 environment: Mapping[str, str] | None = None):
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri
+        self.environment = dict(environment or {})  # credentials to set around each call (outside a run)
 
     @property
     def client(self) -> MlflowClient:
@@ -76,6 +78,11 @@ class Tracker:
     def _call(self, what: str, call: Callable[[], T], *, run_id: str | None = None) -> T:
         """Run ``call``; turn any failure into our error saying ``what`` failed."""
         try:
+            if self.environment:
+                from ..registry import registry
+
+                with registry().process.environment(self.environment):
+                    return call()
             return call()
         except (TrackingError, RunNotFoundError, ParameterError, TrackingUnavailableError):
             raise

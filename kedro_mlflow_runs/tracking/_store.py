@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -69,7 +67,8 @@ def _open_store(tracking_uri: str, registry_uri: str | None) -> MlflowClient:
 
 @contextlib.contextmanager
 def _store_creation_lock(tracking_uri: str) -> Iterator[None]:
-    """An exclusive lock per sqlite database, shared by every process of this machine (no-op otherwise)."""
+    """An exclusive lock per sqlite database (``<db>.lock`` next to it), shared by every process that
+    opens it; a no-op for other stores, or where the lock file cannot be created (read-only folder)."""
     if not tracking_uri.startswith("sqlite:///"):
         yield
         return
@@ -78,10 +77,14 @@ def _store_creation_lock(tracking_uri: str) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows: no lock
         yield
         return
-    db = os.path.abspath(tracking_uri[len("sqlite:///"):].partition("?")[0])
-    name = hashlib.sha1(db.encode()).hexdigest()[:16]
-    path = os.path.join(tempfile.gettempdir(), f"kedro-mlflow-runs-{name}.lock")
-    with open(path, "a") as handle:
+    db = os.path.realpath(tracking_uri[len("sqlite:///"):].partition("?")[0])
+    try:
+        os.makedirs(os.path.dirname(db), exist_ok=True)
+        handle = open(db + ".lock", "a")  # noqa: SIM115 - closed below
+    except OSError:
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
