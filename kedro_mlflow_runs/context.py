@@ -67,6 +67,13 @@ class RunContext:
         self._logged_params: dict[str, str] = {}
         self._error_node: str | None = None
         self._entered: list[bool] = []
+        self.inherited = False  # attached from the handle a parent process published
+
+    @property
+    def in_worker(self) -> bool:
+        """Whether this process only inherited the context (a runner's forked or spawned worker):
+        the process that owns the run may end it while this one still runs."""
+        return self.inherited or self.pid != os.getpid()
 
     # -- read-only views ------------------------------------------------------------------
 

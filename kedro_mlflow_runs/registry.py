@@ -117,6 +117,7 @@ class RunRegistry:
                 from .context import RunContext
 
                 ctx = self._env_attached[key] = RunContext.attach(handle, register=False)
+                ctx.inherited = True  # from the parent process: it may end the run at any time
             return ctx
 
     # -- what RunContext transitions report ----------------------------------------------

@@ -216,3 +216,46 @@ def test_close_run_stale_lists_and_ends_runs_left_running(project, client_for, t
                            capture_output=True, text=True, timeout=120)
     assert ended.returncode == 0, ended.stderr[-2000:]
     assert client_for(project).get_run(left.info.run_id).info.status == "KILLED"
+
+
+SLOW_METRIC_NODES = '''
+import time
+from pathlib import Path
+
+
+def make_data(data):
+    return [1.0]
+
+
+def train(values, model):
+    Path(model["started_marker"]).write_text("started")
+    time.sleep(float(model["sleep"]))
+    return 0.5
+
+
+def report(result, parameters):
+    return {"coef": result}
+'''
+
+
+@pytest.mark.slow
+def test_a_parallel_worker_that_outlives_a_killed_run_writes_nothing_into_it(project_factory, client_for, tmp_path):
+    """SIGINT: Kedro waits for the running node; when it saves, the run has ended KILLED."""
+    project = project_factory(nodes=SLOW_METRIC_NODES,
+                              catalog={"result": {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricDataset"}})
+    marker = tmp_path / "started"
+    proc = subprocess.Popen(
+        kedro_cmd("run", "--runner", "ParallelRunner", "--params", f"model.sleep=4,model.started_marker={marker}"),
+        cwd=project, env=kedro_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_started(marker, proc)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "KILLED", output[-3000:]
+    assert "result" not in run.data.metrics

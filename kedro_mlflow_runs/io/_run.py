@@ -86,6 +86,8 @@ def select_run(
     if active is None:  # else a run the user started in this thread (mlflow.start_run), attached
         active = registry().process.user_run()
         whose, elsewhere = "you started in this thread (mlflow.start_run)", "save outside that run"
+    if operation == "save" and ctx is not None and active is not None and ctx.in_worker:
+        _require_running(dataset, active.run_id, active.tracking_uri, active.registry_uri)
     if run_id is None:
         if active is None:
             raise NoActiveRunError(
@@ -112,6 +114,19 @@ def select_run(
     with registry().process.environment(dict(environment)):
         experiment_id = _existing_run_experiment(dataset, run_id, tracking_uri, registry_uri, operation)
     return RunTarget(run_id, tracking_uri, registry_uri, experiment_id, environment)
+
+
+def _require_running(dataset: str, run_id: str, tracking_uri: str, registry_uri: str | None) -> None:
+    """In a runner's worker process: refuse to write into a run its owner has ended (KILLED by a
+    signal while this worker still ran its node). One request per save, in workers only."""
+    status = Tracker(tracking_uri, registry_uri).get_run(run_id).info.status
+    if status != "RUNNING":
+        raise MlflowDatasetError(
+            f"{dataset} cannot save: MLflow run '{run_id}' has already ended ({status}); this worker outlived "
+            f"it. Nothing was written.",
+            run_id=run_id,
+            dataset=dataset,
+        )
 
 
 def _existing_run_experiment(
