@@ -253,3 +253,29 @@ def test_a_parallel_worker_that_outlives_a_killed_run_writes_nothing_into_it(pro
     (run,) = all_runs(client_for(project))
     assert run.info.status == "KILLED", output[-3000:]
     assert "result" not in run.data.metrics
+
+
+def test_ctrl_c_during_the_last_request_still_ends_the_run(project, client_for, mocker):
+    """A KeyboardInterrupt inside set_terminated (the run's very last request) would leave it RUNNING:
+    the registry ends it once more, then lets the interruption go on."""
+    from mlflow import MlflowClient
+
+    from kedro_mlflow_runs import RunContext, RunState, build_config
+
+    ctx = RunContext(build_config({}, project_path=project), kedro_run_id="interrupted-end")
+    ctx.start()
+    real = MlflowClient.set_terminated
+    calls = []
+
+    def interrupted_once(self, run_id, status=None, end_time=None):
+        calls.append(status)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(self, run_id, status, end_time)
+
+    mocker.patch.object(MlflowClient, "set_terminated", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        ctx.end(RunState.FINISHED)
+    assert calls == ["FINISHED", "FINISHED"]
+    assert ctx.state is RunState.FINISHED
+    assert client_for(project).get_run(ctx.run_id).info.status == "FINISHED"
