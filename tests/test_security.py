@@ -112,3 +112,17 @@ def test_credentials_move_from_the_uri_to_the_variables_the_client_reads(tmp_pat
     config = build_config({"server": {"mlflow_tracking_uri": uri}}, project_path=tmp_path)
     assert config.tracking_uri == clean and dict(config.uri_credentials) == env
     assert SECRET not in repr(config)
+
+
+def test_a_registry_uri_is_split_too_and_other_credentials_there_are_an_error(tmp_path):
+    from kedro_mlflow_runs import ConfigError
+
+    server = {"mlflow_tracking_uri": f"http://alice:{SECRET}@host:5000",
+              "mlflow_registry_uri": f"https://alice:{SECRET}@registry:443"}
+    config = build_config({"server": server}, project_path=tmp_path)
+    assert config.registry_uri == "https://registry:443"
+    assert dict(config.uri_credentials) == {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": SECRET}
+    other = {**server, "mlflow_registry_uri": "https://bob:other@registry:443"}
+    with pytest.raises(ConfigError, match="other credentials than the tracking URI") as info:
+        build_config({"server": other}, project_path=tmp_path)
+    assert info.value.key == "server.mlflow_registry_uri" and "other@" not in str(info.value)
