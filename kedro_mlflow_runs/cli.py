@@ -126,12 +126,18 @@ def init(env: str, force: bool) -> None:
 
 @mlflow_commands.command(name="ui")
 @click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
-def ui(env: str | None) -> None:
-    """Open the MLflow UI on this project's tracking store (``ui.host``/``ui.port``).
+@click.option("--host", default=None, help="Address to serve on (default: ui.host in mlflow.yml, else 127.0.0.1).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="Port to serve on (default: ui.port in mlflow.yml, else 5000).")
+def ui(env: str | None, host: str | None, port: int | None) -> None:
+    """Open the MLflow UI on this project's tracking store.
 
-    Example: kedro mlflow ui --env local
+    Example: kedro mlflow ui --port 5001
     """
+    import dataclasses
+
     config = _project_config(env)
+    config = dataclasses.replace(config, ui_host=host or config.ui_host, ui_port=port or config.ui_port)
     if config.tracking_uri.startswith(("http://", "https://")):
         click.echo(f"The tracking server is {config.redacted_tracking_uri}: open it in a browser.")
         return

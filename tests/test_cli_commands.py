@@ -51,7 +51,7 @@ def test_commands_work_from_a_project_subdirectory_and_fail_clearly_outside(proj
     assert "is RUNNING" in stale.stdout or "still RUNNING" in stale.stdout
 
 
-def test_ui_serves_the_project_store_on_the_configured_port(project, client_for):
+def test_ui_serves_the_project_store_on_the_port_given(project, client_for):
     import os
     import signal
     import time
@@ -64,8 +64,8 @@ def test_ui_serves_the_project_store_on_the_configured_port(project, client_for)
     run_session(project)
     (run,) = all_runs(client_for(project))
     port = free_port()
-    (project / "conf" / "local" / "mlflow.yml").write_text(f"ui:\n  port: {port}\n")
-    proc = subprocess.Popen(kedro_cmd("mlflow", "ui"), cwd=project, env=kedro_env(), start_new_session=True,
+    (project / "conf" / "local" / "mlflow.yml").write_text(f"ui:\n  port: {free_port()}\n")  # --port wins
+    proc = subprocess.Popen(kedro_cmd("mlflow", "ui", "--port", str(port)), cwd=project, env=kedro_env(), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stopped = False
     try:
