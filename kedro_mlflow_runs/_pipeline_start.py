@@ -35,6 +35,10 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     name_datasets(catalog, names, kedro_run_id=kedro_run_id)
     # for this run only: bounded HTTP retries, and the credentials MLflow reads from the environment
     environment = {**config.http_env, **config.uri_credentials, **credentials}
+    if config.autolog_flavors is not None:  # for spawned workers, too
+        from ._autolog import autolog_env
+
+        environment.update(autolog_env(config.autolog_flavors, config.autolog_kwargs))
     pipelines = run_params.get("pipeline_names") or ["__default__"]
     if config.tracking_disabled_for(pipelines):
         reg.disable(kedro_run_id, environment)
@@ -50,15 +54,12 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     except BaseException:
         reg.finish(kedro_run_id, Outcome.killed("the MLflow run could not be opened"))  # forget it
         raise
-    if config.disable_autologging:  # tracking.disable_tracking.disable_autologging (kedro-mlflow's default)
-        import mlflow
-
-        mlflow.autolog(disable=True)
     guard = SignalGuard(lambda signum: _interrupted(kedro_run_id, signum))
     tracked = reg.tracked(kedro_run_id)
     if tracked is not None and guard.install():
         tracked.guard = guard
     try:  # Kedro calls no error hook for errors raised here: end the run FAILED ourselves
+        _autologging(config, tracked)
         validate_datasets(catalog, names)
         check_output_runs(catalog, pipeline.all_outputs(), ctx.handle.run_id)
         inputs = parameter_inputs(sorted(pipeline.inputs()))
@@ -71,6 +72,20 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
             logger.exception("Could not record the failure in MLflow run %s", ctx.run_id)
         raise
     _guard_session_runner(kedro_run_id)
+
+
+def _autologging(config: MlflowConfig, tracked: Any) -> None:
+    """``tracking.autolog`` on for the run (off again when it ends), else ``disable_autologging``."""
+    from ._autolog import set_autolog
+
+    if config.autolog_flavors is not None:
+        set_autolog(config.autolog_flavors, config.autolog_kwargs, on=True)
+        if tracked is not None:
+            tracked.cleanups.append(lambda: set_autolog(config.autolog_flavors or (), {}, on=False))
+    elif config.disable_autologging:  # kedro-mlflow's default: autologging cannot open stray runs
+        import mlflow
+
+        mlflow.autolog(disable=True)
 
 
 def _show_run_lines() -> None:
@@ -104,8 +119,8 @@ def _guard_session_runner(kedro_run_id: str) -> None:
 
     tracked = registry().tracked(kedro_run_id)
     unguard = guard_runner(runner, escaped)
-    if tracked is not None:
-        tracked.unguard_runner = unguard
+    if tracked is not None and unguard is not None:
+        tracked.cleanups.append(unguard)
 
 
 def _config_for(run_params: Mapping[str, Any]) -> tuple[MlflowConfig, dict[str, str]]:

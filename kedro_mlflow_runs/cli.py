@@ -26,6 +26,10 @@ tracking:
   disable_tracking:
     pipelines: []             # pipelines that run with no MLflow call at all
     disable_autologging: true # mlflow.autolog(disable=True) when a tracked run starts
+  autolog:                    # MLflow autologging into the plugin's run, on every runner
+    enabled: false
+    flavors: []               # e.g. [sklearn]; empty: every library MLflow autologs
+    kwargs: {}                # passed to autolog(), e.g. {log_models: false}
   experiment:
     name: null                # default: MLFLOW_EXPERIMENT_NAME, else the package name
     restore_if_deleted: true

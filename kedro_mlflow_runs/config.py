@@ -62,6 +62,7 @@ _SCHEMA: dict[str, Any] = {
     },
     "tracking": {
         "disable_tracking": {"pipelines": [], "disable_autologging": True},
+        "autolog": {"enabled": False, "flavors": [], "kwargs": {}},
         "experiment": {
             "name": None,
             "restore_if_deleted": True,
@@ -109,6 +110,8 @@ class MlflowConfig:
     disabled_pipelines: tuple[str, ...] = ()
     http_env: Mapping[str, str] = field(default_factory=dict)
     disable_autologging: bool = True
+    autolog_flavors: tuple[str, ...] | None = None  # None: off; (): every library MLflow autologs
+    autolog_kwargs: Mapping[str, Any] = field(default_factory=dict)
     experiment_artifact_location: str | None = None
     experiment_tags: Mapping[str, str] = field(default_factory=dict)
     uri_credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -220,6 +223,11 @@ def build_config(
             f"'{key}' in {where(key)} is {strategy!r}; use one of: {', '.join(LONG_PARAMS_STRATEGIES)}.",
             key=key,
         )
+    flavors = tracking["autolog"]["flavors"]
+    if not all(isinstance(f, str) and f.strip() for f in flavors):
+        key = "tracking.autolog.flavors"
+        raise ConfigError(f"'{key}' in {where(key)} must be a list of MLflow flavor names such as sklearn, "
+                          f"got {flavors!r}.", key=key)
     pipelines = tracking["disable_tracking"]["pipelines"]
     if not all(isinstance(p, str) for p in pipelines):
         key = "tracking.disable_tracking.pipelines"
@@ -290,6 +298,8 @@ def build_config(
         credentials=server["credentials"],
         http_env=http_env,
         disable_autologging=tracking["disable_tracking"]["disable_autologging"],
+        autolog_flavors=tuple(tracking["autolog"]["flavors"]) if tracking["autolog"]["enabled"] else None,
+        autolog_kwargs=dict(tracking["autolog"]["kwargs"]),
         experiment_artifact_location=tracking["experiment"]["create_experiment_kwargs"]["artifact_location"],
         experiment_tags={str(k): str(v) for k, v in
                          (tracking["experiment"]["create_experiment_kwargs"]["tags"] or {}).items()},

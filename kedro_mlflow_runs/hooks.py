@@ -86,6 +86,10 @@ class MlflowRunsHooks:
         ctx = _context_for(run_id)
         if ctx is not None:
             ctx.bind_thread()
+            if ctx.in_worker:  # a spawned worker turns on the run's autologging itself
+                from ._autolog import worker_autolog
+
+                worker_autolog()
 
     @hook_impl
     def after_node_run(self, run_id: str, node: Any = None) -> None:

@@ -35,22 +35,25 @@ logger = logging.getLogger(__name__)
 class TrackedRun:
     """What one Kedro run holds while it is in progress in this process."""
 
-    __slots__ = ("config", "context", "guard", "unguard_runner")
+    __slots__ = ("cleanups", "config", "context", "guard")
 
     def __init__(self, context: RunContext, config: MlflowConfig) -> None:
         self.context = context
         self.config = config
         self.guard: SignalGuard | None = None
-        self.unguard_runner: Callable[[], None] | None = None
+        self.cleanups: list[Callable[[], None]] = []  # the runner's own run method, autologging off, ...
 
     def release(self) -> None:
-        """Put back the signal handlers and the runner's own ``run`` method."""
+        """Put back the signal handlers, then undo the cleanups, newest first."""
         try:
             if self.guard is not None:
                 self.guard.restore()
         finally:
-            if self.unguard_runner is not None:
-                self.unguard_runner()
+            for cleanup in reversed(self.cleanups):
+                try:
+                    cleanup()
+                except Exception:  # one failing cleanup must not keep the others from running
+                    logger.debug("A cleanup of Kedro run %s failed", self.context.kedro_run_id, exc_info=True)
 
 
 def _close_uninterrupted(ctx: RunContext, outcome: Outcome) -> None:
@@ -72,8 +75,8 @@ def _close_uninterrupted(ctx: RunContext, outcome: Outcome) -> None:
 class RunRegistry:
     """Every run of this process, under one lock (see the module docstring)."""
 
-    __slots__ = ("_active", "_atexit", "_env_attached", "_last_config", "_lock", "_pending", "_thread_config",
-                 "_tracked", "process")
+    __slots__ = ("_active", "_atexit", "_env_attached", "_firsts", "_last_config", "_lock", "_pending",
+                 "_thread_config", "_tracked", "process")
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -85,6 +88,7 @@ class RunRegistry:
         self._thread_config = threading.local()
         self._last_config: tuple[MlflowConfig, dict[str, str]] | None = None  # (config, its credentials)
         self._atexit = False
+        self._firsts: set[tuple[int, str]] = set()
 
     # -- public view ---------------------------------------------------------------------
 
@@ -119,6 +123,15 @@ class RunRegistry:
                 ctx = self._env_attached[key] = RunContext.attach(handle, register=False)
                 ctx.inherited = True  # from the parent process: it may end the run at any time
             return ctx
+
+    def first_in_process(self, what: str) -> bool:
+        """True the first time ``what`` is asked in this process (a forked child asks afresh)."""
+        key = (os.getpid(), what)
+        with self._lock:
+            if key in self._firsts:
+                return False
+            self._firsts.add(key)
+            return True
 
     # -- what RunContext transitions report ----------------------------------------------
 

@@ -104,3 +104,29 @@ def test_disable_autologging_keeps_a_users_autolog_out_of_the_run(project_factor
     (run,) = all_runs(client_for(project))
     autologged = [k for k in run.data.metrics if k.startswith("training_")]
     assert (autologged == []) is disable, run.data.metrics
+
+
+@pytest.mark.parametrize("runner", ["SequentialRunner", "ThreadRunner", "fork", "spawn"])
+def test_tracking_autolog_logs_into_the_one_run_on_every_runner_and_is_off_afterwards(
+        project_factory, client_for, monkeypatch, runner):
+    import kedro.runner
+    from sklearn.linear_model import LogisticRegression
+
+    autolog = {"enabled": True, "flavors": ["sklearn"], "kwargs": {"log_models": False, "log_datasets": False}}
+    project = project_factory(nodes=AUTOLOG_NODES, mlflow_yml={"tracking": {"autolog": autolog}})
+    if runner in ("fork", "spawn"):
+        monkeypatch.setenv("KEDRO_MP_CONTEXT", runner)
+        runner = "ParallelRunner"
+    run_session(project, runner=getattr(kedro.runner, runner)())
+    LogisticRegression().fit([[0.0], [1.0]], [0, 1])  # after the run: autologging is off, no new run
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FINISHED"
+    assert any(k.startswith("training_") for k in run.data.metrics), run.data.metrics
+
+
+def test_an_autolog_flavor_mlflow_does_not_have_fails_the_run_naming_the_key(project_factory, client_for):
+    project = project_factory(mlflow_yml={"tracking": {"autolog": {"enabled": True, "flavors": ["nosuchlib"]}}})
+    with pytest.raises(ConfigError, match="tracking.autolog.flavors.*nosuchlib"):
+        run_session(project)
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FAILED"
