@@ -32,9 +32,9 @@ def test_kedro_run_cli_tags_the_command_and_prints_where_the_run_is(project, cli
 def test_signal_mid_node_ends_the_run_killed(project, client_for, tmp_path, signum):
     marker = tmp_path / "started"
     # Kedro's runners wait for a running node before SIGINT's KeyboardInterrupt ends the process:
-    # the node sleeps 15 s, well within the 90 s we wait
+    # the node sleeps 6 s, well within the 90 s we wait
     proc = subprocess.Popen(
-        kedro_cmd("run", "--params", f"model.sleep=15,model.started_marker={marker}"),
+        kedro_cmd("run", "--params", f"model.sleep=6,model.started_marker={marker}"),
         cwd=project,
         env=kedro_env(),
         stdout=subprocess.PIPE,

@@ -190,9 +190,9 @@ def test_sigterm_to_a_parallel_run_stops_its_workers_and_nothing_is_written_afte
                                                                                   tmp_path):
     catalog = {"result": {"type": "json.JSONDataset", "filepath": "data/result.json"}}
     project = project_factory(catalog=catalog)
-    proc, output = _signal_a_parallel_run_mid_node(project, tmp_path / "started", signal.SIGTERM, sleep=6)
+    proc, output = _signal_a_parallel_run_mid_node(project, tmp_path / "started", signal.SIGTERM, sleep=3)
     assert proc.returncode == -signal.SIGTERM, output[-3000:]
-    time.sleep(10)  # the node would have finished and saved by now, had its worker survived
+    time.sleep(6)  # the node (3 s) would have finished and saved by now, had its worker survived
     assert not (project / "data" / "result.json").exists()
     (run,) = all_runs(client_for(project))
     assert run.info.status == "KILLED"
