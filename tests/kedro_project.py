@@ -170,3 +170,22 @@ def wait_until_started(marker: Path, proc: subprocess.Popen[str], timeout: float
         assert proc.poll() is None, proc.stdout.read()[-3000:] if proc.stdout else "kedro run exited"
         assert time.monotonic() < deadline, "the node never started"
         time.sleep(0.1)
+
+
+def signal_mid_node(project: Path, marker: Path, signum: int, *args: str, sleep: float) -> tuple[Any, str]:
+    """``kedro run [args]`` whose train node sleeps ``sleep`` s; ``signum`` once the node started.
+
+    Returns the finished process and its output (stdout and stderr).
+    """
+    proc = subprocess.Popen(
+        kedro_cmd("run", *args, "--params", f"model.sleep={sleep},model.started_marker={marker}"),
+        cwd=project, env=kedro_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_started(marker, proc)
+        proc.send_signal(signum)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc, output

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 from conftest import all_runs
-from kedro_project import kedro_cmd, kedro_env, wait_until_started, kedro_run
+from kedro_project import kedro_env, kedro_run, signal_mid_node
 
 pytestmark = pytest.mark.slow
 
@@ -33,22 +33,7 @@ def test_signal_mid_node_ends_the_run_killed(project, client_for, tmp_path, sign
     marker = tmp_path / "started"
     # Kedro's runners wait for a running node before SIGINT's KeyboardInterrupt ends the process:
     # the node sleeps 6 s, well within the 90 s we wait
-    proc = subprocess.Popen(
-        kedro_cmd("run", "--params", f"model.sleep=6,model.started_marker={marker}"),
-        cwd=project,
-        env=kedro_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until_started(marker, proc)
-        proc.send_signal(signum)
-        output, _ = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, output = signal_mid_node(project, marker, signum, sleep=6)
 
     assert proc.returncode != 0, output[-3000:]
     (run,) = all_runs(client_for(project))

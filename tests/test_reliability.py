@@ -14,7 +14,7 @@ import pytest
 from conftest import all_runs
 from io_support import new_run
 from kedro.io.core import DatasetError
-from kedro_project import kedro_cmd, kedro_env, kedro_run, run_session, wait_until_started
+from kedro_project import kedro_cmd, kedro_env, kedro_run, run_session, signal_mid_node, wait_until_started
 
 from kedro_mlflow_runs import ConfigError, ParameterError, RunConflictError, TrackingError, TrackingUnavailableError
 
@@ -169,28 +169,12 @@ def test_oc_env_in_mlflow_yml_says_how_to_enable_it_and_works_once_enabled(proje
     assert client.get_experiment(run.info.experiment_id).name == "from-env"
 
 
-def _signal_a_parallel_run_mid_node(project, marker, signum, *, sleep: float):
-    """``kedro run --runner ParallelRunner`` whose train node sleeps; ``signum`` once it started."""
-    proc = subprocess.Popen(
-        kedro_cmd("run", "--runner", "ParallelRunner", "--params", f"model.sleep={sleep},model.started_marker={marker}"),
-        cwd=project, env=kedro_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_until_started(marker, proc)
-        proc.send_signal(signum)
-        output, _ = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc, output
-
-
 @pytest.mark.slow
 def test_sigterm_to_a_parallel_run_stops_its_workers_and_nothing_is_written_after(project_factory, client_for,
                                                                                   tmp_path):
     catalog = {"result": {"type": "json.JSONDataset", "filepath": "data/result.json"}}
     project = project_factory(catalog=catalog)
-    proc, output = _signal_a_parallel_run_mid_node(project, tmp_path / "started", signal.SIGTERM, sleep=3)
+    proc, output = signal_mid_node(project, tmp_path / "started", signal.SIGTERM, "--runner", "ParallelRunner", sleep=3)
     assert proc.returncode == -signal.SIGTERM, output[-3000:]
     time.sleep(6)  # the node (3 s) would have finished and saved by now, had its worker survived
     assert not (project / "data" / "result.json").exists()
@@ -248,7 +232,7 @@ def test_a_parallel_worker_that_outlives_a_killed_run_writes_nothing_into_it(pro
     """SIGINT: Kedro waits for the running node; when it saves, the run has ended KILLED."""
     project = project_factory(nodes=SLOW_METRIC_NODES,
                               catalog={"result": {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricDataset"}})
-    proc, output = _signal_a_parallel_run_mid_node(project, tmp_path / "started", signal.SIGINT, sleep=4)
+    proc, output = signal_mid_node(project, tmp_path / "started", signal.SIGINT, "--runner", "ParallelRunner", sleep=4)
     assert proc.returncode != 0
     (run,) = all_runs(client_for(project))
     assert run.info.status == "KILLED", output[-3000:]
