@@ -72,6 +72,12 @@ def close_run(ctx: RunContext, status: RunState, error_tags: Mapping[str, str] |
             ctx.tracker.set_terminated(handle.run_id, status.value)
         except Exception as exc:
             problems.append(exc)
+        except BaseException:  # Ctrl-C during this last request: end the run once more, then go on
+            try:
+                ctx.tracker.set_terminated(handle.run_id, status.value)
+            except BaseException:  # a second interruption: nothing more we can do
+                logger.debug("Could not end MLflow run %s after an interruption", handle.run_id, exc_info=True)
+            raise
         logger.info("Ended MLflow run %s as %s", handle.run_id, status.value)
     else:
         logger.info("Kedro run %s; left MLflow run %s open for its owner (attached run).",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,7 +55,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     except BaseException:
         reg.finish(kedro_run_id, Outcome.killed("the MLflow run could not be opened"))  # forget it
         raise
-    guard = SignalGuard(lambda signum: _interrupted(kedro_run_id, signum))
+    guard = SignalGuard(lambda signum: reg.kill(kedro_run_id, f"{signal.Signals(signum).name} received"))
     tracked = reg.tracked(kedro_run_id)
     if tracked is not None and guard.install():
         tracked.guard = guard
@@ -95,12 +96,6 @@ def _show_run_lines() -> None:
         package_logger.setLevel(logging.INFO)
 
 
-def _interrupted(kedro_run_id: str, signum: int) -> None:
-    from .hooks import interrupted
-
-    interrupted(kedro_run_id, signum)
-
-
 def _guard_session_runner(kedro_run_id: str) -> None:
     runner = session_runner()
     if runner is None:
@@ -109,11 +104,7 @@ def _guard_session_runner(kedro_run_id: str) -> None:
 
     def escaped(exc: BaseException) -> None:
         try:
-            tracked = registry().tracked(kedro_run_id)
-            if tracked is not None and tracked.context.is_active:
-                logger.warning("%s ended Kedro run %s: ending MLflow run %s as KILLED.", type(exc).__name__,
-                               kedro_run_id, tracked.context.run_id)
-            registry().finish(kedro_run_id, Outcome.killed(f"{type(exc).__name__} ended the Kedro run"))
+            registry().kill(kedro_run_id, f"{type(exc).__name__} ended the Kedro run")
         except Exception:  # keep the original exception in front
             logger.exception("Could not end the MLflow run of Kedro run %s", kedro_run_id)
 

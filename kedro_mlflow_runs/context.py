@@ -186,6 +186,7 @@ class RunContext:
                                   experiment_name="")
         ctx = cls(config, kedro_run_id=handle.kedro_run_id)
         ctx._activate(handle, None, Ownership.ATTACHED)
+        ctx.inherited = not register  # found through the handle a parent process published
         if register:
             registry().activated(ctx)
         return ctx

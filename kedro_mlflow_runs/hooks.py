@@ -10,7 +10,6 @@ one MLflow run. Importing this module changes nothing in the process.
 from __future__ import annotations
 
 import logging
-import signal
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -107,7 +106,7 @@ class MlflowRunsHooks:
         node_name = getattr(node, "name", None)
         ctx.record_error(error, node_name)
         tracked = registry().tracked(run_id)
-        if tracked is None or tracked.context is not ctx or ctx.pid != _pid():
+        if tracked is None or ctx.in_worker:
             # a ParallelRunner worker: the session's context never sees this record
             from ._mlflow_run import error_tags
 
@@ -123,23 +122,6 @@ def _context_for(run_id: str) -> Any:
     from .registry import registry
 
     return registry().context_for(str(run_id))
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
-
-
-def interrupted(kedro_run_id: str, signum: int) -> None:
-    """The signal guard's callback: end the Kedro run's MLflow run KILLED."""
-    from .registry import registry
-
-    name = signal.Signals(signum).name
-    tracked = registry().tracked(kedro_run_id)
-    if tracked is not None and tracked.context.is_active:
-        logger.warning("%s received: ending MLflow run %s as KILLED.", name, tracked.context.run_id)
-    registry().finish(kedro_run_id, Outcome.killed(f"{name} received"))
 
 
 #: The instance the ``kedro.hooks`` entry point registers. Private: listing it in

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .handle import STORE_ENV_VAR, Outcome, Ownership, handle_from_env
+from .handle import STORE_ENV_VAR, Outcome, handle_from_env
 from .process import ProcessState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,22 +54,6 @@ class TrackedRun:
                     cleanup()
                 except Exception:  # one failing cleanup must not keep the others from running
                     logger.debug("A cleanup of Kedro run %s failed", self.context.kedro_run_id, exc_info=True)
-
-
-def _close_uninterrupted(ctx: RunContext, outcome: Outcome) -> None:
-    """``ctx.close(outcome)``; when a signal interrupts it (Ctrl-C during the last request), the run
-    is ended once more, best effort, so that it is not left RUNNING, then the interruption goes on."""
-    try:
-        ctx.close(outcome)
-    except Exception:
-        raise
-    except BaseException:
-        try:
-            if ctx.ownership is Ownership.OWNED and ctx.run_id is not None:
-                ctx.tracker.set_terminated(ctx.run_id, outcome.status.value)
-        except BaseException:  # a second interruption: nothing more we can do
-            logger.debug("Could not end MLflow run %s after an interruption", ctx.run_id, exc_info=True)
-        raise
 
 
 class RunRegistry:
@@ -121,7 +105,6 @@ class RunRegistry:
                 from .context import RunContext
 
                 ctx = self._env_attached[key] = RunContext.attach(handle, register=False)
-                ctx.inherited = True  # from the parent process: it may end the run at any time
             return ctx
 
     def first_in_process(self, what: str) -> bool:
@@ -208,12 +191,20 @@ class RunRegistry:
                 self._active.remove(ctx)
         try:
             if ctx.is_active:
-                _close_uninterrupted(ctx, outcome)
+                ctx.close(outcome)
         finally:
             if tracked is not None:
                 tracked.release()
             self.process.unpublish(ctx)
         return ctx
+
+    def kill(self, kedro_run_id: str, reason: str) -> RunContext | None:
+        """``finish`` a Kedro run KILLED for ``reason`` (a signal, an exception no hook sees), saying so."""
+        tracked = self.tracked(kedro_run_id)
+        if tracked is not None and tracked.context.is_active:
+            logger.warning("%s: ending MLflow run %s of Kedro run %s as KILLED.", reason, tracked.context.run_id,
+                           kedro_run_id)
+        return self.finish(kedro_run_id, Outcome.killed(reason))
 
     def close_stale(self, current: str) -> None:
         """End runs a previous Kedro run in this thread left ACTIVE (a BaseException escaped it)."""
@@ -261,36 +252,30 @@ class RunRegistry:
         self._pending.value = None
         return found
 
-    def store_uris(self, kedro_run_id: str | None = None) -> tuple[str, str | None]:
-        """``(tracking_uri, registry_uri)`` a dataset should use.
+    def store(self, kedro_run_id: str | None = None) -> tuple[str, str | None, dict[str, str]]:
+        """``(tracking_uri, registry_uri, credentials)`` a dataset should use.
 
-        The active run's store; else the store configured for the Kedro project loaded in this
-        thread, or else in this process; else the store a parent process published in
+        The active run's store (its credentials are published already); else the store configured
+        for the Kedro project loaded in this thread, or else in this process, with the credentials a
+        run would publish (for calls outside a run); else the store a parent process published in
         ``KEDRO_MLFLOW_RUNS_STORE`` (tracking disabled, spawned worker); else MLflow's own default.
         """
         ctx = self.current(kedro_run_id)
         if ctx is not None:
-            return ctx.handle.tracking_uri, ctx.handle.registry_uri
+            return ctx.handle.tracking_uri, ctx.handle.registry_uri, {}
         remembered = getattr(self._thread_config, "value", None) or self._last_config
         if remembered is not None:
-            return remembered[0].tracking_uri, remembered[0].registry_uri
+            return remembered[0].tracking_uri, remembered[0].registry_uri, dict(remembered[1])
         published = os.environ.get(STORE_ENV_VAR)
         if published:
             try:
                 store = json.loads(published)
-                return str(store["tracking_uri"]), store.get("registry_uri")
+                return str(store["tracking_uri"]), store.get("registry_uri"), {}
             except (ValueError, KeyError, TypeError):
                 logger.warning("Ignoring malformed %s environment variable.", STORE_ENV_VAR)
         import mlflow
 
-        return mlflow.get_tracking_uri(), None
-
-    def store_environment(self, kedro_run_id: str | None = None) -> dict[str, str]:
-        """The credentials a dataset's MLflow call needs outside a run (a run publishes its own)."""
-        if self.current(kedro_run_id) is not None:
-            return {}
-        remembered = getattr(self._thread_config, "value", None) or self._last_config
-        return dict(remembered[1]) if remembered is not None else {}
+        return mlflow.get_tracking_uri(), None, {}
 
     def forget_config(self) -> None:
         """Forget the project config remembered for this thread and process (tests, notebooks)."""

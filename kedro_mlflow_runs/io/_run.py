@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..tracking import Tracker
 
-__all__ = ["RunTarget", "pinned_store", "select_run", "tracker", "tracking_error"]
+__all__ = ["RunTarget", "pinned_store", "select_run", "store_target", "tracker", "tracking_error"]
 
 Operation = Literal["save", "load"]
 
@@ -109,11 +109,16 @@ def select_run(
             run_id=run_id,
             dataset=dataset,
         )
-    tracking_uri, registry_uri = registry().store_uris(kedro_run_id)
-    environment = tuple(registry().store_environment(kedro_run_id).items())
-    with registry().process.environment(dict(environment)):
-        experiment_id = _existing_run_experiment(dataset, run_id, tracking_uri, registry_uri, operation)
-    return RunTarget(run_id, tracking_uri, registry_uri, experiment_id, environment)
+    store = store_target(kedro_run_id)
+    experiment_id = _existing_run_experiment(dataset, run_id, store, operation)
+    return RunTarget(run_id, store.tracking_uri, store.registry_uri, experiment_id, store.environment)
+
+
+def store_target(kedro_run_id: str | None) -> RunTarget:
+    """The store a dataset uses when no run is selected (``run_id`` left empty), with the credentials
+    its calls need outside a run."""
+    tracking_uri, registry_uri, environment = registry().store(kedro_run_id)
+    return RunTarget("", tracking_uri, registry_uri, environment=tuple(environment.items()))
 
 
 def _require_running(dataset: str, run_id: str, tracking_uri: str, registry_uri: str | None) -> None:
@@ -129,11 +134,10 @@ def _require_running(dataset: str, run_id: str, tracking_uri: str, registry_uri:
         )
 
 
-def _existing_run_experiment(
-    dataset: str, run_id: str, tracking_uri: str, registry_uri: str | None, operation: Operation
-) -> str:
+def _existing_run_experiment(dataset: str, run_id: str, store: RunTarget, operation: Operation) -> str:
+    tracking_uri = store.tracking_uri
     try:
-        run = Tracker(tracking_uri, registry_uri).get_run(run_id)
+        run = tracker(store).get_run(run_id)
     except RunNotFoundError as exc:
         raise DatasetRunNotFoundError(
             f"{dataset}: its run_id '{run_id}' does not exist (or is deleted) in the tracking "

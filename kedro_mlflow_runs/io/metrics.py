@@ -42,8 +42,8 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
         entry = f"catalog entry '{self._catalog_name}'" if self._catalog_name else "no catalog entry"
         return f"{type(self).__name__}({entry})"
 
-    def _send(self, points: list[MetricPoint]) -> None:
-        target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
+    def _send(self, points: list[MetricPoint], target: RunTarget | None = None) -> None:
+        target = target or select_run(self._label(), self._run_id, "save", self._kedro_run_id)
         try:
             tracker(target).log_batch(target.run_id, metrics=points, what="log metrics to")
         except Exception as exc:
@@ -125,17 +125,17 @@ class MlflowMetricDataset(_MetricBase):
     def save(self, data: Any) -> None:
         key = self.key
         step = self._step
+        target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
         if "step" in self._save_args:
             step = _step(self, self._save_args["step"], key)
         elif "mode" in self._save_args:
-            step = self._next_step(key, append=self._save_args["mode"] == "append")
+            step = self._next_step(target, key, append=self._save_args["mode"] == "append")
         if isinstance(data, Mapping) and "value" in data:
             step = _step(self, data.get("step", step), key)
             data = data["value"]
-        self._send([(key, self._value(data, key), _now(), step)])
+        self._send([(key, self._value(data, key), _now(), step)], target)
 
-    def _next_step(self, key: str, *, append: bool) -> int:
-        target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
+    def _next_step(self, target: RunTarget, key: str, *, append: bool) -> int:
         try:
             steps = [m.step for m in tracker(target).metric_history(target.run_id, key)]
         except Exception as exc:
@@ -256,7 +256,10 @@ class MlflowMetricsDataset(_MetricBase):
             self._send(points)
 
     def load(self) -> dict[str, float]:
-        target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
+        return self._latest(select_run(self._label(), self._run_id, "load", self._kedro_run_id))
+
+    def _latest(self, target: RunTarget) -> dict[str, float]:
+        """``{name: latest value}`` of this dataset's metrics in ``target``'s run (prefix stripped)."""
         try:
             metrics = tracker(target).latest_metrics(target.run_id)
         except Exception as exc:
@@ -274,5 +277,5 @@ class MlflowMetricsHistoryDataset(MlflowMetricsDataset):
 
     def load(self) -> dict[str, list[dict[str, Any]]]:  # type: ignore[override]
         target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
-        names = super().load()
+        names = self._latest(target)
         return {name: _as_history(self._history(target, self._full(name))) for name in names}

@@ -17,9 +17,9 @@ from kedro.io.core import AbstractDataset
 
 from .._redact import redact_uri, safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
-from ..registry import registry
 from ._flavors import PYFUNC, check_flavor, flavor_module
 from ._naming import NamedDataset
+from ._run import pinned_store, store_target
 
 __all__ = ["MlflowModelRegistryDataset"]
 
@@ -99,21 +99,20 @@ class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
                 "flavor": self._flavor, "load_args": self._load_args}
 
     def load(self) -> Any:
-        tracking_uri, registry_uri = registry().store_uris(self._kedro_run_id)
+        store = store_target(self._kedro_run_id)
         module = flavor_module(self._flavor, self._label())
         if not callable(getattr(module, "load_model", None)):
             raise MlflowDatasetError(f"{self._label()}: flavor '{self._flavor}' has no load_model function.",
                                      dataset=self._label())
         try:
-            with registry().process.pinned_store(tracking_uri, registry_uri,
-                                                 registry().store_environment(self._kedro_run_id)):
+            with pinned_store(store):
                 return module.load_model(self.model_uri, **self._load_args)
         except KedroMlflowRunsError:
             raise
         except Exception as exc:
             raise MlflowDatasetError(
                 f"{self._label()} could not load {self.model_uri} from the registry at "
-                f"{redact_uri(registry_uri or tracking_uri)}: {type(exc).__name__}: {redact_uri(str(exc))}. Check "
+                f"{redact_uri(store.registry_uri or store.tracking_uri)}: {type(exc).__name__}: {redact_uri(str(exc))}. Check "
                 f"the model name, version or alias.", dataset=self._label()) from safe_cause(exc)
 
     def save(self, data: Any) -> None:

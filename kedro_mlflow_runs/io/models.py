@@ -29,7 +29,7 @@ from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._flavors import FlavoredDataset, accepts, model_as_data
 from ._naming import NamedDataset
 from ._requirements import apply_requirements
-from ._run import RunTarget, pinned_store, select_run, tracker, tracking_error
+from ._run import RunTarget, pinned_store, select_run, store_target, tracker, tracking_error
 from .local_models import MlflowModelSaverDataset
 from .model_registry import MlflowModelRegistryDataset
 
@@ -127,11 +127,7 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
     def load(self) -> Any:
         self.validate()
         if self._model_uri:  # models:/<id>, models:/<name>@<alias>, runs:/...: no run selection
-            from ..registry import registry
-
-            tracking_uri, registry_uri = registry().store_uris(self._kedro_run_id)
-            target = RunTarget("", tracking_uri, registry_uri,
-                               environment=tuple(registry().store_environment(self._kedro_run_id).items()))
+            target = store_target(self._kedro_run_id)
             uri = str(self._model_uri)
         else:
             target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
