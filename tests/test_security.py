@@ -126,3 +126,39 @@ def test_a_registry_uri_is_split_too_and_other_credentials_there_are_an_error(tm
     with pytest.raises(ConfigError, match="other credentials than the tracking URI") as info:
         build_config({"server": other}, project_path=tmp_path)
     assert info.value.key == "server.mlflow_registry_uri" and "other@" not in str(info.value)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_outside_a_run_dataset_calls_get_the_uri_credentials_and_give_them_back(project_factory, mlflow_server,
+                                                                                  mocker):
+    """A notebook using the catalog (no run): the password taken out of the URI is set around each
+    MLflow call of the dataset, and not left in the environment."""
+    import os
+
+    from mlflow import MlflowClient
+
+    from kedro_mlflow_runs.io import MlflowMetricDataset
+    from kedro_mlflow_runs.registry import registry
+
+    client = MlflowClient(mlflow_server.url)
+    run_id = client.create_run(client.create_experiment(f"outside-{os.getpid()}-{id(client)}")).info.run_id
+    config = build_config({"server": {"mlflow_tracking_uri": mlflow_server.url.replace("http://", f"http://u:{SECRET}@")}},
+                          project_path=project_factory())
+    seen = []
+    real = MlflowClient.log_batch
+
+    def spy(self, *args, **kwargs):
+        seen.append(os.environ.get("MLFLOW_TRACKING_PASSWORD"))
+        return real(self, *args, **kwargs)
+
+    mocker.patch.object(MlflowClient, "log_batch", spy)
+    registry().remember_config(None, config, {})
+    try:
+        MlflowMetricDataset(key="outside", run_id=run_id).save(1.0)
+    finally:
+        registry().forget_config()
+    assert seen == [SECRET]
+    assert "MLFLOW_TRACKING_PASSWORD" not in os.environ
+    assert client.get_run(run_id).data.metrics == {"outside": 1.0}
+    client.set_terminated(run_id)
