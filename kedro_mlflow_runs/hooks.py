@@ -64,7 +64,7 @@ class MlflowRunsHooks:
         from ._run_info import where
         from .registry import registry
 
-        ctx = registry().finish(str(run_params.get("run_id")), Outcome.finished())
+        ctx = registry().succeed(str(run_params.get("run_id")))
         if ctx is not None and ctx.run_id is not None:
             logger.info("MLflow run %s is in %s", ctx.run_id, where(ctx.handle))
 

@@ -35,13 +35,16 @@ logger = logging.getLogger(__name__)
 class TrackedRun:
     """What one Kedro run holds while it is in progress in this process."""
 
-    __slots__ = ("cleanups", "config", "context", "guard")
+    __slots__ = ("before_success", "cleanups", "config", "context", "guard")
 
     def __init__(self, context: RunContext, config: MlflowConfig) -> None:
         self.context = context
         self.config = config
         self.guard: SignalGuard | None = None
         self.cleanups: list[Callable[[], None]] = []  # the runner's own run method, autologging off, ...
+        #: called with the context, oldest first, when the pipeline succeeded and before the run ends
+        #: FINISHED (pipeline models, timeline, lineage); one that raises ends the run FAILED.
+        self.before_success: list[Callable[[RunContext], None]] = []
 
     def release(self) -> None:
         """Put back the signal handlers, then undo the cleanups, newest first."""
@@ -197,6 +200,22 @@ class RunRegistry:
                 tracked.release()
             self.process.unpublish(ctx)
         return ctx
+
+    def succeed(self, kedro_run_id: str) -> RunContext | None:
+        """The pipeline of a Kedro run succeeded: run its ``before_success`` steps, then ``finish`` it.
+
+        A step that raises ends the run FAILED (with that error) and the error propagates.
+        """
+        tracked = self.tracked(kedro_run_id)
+        if tracked is not None and tracked.context.is_active:
+            try:
+                for step in list(tracked.before_success):
+                    step(tracked.context)
+            except BaseException as exc:
+                self.finish(kedro_run_id, Outcome.failed(exc) if isinstance(exc, Exception)
+                            else Outcome.killed(f"{type(exc).__name__} while ending the run"))
+                raise
+        return self.finish(kedro_run_id, Outcome.finished())
 
     def kill(self, kedro_run_id: str, reason: str) -> RunContext | None:
         """``finish`` a Kedro run KILLED for ``reason`` (a signal, an exception no hook sees), saying so."""

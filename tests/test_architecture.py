@@ -185,3 +185,41 @@ def test_the_mlflow_private_names_we_use_still_exist():
     from kedro_mlflow_runs.tracking import _compat
 
     assert _compat.verify() == []
+
+
+_STEPS_SETTINGS = '''
+from pathlib import Path
+from kedro.framework.hooks import hook_impl
+
+
+class Steps:
+    @hook_impl
+    def before_pipeline_run(self, run_params):
+        from kedro_mlflow_runs.registry import registry
+
+        tracked = registry().tracked(run_params["run_id"])
+        marker = Path(run_params["project_path"]) / "steps.txt"
+
+        def first(ctx):
+            marker.write_text(ctx.state.name)
+
+        def second(ctx):
+            raise RuntimeError("step two broke")
+
+        tracked.before_success.extend([first, second])
+
+
+HOOKS = (Steps(),)
+'''
+
+
+def test_a_failing_before_success_step_ends_the_run_failed_and_raises(project_factory, client_for):
+    from kedro_project import run_session
+
+    project = project_factory(settings=_STEPS_SETTINGS)
+    with pytest.raises(RuntimeError, match="step two broke"):
+        run_session(project)
+    assert (project / "steps.txt").read_text() == "ACTIVE"  # steps run before the run ends
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FAILED"
+    assert "step two broke" in run.data.tags["kedro.error.message"]
