@@ -26,7 +26,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     kedro_run_id = str(run_params.get("run_id"))
     if reg.tracked(kedro_run_id) is not None:  # a second registered hook instance
         return
-    config, credentials = _config_for(run_params)
+    kedro_context, config, credentials = _config_for(run_params)
     ctx = reg.begin(kedro_run_id, config)
     if ctx is None:  # a second registered hook instance: the first one did it all
         return
@@ -40,6 +40,10 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         from ._autolog import autolog_env
 
         environment.update(autolog_env(config.autolog_flavors, config.autolog_kwargs))
+    if config.header_provider is not None:  # for spawned workers, too
+        from ._header_provider import header_provider_env
+
+        environment.update(header_provider_env(config.header_provider))
     pipelines = run_params.get("pipeline_names") or ["__default__"]
     if config.tracking_disabled_for(pipelines):
         reg.disable(kedro_run_id, environment)
@@ -50,6 +54,13 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     from ._run_info import run_tags
 
     try:
+        if config.header_provider is not None:  # before the first request
+            from ._header_provider import install
+
+            registered = reg.tracked(kedro_run_id)
+            remove = install(config.header_provider, kedro_context)
+            if registered is not None:
+                registered.cleanups.append(remove)
         ctx.start(run_name=",".join(pipelines), tags=run_tags(run_params, config), publish=True,
                   environment=environment)
     except BaseException:
@@ -114,11 +125,12 @@ def _guard_session_runner(kedro_run_id: str) -> None:
         tracked.cleanups.append(unguard)
 
 
-def _config_for(run_params: Mapping[str, Any]) -> tuple[MlflowConfig, dict[str, str]]:
-    """The config (and credentials) after_context_created loaded; else read from the project's conf/."""
+def _config_for(run_params: Mapping[str, Any]) -> tuple[Any, MlflowConfig, dict[str, str]]:
+    """The Kedro context, config and credentials after_context_created loaded; else the config read
+    from the project's conf/ (no context, no credentials)."""
     found = registry().take_pending_config()
     if found is not None:
         return found
     from .config import config_from_project
 
-    return config_from_project(run_params.get("project_path") or ".", run_params.get("env")), {}
+    return None, config_from_project(run_params.get("project_path") or ".", run_params.get("env")), {}

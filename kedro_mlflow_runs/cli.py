@@ -80,7 +80,7 @@ def _project_root() -> Path:
     return Path(root)
 
 
-def _project_config(env: str | None):  # type: ignore[no-untyped-def]
+def _project_config(env: str | None, *, talks_to_store: bool = True):  # type: ignore[no-untyped-def]
     """The project's validated mlflow.yml, with its ``server.credentials`` set in this process's environment."""
     import os
 
@@ -94,6 +94,10 @@ def _project_config(env: str | None):  # type: ignore[no-untyped-def]
         context = session.load_context()
         config = load_config(context)
         os.environ.update({**config.uri_credentials, **credentials_env(config, context)})  # a short-lived CLI process
+        if talks_to_store and config.header_provider is not None:
+            from ._header_provider import install
+
+            install(config.header_provider, context)  # for the life of this command
         return config
 
 
@@ -140,7 +144,7 @@ def ui(env: str | None, host: str | None, port: int | None) -> None:
     """
     import dataclasses
 
-    config = _project_config(env)
+    config = _project_config(env, talks_to_store=False)
     config = dataclasses.replace(config, ui_host=host or config.ui_host, ui_port=port or config.ui_port)
     if config.tracking_uri.startswith(("http://", "https://")):
         click.echo(f"The tracking server is {config.redacted_tracking_uri}: open it in a browser.")

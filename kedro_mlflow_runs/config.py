@@ -57,7 +57,7 @@ _SCHEMA: dict[str, Any] = {
         "mlflow_registry_uri": None,
         "credentials": None,
         "http": {"max_retries": _OPTIONAL_INT, "backoff_factor": _OPTIONAL_INT, "timeout": _OPTIONAL_INT},
-        # kedro-mlflow's key; only its template's default (no provider) is supported so far
+        # kedro-mlflow's key: a RequestHeaderProvider subclass MLflow asks for headers on every request
         "request_header_provider": {"type": None, "pass_context": False, "init_kwargs": {}},
     },
     "tracking": {
@@ -82,6 +82,15 @@ _SCHEMA: dict[str, Any] = {
     },
     "ui": {"host": "127.0.0.1", "port": 5000},
 }
+
+@dataclass(frozen=True)
+class HeaderProviderSpec:
+    """``server.request_header_provider``: the class MLflow asks for extra headers on each request."""
+
+    type: str  # "package.module.Class", imported when a run starts
+    pass_context: bool = False  # construct it with kedro_context=<the KedroContext>
+    init_kwargs: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold tokens
+
 
 @dataclass(frozen=True)
 class MlflowConfig:
@@ -109,6 +118,7 @@ class MlflowConfig:
     long_params_strategy: str = "fail"
     disabled_pipelines: tuple[str, ...] = ()
     http_env: Mapping[str, str] = field(default_factory=dict)
+    header_provider: HeaderProviderSpec | None = None
     disable_autologging: bool = True
     autolog_flavors: tuple[str, ...] | None = None  # None: off; (): every library MLflow autologs
     autolog_kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -204,15 +214,7 @@ def build_config(
     where = Locator(files, source)
     raw = _numeric_port(raw, where)
     cfg = validate(raw, _SCHEMA, "", where)
-    provider = cfg["server"]["request_header_provider"]["type"]
-    if provider:
-        key = "server.request_header_provider.type"
-        raise ConfigError(
-            f"'{key}' in {where(key)} names {provider!r}, but request header providers are not supported "
-            f"yet by kedro-mlflow-runs. Remove the key (or set it to null) and pass the token with "
-            f"server.credentials (e.g. MLFLOW_TRACKING_TOKEN) instead.",
-            key=key,
-        )
+    header_provider = _header_provider(cfg["server"]["request_header_provider"], where)
     server, tracking = cfg["server"], cfg["tracking"]
     run, params = tracking["run"], tracking["params"]
 
@@ -297,6 +299,7 @@ def build_config(
         registry_uri=registry,
         credentials=server["credentials"],
         http_env=http_env,
+        header_provider=header_provider,
         disable_autologging=tracking["disable_tracking"]["disable_autologging"],
         autolog_flavors=tuple(tracking["autolog"]["flavors"]) if tracking["autolog"]["enabled"] else None,
         autolog_kwargs=dict(tracking["autolog"]["kwargs"]),
@@ -466,3 +469,18 @@ def credentials_env(config: MlflowConfig, context: Any) -> dict[str, str]:
             key="server.credentials",
         )
     return {str(key): str(value) for key, value in entry.items() if value is not None}
+
+
+def _header_provider(section: Mapping[str, Any], where: Locator) -> HeaderProviderSpec | None:
+    """Check ``server.request_header_provider`` without importing the class (that waits for a run)."""
+    type_path = section["type"]
+    if type_path is None:
+        return None
+    key = "server.request_header_provider.type"
+    if not isinstance(type_path, str) or "." not in type_path.strip(".") or " " in type_path:
+        raise ConfigError(
+            f"'{key}' in {where(key)} must be the import path of a class, such as "
+            f"'my_project.auth.TokenHeaderProvider', got {type_path!r}.",
+            key=key,
+        )
+    return HeaderProviderSpec(type_path, bool(section["pass_context"]), dict(section["init_kwargs"]))

@@ -68,8 +68,6 @@ def plan_migration(project: Path, package: str, env: str | None = None) -> Migra
         for path in sorted({*folder.glob("**/catalog*.yml"), *folder.glob("**/catalog*.yaml"),
                             *folder.glob("**/catalog*/**/*.yml")}):
             _catalog(path, plan, project)
-        for path in sorted({*folder.glob("**/mlflow*.yml"), *folder.glob("**/mlflow*.yaml")}):
-            _mlflow_yml(path, plan, project)
     settings = project / "src" / package / "settings.py"
     if settings.is_file():
         _settings(settings, plan, project)
@@ -102,19 +100,6 @@ def _catalog(path: Path, plan: Migration, project: Path) -> None:
     new = "".join(lines)
     if new != old:
         plan.edits[path] = (old, new)
-
-
-def _mlflow_yml(path: Path, plan: Migration, project: Path) -> None:
-    in_provider = False
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if re.match(r"^\s*request_header_provider:", line):
-            in_provider = True
-        elif in_provider and re.match(r"^\s*type:\s*(?!null\b|~|$)\S", line):
-            plan.problems.append(f"{_where(path, project, number)}: server.request_header_provider.type is set; "
-                                 f"request header providers are not supported yet. Pass the token with "
-                                 f"server.credentials (MLFLOW_TRACKING_TOKEN) instead.")
-        elif re.match(r"^\S", line):
-            in_provider = False
 
 
 def _settings(path: Path, plan: Migration, project: Path) -> None:

@@ -7,7 +7,8 @@ A tracked run changes three things outside its own objects:
   retry settings and the credentials of ``server.credentials``;
 * MLflow's process-wide tracking and registry URIs (and ``MLFLOW_TRACKING_URI`` /
   ``MLFLOW_REGISTRY_URI``), which MLflow's model functions and user code read;
-* MLflow's fluent active run of a thread, so ``mlflow.log_metric`` in node code lands in the run.
+* MLflow's fluent active run of a thread, so ``mlflow.log_metric`` in node code lands in the run;
+* MLflow's list of request header providers (``server.request_header_provider``).
 
 :class:`ProcessState` is the only writer of all three, under one lock. Runs *publish* what they
 need; several may be published at once (sessions in several threads) and end in any order, so the
@@ -20,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,6 +264,23 @@ class ProcessState:
         leftovers = stack[index + 1 :]
         del stack[index:]
         return leftovers
+
+    # -- request header providers ---------------------------------------------------------
+
+    def add_header_provider(self, provider: Any) -> Callable[[], None]:
+        """Have MLflow ask ``provider`` for headers on every request; returns what takes it out again."""
+        from .tracking._compat import header_providers
+
+        with self._lock:
+            header_providers().append(provider)
+
+        def remove() -> None:
+            with self._lock:
+                providers = header_providers()
+                if any(p is provider for p in providers):
+                    del providers[next(i for i, p in enumerate(providers) if p is provider)]
+
+        return remove
 
     def reinit_after_fork(self) -> None:
         """In a forked child: fresh locks (a parent thread may have held one at the fork)."""

@@ -105,7 +105,10 @@ class RunRegistry:
             key = (os.getpid(), handle.run_id)
             ctx = self._env_attached.get(key)
             if ctx is None or not ctx.is_active:
+                from ._header_provider import worker_install
                 from .context import RunContext
+
+                worker_install()  # a spawned worker: the run's header provider, before any request
 
                 ctx = self._env_attached[key] = RunContext.attach(handle, register=False)
             return ctx
@@ -266,8 +269,9 @@ class RunRegistry:
             return None
         return cached[1], cached[2]
 
-    def take_pending_config(self) -> tuple[MlflowConfig, dict[str, str]] | None:
-        found = self.pending_config()
+    def take_pending_config(self) -> tuple[Any, MlflowConfig, dict[str, str]] | None:
+        """``(kedro_context, config, credentials)`` after_context_created left for this thread, once."""
+        found = getattr(self._pending, "value", None)
         self._pending.value = None
         return found
 

@@ -65,13 +65,6 @@ def test_create_experiment_kwargs_random_names_and_a_string_port(project_factory
     assert config_from_project(project).ui_port == 5123
 
 
-def test_a_request_header_provider_is_a_clear_error_until_supported(project_factory):
-    project = project_factory(mlflow_yml={"server": {"request_header_provider": {"type": "pkg.Provider"}}})
-    with pytest.raises(ConfigError, match="server.request_header_provider.type.*not supported yet") as info:
-        run_session(project)
-    assert info.value.key == "server.request_header_provider.type"
-
-
 AUTOLOG_NODES = '''
 from sklearn.linear_model import LogisticRegression
 

@@ -3,11 +3,13 @@ param, a tag, the run handle or MLFLOW_TRACKING_URI; error messages stored on ru
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 
 import pytest
 from conftest import all_runs
+from flaky_proxy import FlakyProxy
 from kedro_project import kedro_cmd, kedro_env, kedro_run
 
 from kedro_mlflow_runs import build_config
@@ -49,9 +51,19 @@ def _everything_stored(client, run) -> str:
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_a_password_in_the_tracking_uri_is_never_printed_or_stored(project_factory, mlflow_server, tmp_path):
+    with FlakyProxy(mlflow_server.url, fail_every=0, drop_every=0, allow=_basic_auth("alice", SECRET)) as gateway:
+        _password_in_the_uri(project_factory, mlflow_server, gateway, tmp_path)
+
+
+def _basic_auth(user: str, password: str):
+    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    return lambda headers: headers.get("Authorization") == expected
+
+
+def _password_in_the_uri(project_factory, mlflow_server, gateway, tmp_path) -> None:
     from mlflow import MlflowClient
 
-    uri = mlflow_server.url.replace("http://", f"http://alice:{SECRET}@")
+    uri = gateway.url.replace("http://", f"http://alice:{SECRET}@")
     dump = tmp_path / "env.json"
     project = project_factory(
         nodes=NODES,
@@ -69,6 +81,10 @@ def test_a_password_in_the_tracking_uri_is_never_printed_or_stored(project_facto
 
     for result in (ok, failed, closed):
         assert SECRET not in result.stdout + result.stderr
+    # the gateway refuses requests without alice's password: every request of the runs and of
+    # close-run carried it (close-run got as far as the server's "not found")
+    assert gateway.requests > 10 and gateway.refused == 0
+    assert closed.returncode != 0 and "0" * 32 in closed.stderr and "does not exist" in closed.stderr
     # while the run was live: the handle and MLflow's URI carry no password; MLflow's own
     # credential variables do (that is how its client authenticates)
     env = seen["env"]
@@ -83,7 +99,7 @@ def test_a_password_in_the_tracking_uri_is_never_printed_or_stored(project_facto
         assert SECRET not in _everything_stored(client, run)
     (finished,) = [r for r in runs if r.info.status == "FINISHED"]
     assert finished.data.params["note"] == "http://bob:***@example.invalid/x"
-    assert finished.data.metrics == {"from_node": 1.0}  # authenticated requests still work
+    assert finished.data.metrics == {"from_node": 1.0}
 
 
 def test_an_error_message_holding_a_password_is_stored_redacted(project, client_for):

@@ -10,6 +10,9 @@ What we touch, and why:
 * ``mlflow.tracking._tracking_service.utils._tracking_uri`` and ``set_tracking_uri``: the
   process-wide tracking URI as set (None when unset).
 * ``mlflow.tracking._model_registry.utils._registry_uri``: the same for the registry URI.
+* ``mlflow.tracking.request_header.registry._request_header_provider_registry``: the providers
+  MLflow asks for headers on every request; a run adds ``server.request_header_provider`` there
+  and takes it out again when it ends (MLflow only offers registration through entry points).
 
 ``tests/test_architecture.py::test_the_mlflow_private_names_we_use_still_exist`` fails loudly when a future MLflow moves any of them. Nothing else in
 the package may name an MLflow private attribute.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ActiveRun", "fluent_stack", "global_uris", "set_global_uris", "verify"]
+__all__ = ["ActiveRun", "fluent_stack", "global_uris", "header_providers", "set_global_uris", "verify"]
 
 
 def fluent_stack() -> list[Any]:
@@ -55,6 +58,13 @@ def set_global_uris(tracking_uri: str | None, registry_uri: str | None) -> None:
     registry_utils._registry_uri = registry_uri
 
 
+def header_providers() -> list[Any]:
+    """The list of provider instances MLflow iterates for each request's headers (mutable)."""
+    from mlflow.tracking.request_header import registry
+
+    return registry._request_header_provider_registry._registry
+
+
 def verify() -> list[str]:
     """The private names above that this MLflow no longer has (empty when all are there)."""
     missing = []
@@ -81,4 +91,9 @@ def verify() -> list[str]:
             missing.append("mlflow.tracking._model_registry.utils._registry_uri")
     except Exception as exc:  # pragma: no cover
         missing.append(f"mlflow.tracking._model_registry.utils ({exc})")
+    try:
+        if not isinstance(header_providers(), list):
+            missing.append("mlflow.tracking.request_header.registry._request_header_provider_registry._registry")
+    except Exception as exc:  # pragma: no cover
+        missing.append(f"mlflow.tracking.request_header.registry._request_header_provider_registry ({exc})")
     return missing

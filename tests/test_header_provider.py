@@ -1,0 +1,151 @@
+"""``server.request_header_provider``: a project's class adds headers to every request, in workers too.
+
+The server sits behind a proxy that refuses (401) any request without a valid token, as a gateway
+would; the provider hands out a fresh token for every request, as one that refreshes would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+import yaml
+from flaky_proxy import FlakyProxy
+from kedro_project import kedro_cmd, kedro_env, kedro_run, run_session
+
+from kedro_mlflow_runs import ConfigError
+
+PROVIDER = '''
+from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider
+
+
+class TokenProvider(RequestHeaderProvider):
+    """Hands out a new token for each request (as a provider that refreshes an expiring one)."""
+
+    def __init__(self, secret, kedro_context=None):
+        self.secret = secret
+        self.who = "worker" if kedro_context is None else type(kedro_context).__name__
+        self.issued = 0
+
+    def in_context(self):
+        return True
+
+    def request_headers(self):
+        self.issued += 1
+        return {"X-Token": f"{self.secret}.{self.issued}", "X-Who": self.who}
+
+
+class NotAProvider:
+    pass
+'''
+
+NODES = '''
+def make_data(data):
+    return [float(i) for i in range(int(data["n"]))]
+
+
+def score(values):
+    import sys
+
+    if "mlflow" in sys.modules:  # which providers MLflow asks while the node runs
+        from kedro_mlflow_runs.tracking._compat import header_providers
+
+        return sum(values) / len(values) + 10 * sum(type(p).__name__ == "TokenProvider" for p in header_providers())
+    return sum(values) / len(values)
+'''
+
+REGISTRY = '''
+from kedro.pipeline import node, pipeline
+
+from .nodes import make_data, score
+
+
+def register_pipelines():
+    return {"__default__": pipeline([node(make_data, "params:data", "values", name="make_data"),
+                                     node(score, "values", "score", name="score")])}
+'''
+
+
+def _valid(headers) -> bool:
+    token = headers.get("X-Token") or ""
+    secret, _, serial = token.partition(".")
+    return secret == "sesame" and serial.isdigit()
+
+
+def _project(project_factory, tracking_uri: str | None, provider: dict, experiment: str = "headers"):
+    """A project whose package has ``auth.TokenProvider``; ``{package}`` in the provider's type is filled in."""
+    project = project_factory(nodes=NODES, registry=REGISTRY, catalog={
+        "score": {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricDataset", "key": "score"}})
+    package = next(p for p in (project / "src").iterdir() if p.name.startswith("kmr_proj_"))
+    (package / "auth.py").write_text(PROVIDER)
+    server = {"http": {"max_retries": 0},
+              "request_header_provider": {**provider, "type": provider["type"].format(package=package.name)}}
+    if tracking_uri:
+        server["mlflow_tracking_uri"] = tracking_uri
+    (project / "conf" / "base" / "mlflow.yml").write_text(
+        yaml.safe_dump({"server": server, "tracking": {"experiment": {"name": experiment}}}))
+    return project
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_spawned_workers_and_the_session_send_the_providers_headers(project_factory, mlflow_server):
+    from mlflow import MlflowClient
+
+    experiment = f"headers-{uuid.uuid4().hex[:8]}"
+    with FlakyProxy(mlflow_server.url, fail_every=0, drop_every=0, allow=_valid) as proxy:
+        with pytest.raises(Exception):  # the gateway really refuses requests without the header
+            MlflowClient(proxy.url).search_experiments()
+        refused_before = proxy.refused
+        project = _project(project_factory, proxy.url, {
+            "type": "{package}.auth.TokenProvider", "pass_context": True, "init_kwargs": {"secret": "sesame"}},
+            experiment)
+        result = kedro_run(project, "--runner", "ParallelRunner", env=kedro_env(KEDRO_MP_CONTEXT="spawn"))
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert proxy.refused == refused_before  # every request of the run carried a valid token
+        closed = subprocess.run(kedro_cmd("mlflow", "close-run", "--run-id", "0" * 32), cwd=project,
+                                env=kedro_env(), capture_output=True, text=True, timeout=120)
+        assert "does not exist" in closed.stderr  # close-run got past the gateway too
+        assert proxy.refused == refused_before
+        senders = {h.get("X-Who") for h in proxy.seen_headers if _valid(h)}
+        # the session's process built it with the Kedro context; spawned workers without one
+        assert senders == {"KedroContext", "worker"}
+
+    client = MlflowClient(mlflow_server.url)
+    (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert run.info.status == "FINISHED"
+    # logged by a spawned worker through the proxy; it had one provider (its own) while the node ran
+    assert run.data.metrics == {"score": 11.5}
+    assert "sesame" not in str(run.data.params) + str(run.data.tags)  # init_kwargs are never logged
+
+
+@pytest.mark.parametrize("type_path, message", [
+    ("{package}.auth.Missing", "cannot be imported"),
+    ("{package}.auth.NotAProvider", "not a subclass"),
+    ("{package}.auth.TokenProvider", "init_kwargs"),
+    ("no_dot", "import path of a class"),
+])
+def test_a_bad_provider_is_a_config_error_before_any_run(project_factory, client_for, type_path, message):
+    from conftest import all_runs
+
+    kwargs = {"token": "sesame"} if type_path.endswith("TokenProvider") else {"secret": "sesame"}
+    project = _project(project_factory, None, {"type": type_path, "init_kwargs": kwargs})
+    with pytest.raises(ConfigError, match=message) as info:
+        run_session(project)
+    assert info.value.key == "server.request_header_provider.type"
+    assert not (project / "data").exists() and all_runs(client_for(project)) == []
+
+
+def test_the_provider_is_given_to_mlflow_for_the_run_only(project_factory, client_for):
+    from conftest import all_runs
+
+    from kedro_mlflow_runs.tracking._compat import header_providers
+
+    project = _project(project_factory, None, {"type": "{package}.auth.TokenProvider",
+                                                "init_kwargs": {"secret": "sesame"}})
+    before = list(header_providers())
+    run_session(project)
+    assert header_providers() == before
+    (run,) = all_runs(client_for(project))
+    assert run.data.metrics == {"score": 11.5}  # one TokenProvider while the node ran
