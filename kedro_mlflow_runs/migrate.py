@@ -81,7 +81,6 @@ def _where(path: Path, project: Path, number: int) -> str:
 def _catalog(path: Path, plan: Migration, project: Path) -> None:
     old = path.read_text()
     lines = old.splitlines(True)
-    wraps_partitioned = False
     for number, line in enumerate(lines, 1):
         for found in _KEDRO_MLFLOW_TYPE.findall(line):
             if found in _TYPES:
@@ -89,14 +88,6 @@ def _catalog(path: Path, plan: Migration, project: Path) -> None:
             else:
                 plan.problems.append(f"{_where(path, project, number)}: '{found}' has no counterpart in "
                                      f"kedro-mlflow-runs; replace it by hand (see docs/migrating-from-kedro-mlflow.md).")
-        if "MlflowArtifactDataset" in line:
-            wraps_partitioned = True
-        elif wraps_partitioned and re.search(r"\btype:\s*\S*PartitionedDataset", line):
-            plan.problems.append(f"{_where(path, project, number)}: an MlflowArtifactDataset wrapping a "
-                                 f"PartitionedDataset is not supported yet; log the partitions' folder with a "
-                                 f"file dataset, or keep this entry without MLflow.")
-        elif re.match(r"^\S", line):  # the next top-level entry
-            wraps_partitioned = False
     new = "".join(lines)
     if new != old:
         plan.edits[path] = (old, new)

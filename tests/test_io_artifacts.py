@@ -203,3 +203,79 @@ def test_session_yaml_round_trip(project_factory, client_for):
     assert _artifacts(client_for(project), run.info.run_id) == ["t.csv"]
     assert run.data.metrics["accuracy"] == 0.75 and run.data.metrics["precision"] == 0.5
     assert yaml.safe_load((project / "conf" / "base" / "catalog.yml").read_text())["accuracy"] == {"type": METRIC}
+
+
+PARTS_NODES = '''
+def split(data):
+    return {"a": {"rows": 1}, "sub/b": {"rows": 2}}
+'''
+
+PARTS_REGISTRY = '''
+from kedro.pipeline import node, pipeline
+
+from .nodes import split
+
+
+def register_pipelines():
+    return {"__default__": pipeline([node(split, "params:data", "parts", name="split")])}
+'''
+
+
+def _parts(path, **extra):
+    return {"type": ARTIFACT, **extra, "dataset": {
+        "type": "partitions.PartitionedDataset", "path": str(path), "dataset": "json.JSONDataset",
+        "filename_suffix": ".json"}}
+
+
+def test_a_partitioned_dataset_logs_the_partitions_this_run_wrote(project_factory, client_for):
+    from kedro_project import run_session
+
+    project = project_factory(nodes=PARTS_NODES, registry=PARTS_REGISTRY,
+                              catalog={"parts": _parts("data/parts", artifact_path="reports")})
+    old = project / "data" / "parts" / "old.json"  # a partition an earlier run wrote
+    old.parent.mkdir(parents=True)
+    old.write_text('{"rows": 0}')
+    run_session(project)
+
+    client = client_for(project)
+    (run,) = all_runs(client)
+    run_id = run.info.run_id
+    assert [a.path for a in client.list_artifacts(run_id, "reports")] == ["reports/a.json", "reports/sub"]
+    assert [a.path for a in client.list_artifacts(run_id, "reports/sub")] == ["reports/sub/b.json"]
+    assert old.exists() and (project / "data" / "parts" / "sub" / "b.json").exists()  # local partitions kept
+
+    # loaded back from the run (not from the local folder, which has old.json too)
+    with project_store(project):
+        loaded = MlflowArtifactDataset(**{k: v for k, v in _parts(project / "elsewhere", artifact_path="reports",
+                                                                   run_id=run_id).items() if k != "type"}).load()
+    assert {k: v() for k, v in loaded.items()} == {"a": {"rows": 1}, "sub/b": {"rows": 2}}
+    import gc
+    from pathlib import Path
+
+    download = Path(next(iter(loaded.values())).args[1].path)
+    assert download.is_dir()
+    del loaded
+    gc.collect()
+    assert not download.exists()  # the download goes with the loaders
+
+
+def test_a_partition_that_cannot_be_logged_names_what_was_logged(project, client_for, tmp_path, mocker):
+    from mlflow import MlflowClient
+
+    real = MlflowClient.log_artifact
+    calls = []
+
+    def second_fails(self, run_id, local_path, artifact_path=None):
+        calls.append(local_path)
+        if len(calls) == 2:
+            raise ConnectionError("server went away")
+        return real(self, run_id, local_path, artifact_path)
+
+    mocker.patch.object(MlflowClient, "log_artifact", second_fails)
+    ds = MlflowArtifactDataset(**{k: v for k, v in _parts(tmp_path / "p").items() if k != "type"})
+    with active_run(project) as ctx, pytest.raises(DatasetError) as info:
+        ds.save({"x": [1], "y": [2], "z": [3]})
+    message = str(info.value)
+    assert "partition 'y'" in message and "logged before the failure: x" in message and ctx.run_id in message
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["x.json", "y.json", "z.json"]
+    assert [a.path for a in client_for(project).list_artifacts(ctx.run_id, "p")] == ["p/x.json"]

@@ -118,7 +118,7 @@ def test_what_cannot_be_migrated_is_named_and_fails_the_command(project_factory)
     """))
     result = _migrate(project)
     assert result.returncode != 0
-    assert "conf/base/catalog.yml:4: an MlflowArtifactDataset wrapping a PartitionedDataset" in result.stderr
+    assert "PartitionedDataset" not in result.stderr and "catalog.yml:2" not in result.stderr  # that one migrates
     assert "conf/base/catalog.yml:8: 'kedro_mlflow.io.something.Else' has no counterpart" in result.stderr
 
 

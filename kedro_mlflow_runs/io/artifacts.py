@@ -9,6 +9,10 @@ sklearn_model:
     filepath: data/06_models/sklearn_model
 ```
 
+A ``PartitionedDataset`` (or ``IncrementalDataset``) can be wrapped too: the partitions a save
+writes are logged one by one under ``artifact_path/<partition id><suffix>``; partitions already
+in the folder that this save did not write are not logged again.
+
 The wrapper is one plain class holding the wrapped dataset instance (no dynamic subclass), so
 it pickles whenever the wrapped dataset does.
 """
@@ -16,8 +20,11 @@ it pickles whenever the wrapped dataset does.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
+import shutil
 import tempfile
+import weakref
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -80,10 +87,14 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         self._run_id = str(run_id) if run_id else None
         self._artifact_path = artifact_path.strip("/") if artifact_path else None
         self.metadata = metadata
-        if not hasattr(self._dataset, "_filepath"):
+        self._partitioned = _is_partitioned(self._dataset)
+        if self._partitioned and self._artifact_path is None:  # keep the run's root tidy, and loadable
+            self._artifact_path = PurePosixPath(str(self._dataset._path).rstrip("/")).name or None  # type: ignore[attr-defined]
+        if not self._partitioned and not hasattr(self._dataset, "_filepath"):
             raise MlflowDatasetError(
                 f"{self._label()}: the wrapped {type(self._dataset).__name__} has no local file "
-                f"path (_filepath); only file-based datasets can be logged as artifacts.", dataset=self._label())
+                f"path (_filepath); only file-based datasets (or a PartitionedDataset of them) can be "
+                f"logged as artifacts.", dataset=self._label())
 
     @property
     def dataset(self) -> AbstractDataset:
@@ -93,7 +104,8 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
     def _label(self) -> str:
         entry = f"catalog entry '{self._catalog_name}', " if self._catalog_name else ""
         wrapped = type(self._dataset).__name__ if hasattr(self, "_dataset") else "?"
-        path = getattr(getattr(self, "_dataset", None), "_filepath", None)
+        inner = getattr(self, "_dataset", None)
+        path = getattr(inner, "_filepath", None) or getattr(inner, "_path", None)
         return f"{type(self).__name__}({entry}wrapping {wrapped} '{path}')"
 
     def _describe(self) -> dict[str, Any]:
@@ -108,6 +120,9 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
 
     def save(self, data: Any) -> None:
         target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
+        if self._partitioned:
+            self._save_partitions(data, target)
+            return
         _local(self._dataset._filepath, getattr(self._dataset, "_protocol", None), self._label())  # type: ignore[attr-defined]
         self._dataset.save(data)
         local = self._saved_path()
@@ -120,6 +135,37 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
                 run_id=target.run_id,
                 dataset=self._label(),
             ) from safe_cause(exc)
+
+    def _save_partitions(self, data: Any, target: RunTarget) -> None:
+        dataset = self._dataset
+        _local(dataset._path, dataset._protocol, self._label())  # type: ignore[attr-defined]
+        if not isinstance(data, dict):
+            raise MlflowDatasetError(
+                f"{self._label()}: a PartitionedDataset saves a dict of {{partition id: data}}, got "
+                f"{type(data).__name__}. Return a dict from the node.", dataset=self._label())
+        dataset.save(data)
+        logged: list[str] = []
+        for partition in sorted(data):
+            local = Path(dataset._partition_to_path(partition))  # type: ignore[attr-defined]
+            parent = PurePosixPath(str(partition).strip("/")).parent.as_posix()
+            folder = "/".join(p for p in (self._artifact_path, "" if parent == "." else parent) if p) or None
+            try:
+                if local.is_dir():
+                    destination = "/".join(p for p in (folder, local.name) if p)
+                    tracker(target).log_artifact(target.run_id, str(local), destination)
+                else:
+                    tracker(target).log_artifact(target.run_id, str(local), folder)
+            except Exception as exc:
+                error = tracking_error(self._label(), f"log partition '{partition}' ('{local}') into", target, exc)
+                done = ", ".join(logged) or "none"
+                raise MlflowDatasetError(
+                    f"{error} Every partition is kept in '{dataset._path}'; partitions logged before the "  # type: ignore[attr-defined]
+                    f"failure: {done}. Log the rest again or re-run the node.",
+                    run_id=target.run_id, dataset=self._label(),
+                ) from safe_cause(exc)
+            logged.append(str(partition))
+        logger.info("Logged %d partition(s) under '%s' into MLflow run %s", len(logged), self._artifact_path or "",
+                    target.run_id)
 
     def _saved_path(self) -> Path:
         """Where the wrapped dataset has just written (its save version's folder when versioned)."""
@@ -149,6 +195,8 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         if self._run_id is None:
             return self._dataset.load()
         target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
+        if self._partitioned:
+            return self._load_partitions(target)
         name = self._artifact_name(PurePosixPath(str(self._dataset._filepath)))  # type: ignore[attr-defined]
         with tempfile.TemporaryDirectory(prefix="kmr-artifact-") as tmp:
             try:
@@ -156,6 +204,21 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
             except Exception as exc:
                 raise tracking_error(self._label(), f"download artifact '{name}' from", target, exc) from safe_cause(exc)
             return self._copy_at(Path(downloaded)).load()
+
+    def _load_partitions(self, target: RunTarget) -> Any:
+        """The run's partitions, downloaded to a temporary folder that lives as long as the loaders."""
+        folder = self._artifact_path or ""
+        tmp = tempfile.mkdtemp(prefix="kmr-partitions-")
+        try:
+            downloaded = tracker(target).download_artifact(target.run_id, folder, tmp)
+        except Exception as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise tracking_error(self._label(), f"download partitions '{folder}' from", target, exc) from safe_cause(exc)
+        twin = copy.deepcopy(self._dataset)
+        twin._path = Path(downloaded).as_posix()  # type: ignore[attr-defined]
+        twin._invalidate_caches()  # type: ignore[attr-defined]
+        keeper = _Downloaded(tmp)  # removed with the last loader that needs it
+        return {partition: functools.partial(_load_kept, loader, keeper) for partition, loader in twin.load().items()}
 
     def _copy_at(self, path: Path) -> AbstractDataset:
         """A copy of the wrapped dataset reading ``path``, unversioned."""
@@ -171,6 +234,25 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
 
     def _release(self) -> None:
         self._dataset.release()
+
+
+class _Downloaded:
+    """A temporary folder, deleted when the last object referring to it goes."""
+
+    __slots__ = ("__weakref__", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        weakref.finalize(self, shutil.rmtree, path, True)
+
+
+def _load_kept(loader: Any, keeper: _Downloaded) -> Any:
+    return loader()
+
+
+def _is_partitioned(dataset: AbstractDataset) -> bool:
+    """A kedro-datasets PartitionedDataset (or IncrementalDataset), recognised without importing it."""
+    return hasattr(dataset, "_partition_to_path") and hasattr(dataset, "_path") and hasattr(dataset, "_protocol")
 
 
 def _build(dataset: dict[str, Any] | AbstractDataset | str, owner: str) -> AbstractDataset:
