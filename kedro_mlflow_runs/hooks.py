@@ -28,13 +28,21 @@ class MlflowRunsHooks:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
-        """Read and validate mlflow.yml and the ``server.credentials`` entry it names."""
+        """Read and validate mlflow.yml and the ``server.credentials`` entry it names; in a notebook,
+        make the project's store and experiment MLflow's defaults (``_notebook.py``)."""
         from .config import credentials_env, load_config
         from .registry import registry
 
         if registry().pending_config(context) is None:
             config = load_config(context)
-            registry().remember_config(context, config, credentials_env(config, context))
+            credentials = credentials_env(config, context)
+            registry().remember_config(context, config, credentials)
+            from ._notebook import in_ipython
+
+            if in_ipython():  # %reload_kedro: mlflow.start_run() in a cell lands in the project's store
+                from ._notebook import adopt_project_store
+
+                adopt_project_store(config, credentials)
 
     @hook_impl
     def after_catalog_created(self, catalog: Any, conf_catalog: dict[str, Any]) -> None:

@@ -265,6 +265,15 @@ class ProcessState:
         del stack[index:]
         return leftovers
 
+    def adopt_defaults(self, env: Mapping[str, str | None]) -> None:
+        """A notebook kernel: ``env`` becomes the process's own setting, kept after runs end.
+
+        Runs in progress (none, normally) restore these values when they end, not the old ones."""
+        with self._lock:
+            apply_environment(env)
+            if self._baseline is not None:
+                self._baseline.env.update(env)
+
     # -- request header providers ---------------------------------------------------------
 
     def add_header_provider(self, provider: Any) -> Callable[[], None]:

@@ -1,0 +1,57 @@
+"""In a notebook: the project's store and experiment become MLflow's defaults for the kernel.
+
+``%load_ext kedro.ipython`` / ``%reload_kedro`` create the project's Kedro context, which runs our
+``after_context_created`` hook. In an IPython kernel (Jupyter, ``kedro ipython``) that hook also
+makes the project's tracking store, registry and experiment MLflow's defaults for the rest of the
+kernel (through the environment variables MLflow reads: ``MLFLOW_TRACKING_URI``,
+``MLFLOW_REGISTRY_URI``, ``MLFLOW_EXPERIMENT_ID``, and the credentials of ``server.credentials``),
+so ``with mlflow.start_run():`` in a cell opens its run where ``kedro run`` logs, and the plugin's
+datasets saved inside it log into that run. The next ``%reload_kedro`` replaces them. Outside
+IPython (``kedro run``, scripts, tests) nothing is changed outside a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+
+from .config import MlflowConfig
+
+__all__ = ["adopt_project_store", "in_ipython"]
+
+logger = logging.getLogger(__name__)
+
+
+def in_ipython() -> bool:
+    """Whether this process is an IPython kernel or shell (without importing IPython)."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    return get is not None and get() is not None
+
+
+def adopt_project_store(config: MlflowConfig, credentials: Mapping[str, str]) -> None:
+    """Make the project's store and experiment MLflow's defaults in this kernel (see the module docstring)."""
+    from .registry import registry
+    from .tracking import Tracker
+
+    from .errors import KedroMlflowRunsError
+
+    secrets = {**config.uri_credentials, **credentials}
+    try:
+        experiment_id: str | None = Tracker(config.tracking_uri, config.registry_uri, environment=secrets
+                                            ).ensure_experiment(
+            config.experiment_name, artifact_location=config.artifact_location,
+            restore_if_deleted=config.restore_if_deleted, tags=config.experiment_tags)
+    except KedroMlflowRunsError as exc:  # the notebook still loads; MLflow creates the experiment later
+        logger.warning("Could not prepare MLflow experiment '%s' for this notebook: %s", config.experiment_name, exc)
+        experiment_id = None
+    registry().process.adopt_defaults({
+        "MLFLOW_TRACKING_URI": config.tracking_uri,
+        "MLFLOW_REGISTRY_URI": config.registry_uri,
+        "MLFLOW_EXPERIMENT_ID": experiment_id,
+        "MLFLOW_EXPERIMENT_NAME": None if experiment_id else config.experiment_name,
+        **secrets,
+    })
+    logger.info("MLflow in this notebook: tracking store %s, experiment '%s' (id %s).",
+                config.redacted_tracking_uri, config.experiment_name, experiment_id)
