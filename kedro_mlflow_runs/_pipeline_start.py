@@ -74,6 +74,9 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         _autologging(config, tracked)
         validate_datasets(catalog, names)
         check_output_runs(catalog, pipeline.all_outputs(), ctx.handle.run_id)
+        from .pipeline._run import plan_pipeline_models  # no MLflow import
+
+        plan_pipeline_models(run_params, pipeline, catalog, tracked)  # models of pipeline_ml_factory pipelines
         inputs = parameter_inputs(sorted(pipeline.inputs()))
         if inputs:
             ctx.log_params({name: catalog.load(name) for name in inputs})

@@ -11,6 +11,7 @@ facts are attributes (``run_id``, ``dataset``, ``key``; None when they do not ap
     ├── ParameterError         a parameter cannot be logged (too long, conflicting value)
     ├── TrackingError          an MLflow call failed while logging into a run
     ├── RunInterruptedError    recorded on a run ended KILLED (signal, or an exception no hook sees)
+    ├── PipelineModelError     a pipeline_ml_factory pipeline or its model cannot be built, logged or run
     └── MlflowDatasetError     a dataset cannot be used as configured (also a Kedro DatasetError)
         ├── NoActiveRunError   a dataset needs a run, none is active and it has no run_id
         ├── RunConflictError   a dataset's run_id differs from the active run on save
@@ -28,6 +29,7 @@ __all__ = [
     "MlflowDatasetError",
     "NoActiveRunError",
     "ParameterError",
+    "PipelineModelError",
     "RunConflictError",
     "RunInterruptedError",
     "RunNotFoundError",
@@ -81,6 +83,10 @@ class TrackingError(KedroMlflowRunsError, RuntimeError):
 
 class RunInterruptedError(KedroMlflowRunsError):
     """The Kedro run was interrupted: a signal, or an exception Kedro's error hooks never see."""
+
+
+class PipelineModelError(KedroMlflowRunsError, ValueError):
+    """A ``pipeline_ml_factory`` pipeline, or the model made of its inference part, cannot work as configured."""
 
 
 class MlflowDatasetError(KedroMlflowRunsError, DatasetError):

@@ -36,7 +36,8 @@ from typing import Any
 
 from ..errors import MlflowDatasetError
 
-__all__ = ["MODES", "REQUIREMENTS_ENV", "apply_requirements", "fast_requirements", "referenced_modules"]
+__all__ = ["MODES", "REQUIREMENTS_ENV", "apply_requirements", "fast_requirements", "installed_distributions",
+           "pinned_requirements", "referenced_modules"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,12 @@ def fast_requirements(flavor: ModuleType, model: Any) -> list[str] | None:
             exc,
         )
         return None
-    modules.add(flavor.__name__.split(".")[0])
+    return pinned_requirements(flavor, modules)
+
+
+def pinned_requirements(flavor: ModuleType, modules: set[str]) -> list[str]:
+    """The flavor's defaults, then ``dist==version`` for the distributions of ``modules`` (cached)."""
+    modules = {*modules, flavor.__name__.split(".")[0]}
     modules.discard("mlflow")  # MLflow pins itself
     key = (flavor.__name__, frozenset(modules))
     cached = _cache.get(key)
@@ -93,6 +99,11 @@ def fast_requirements(flavor: ModuleType, model: Any) -> list[str] | None:
         cached = _merge(_flavor_defaults(flavor), _pinned_distributions(modules))
         _cache[key] = cached
     return list(cached)
+
+
+def installed_distributions(module: str) -> list[str]:
+    """The installed distributions providing top-level module ``module`` (none for a project's own code)."""
+    return list(_module_distributions().get(module, []))
 
 
 class _Discard:

@@ -1,0 +1,276 @@
+"""pipeline_ml_factory: a tracked training run logs its inference pipeline as one pyfunc model.
+
+One project trained once per module (SequentialRunner) backs most checks: the model loads and
+predicts in a fresh process that never saw the project, `mlflow models predict` works, the
+signature and input example are there, the registered version comes from the run, and
+`kedro mlflow modelify` on the finished run gives an equivalent model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import all_runs
+from kedro_project import make_project, run_session, store_uri
+
+from kedro_mlflow_runs.errors import PipelineModelError
+
+pytestmark = pytest.mark.slow
+
+NODES = '''
+import pandas as pd
+from sklearn.linear_model import LinearRegression
+from sklearn.preprocessing import StandardScaler
+
+
+def make_features(data):
+    n = int(data["n"])
+    x = pd.DataFrame({"a": [float(i) for i in range(n)], "b": [float(i % 3) for i in range(n)]})
+    y = (2.0 * x["a"] - 3.0 * x["b"] + 1.0).to_frame("y")
+    return x, y
+
+
+def fit_scaler(features):
+    return StandardScaler().fit(features)
+
+
+def fit(features, target, scaler, model):
+    if model.get("fail"):
+        raise ValueError("training failed on purpose")
+    return LinearRegression().fit(scaler.transform(features), target["y"])
+
+
+def evaluate(regressor, scaler, features, target):
+    return float(regressor.score(scaler.transform(features), target["y"]))
+
+
+def predict(regressor, scaler, features, offset):
+    return pd.DataFrame({"prediction": regressor.predict(scaler.transform(features)) + offset})
+'''
+
+REGISTRY = '''
+from kedro.pipeline import Pipeline, node
+
+from kedro_mlflow_runs.pipeline import pipeline_ml_factory
+
+from .nodes import evaluate, fit, fit_scaler, make_features, predict
+
+
+def register_pipelines():
+    data = Pipeline([node(make_features, "params:data", ["features", "target"], name="make_features")])
+    training = Pipeline([
+        node(fit_scaler, "features", "scaler", name="fit_scaler"),
+        node(fit, ["features", "target", "scaler", "params:model"], "regressor", name="fit"),
+        node(evaluate, ["regressor", "scaler", "features", "target"], "r2", name="evaluate"),
+    ])
+    inference = Pipeline([node(predict, ["regressor", "scaler", "features", "params:offset"], "predictions",
+                               name="predict")])
+    ml = pipeline_ml_factory(training, inference, input_name="features",
+                             log_model_kwargs={"name": "model", "registered_model_name": "pm_model"})
+    return {"__default__": data + ml, "inference": inference, "data": data}
+'''
+
+CATALOG = {
+    "regressor": {"type": "kedro_mlflow_runs.io.models.MlflowModelLoggerDataset", "flavor": "mlflow.sklearn"},
+    "scaler": {"type": "pickle.PickleDataset", "filepath": "data/scaler.pkl"},
+}
+PARAMETERS = {"data": {"n": 12}, "model": {"fail": False}, "offset": 0.5}
+#: Kedro env "mem": the scaler stays in memory (Kedro releases it after its last use in training).
+MEMORY_ENV = {"conf/mem/catalog.yml": "scaler:\n  type: MemoryDataset\n"}
+
+PREDICT_SCRIPT = '''
+import json, sys
+import pandas as pd
+assert "{package}" not in sys.modules
+import importlib.util
+assert importlib.util.find_spec("{package}") is None, "the project is importable: the check proves nothing"
+import mlflow
+mlflow.set_tracking_uri("{uri}")
+model = mlflow.pyfunc.load_model("{model_uri}")
+features = pd.DataFrame(json.loads(sys.argv[1]))
+out = model.predict(features)
+out2 = model.predict(features, params={{"offset": 100.0}})
+print(json.dumps({{"default": out["prediction"].tolist(), "override": out2["prediction"].tolist()}}))
+'''
+
+
+def _project(root: Path, template_db: Path, **kwargs: Any) -> Path:
+    kwargs.setdefault("catalog", CATALOG)
+    kwargs.setdefault("registry", REGISTRY)
+    return make_project(root, nodes=NODES, parameters=PARAMETERS, template_db=template_db,
+                        local_files=MEMORY_ENV, **kwargs)
+
+
+def _fresh_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTHONPATH"))}
+    env.update(KEDRO_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1")
+    return env
+
+
+def _models_of(client: Any, run: Any) -> list[Any]:
+    return client.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                       filter_string=f"source_run_id = '{run.info.run_id}'")
+
+
+def _features(project: Path, n: int) -> Any:
+    package = project.name
+    return importlib.import_module(f"{package}.nodes").make_features({"n": n})[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> dict[str, Any]:
+    """The project trained once (SequentialRunner), and what MLflow holds afterwards."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("pm")
+    project = _project(root, template_db)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        run_session(project)
+    finally:
+        os.chdir(cwd)
+    client = MlflowClient(tracking_uri=store_uri(project))
+    (run,) = all_runs(client)
+    return {"project": project, "client": client, "run": run, "models": _models_of(client, run)}
+
+
+# -- validation at construction ---------------------------------------------------------------
+
+
+def _pipelines() -> tuple[Any, Any]:
+    from kedro.pipeline import Pipeline, node
+
+    def f(x):
+        return x
+
+    training = Pipeline([node(f, "raw", "regressor", name="train")])
+    inference = Pipeline([node(lambda r, x, p: x, ["regressor", "features", "params:p"], "predictions", name="pred")])
+    return training, inference
+
+
+@pytest.mark.parametrize(("kwargs", "message", "attribute"), [
+    ({"input_name": "nope"}, "input_name 'nope' is not a free input of the inference pipeline (its free inputs: "
+                             "features, params:p, regressor)", ("dataset", "nope")),
+    ({"input_name": "params:p"}, "is a parameter", ("dataset", "params:p")),
+    ({"kpm_kwargs": {"output_name": "other"}}, "output_name 'other' is not a free output", ("key", "output_name")),
+    ({"kpm_kwargs": {"runner": "SequentialRunner"}}, "must be a Kedro runner instance", ("key", "runner")),
+    ({"kpm_kwargs": {"copy_mode": "shallow"}}, "copy_mode must be one of", ("key", "copy_mode")),
+    ({"kpm_kwargs": {"runnner": None}}, "kpm_kwargs has unknown key 'runnner'", ("key", "runnner")),
+    ({"log_model_kwargs": {"python_model": 1}}, "'python_model' is set by the plugin", ("key", "python_model")),
+    ({"log_model_kwargs": {"signature": "infer"}}, "signature must be 'auto'", ("key", "signature")),
+    ({"log_model_kwargs": {"flavour": 1}}, "log_model_kwargs has unknown key 'flavour'", ("key", "flavour")),
+])
+def test_construction_errors_name_what_is_wrong(kwargs, message, attribute):
+    from kedro_mlflow_runs.pipeline import pipeline_ml_factory
+
+    training, inference = _pipelines()
+    arguments = {"training": training, "inference": inference, "input_name": "features", **kwargs}
+    with pytest.raises(PipelineModelError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        pipeline_ml_factory(**arguments)
+    assert getattr(info.value, attribute[0]) == attribute[1]
+
+
+def test_several_free_outputs_need_an_output_name():
+    from kedro.pipeline import Pipeline, node
+
+    from kedro_mlflow_runs.pipeline import pipeline_ml_factory
+
+    training, _ = _pipelines()
+    two = Pipeline([node(lambda r, x: (x, x), ["regressor", "features"], ["a", "b"], name="two")])
+    with pytest.raises(PipelineModelError, match=r"exactly one free output.*it has 2: a, b.*output_name"):
+        pipeline_ml_factory(training, two, "features")
+    chosen = pipeline_ml_factory(training, two, "features", kpm_kwargs={"output_name": "b"})
+    assert chosen.ml_specs[0].output_name == "b"
+
+
+def test_the_result_is_a_pipeline_that_keeps_its_spec_through_composition():
+    from kedro.pipeline import Pipeline, node
+
+    from kedro_mlflow_runs.pipeline import PipelineML, pipeline_ml_factory
+
+    training, inference = _pipelines()
+    ml = pipeline_ml_factory(training, inference, "features")
+    other = Pipeline([node(lambda: 1, None, "raw", name="make_raw")])
+    for combined in (other + ml, ml + other, sum([other, ml]), ml | other, (other + ml) - other):
+        assert isinstance(combined, PipelineML) and combined.ml_specs == ml.ml_specs
+    assert {n.name for n in (other + ml).nodes} == {"make_raw", "train"}
+    assert ml.inference is inference and ml.input_name == "features"
+    assert type((other + ml).filter(node_names=["train"])) is Pipeline  # what Kedro hands the hooks
+
+
+# -- the trained project ------------------------------------------------------------------------
+
+
+def _model_folder(trained: dict[str, Any]) -> Path:
+    """The pipeline model, downloaded once."""
+    if "folder" not in trained:
+        from mlflow.artifacts import download_artifacts
+
+        (model,) = [m for m in trained["models"] if m.name == "model"]
+        trained["folder"] = Path(download_artifacts(artifact_uri=model.artifact_location,
+                                                    dst_path=str(trained["project"] / "m")))
+    return trained["folder"]
+
+
+def test_a_successful_run_logs_one_pyfunc_model_with_signature_example_and_artifacts(trained):
+    from mlflow.models import Model
+
+    run, models = trained["run"], trained["models"]
+    assert run.info.status == "FINISHED"
+    assert sorted(m.name for m in models) == ["model", "regressor"]  # the pipeline model, and the estimator
+    folder = _model_folder(trained)
+    info = Model.load(str(folder))
+    assert "python_function" in info.flavors
+    assert info.signature is not None
+    assert [c.name for c in info.signature.inputs] == ["a", "b"]
+    assert [c.name for c in info.signature.outputs] == ["prediction"]
+    assert {p.name: p.default for p in info.signature.params} == {"offset": 0.5}
+    assert info.saved_input_example_info is not None
+    example = json.loads((folder / info.saved_input_example_info["artifact_path"]).read_text())
+    assert len(example["data"]) == 5  # the first rows of the features seen in training
+    assert sorted(p.name for p in (folder / "artifacts").iterdir()) == [
+        "0_params_offset.pkl", "1_regressor.pkl", "2_scaler.pkl"]
+    assert (folder / "code" / trained["project"].name / "nodes.py").exists()  # the project's package
+    requirements = (folder / "requirements.txt").read_text()
+    assert "scikit-learn==" in requirements and "pandas==" in requirements and "kedro==" in requirements
+    assert trained["project"].name not in requirements.replace("-", "_")
+
+
+def test_the_model_predicts_in_a_fresh_process_what_the_inference_pipeline_computes(trained, tmp_path):
+    import pickle
+
+    import mlflow.sklearn
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+
+    project = trained["project"]
+    (model,) = [m for m in trained["models"] if m.name == "model"]
+    features = _features(project, 7)
+    script = PREDICT_SCRIPT.format(package=project.name, uri=store_uri(project),
+                                   model_uri=f"models:/{model.model_id}")
+    result = subprocess.run([sys.executable, "-c", script, features.to_json(orient="columns")], cwd=tmp_path,
+                            env=_fresh_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    predicted = json.loads(result.stdout.strip().splitlines()[-1])
+
+    # the inference pipeline, run by Kedro on the estimator the run logged and the scaler it saved
+    inference = importlib.import_module(f"{project.name}.pipeline_registry").register_pipelines()["inference"]
+    (estimator,) = [m for m in trained["models"] if m.name == "regressor"]
+    regressor = mlflow.sklearn.load_model(estimator.artifact_location)
+    scaler = pickle.loads((project / "data" / "scaler.pkl").read_bytes())
+    catalog = DataCatalog(datasets={"regressor": MemoryDataset(regressor), "scaler": MemoryDataset(scaler),
+                                    "features": MemoryDataset(features), "params:offset": MemoryDataset(0.5)})
+    SequentialRunner().run(inference, catalog)
+    expected = catalog.load("predictions")["prediction"].tolist()
+    assert predicted["default"] == pytest.approx(expected)
+    assert predicted["override"] == pytest.approx([v + 99.5 for v in expected])  # predict-time params
