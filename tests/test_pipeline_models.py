@@ -274,3 +274,138 @@ def test_the_model_predicts_in_a_fresh_process_what_the_inference_pipeline_compu
     expected = catalog.load("predictions")["prediction"].tolist()
     assert predicted["default"] == pytest.approx(expected)
     assert predicted["override"] == pytest.approx([v + 99.5 for v in expected])  # predict-time params
+
+
+def test_registration_creates_a_version_whose_source_is_the_run(trained):
+    versions = trained["client"].search_model_versions("name = 'pm_model'")
+    (model,) = [m for m in trained["models"] if m.name == "model"]
+    assert [(str(v.version), v.run_id) for v in versions] == [("1", trained["run"].info.run_id)]
+    assert model.model_id in versions[0].source
+
+
+def test_mlflow_models_predict_serves_the_pipeline_in_a_fresh_process(trained, tmp_path):
+    from mlflow.pyfunc import load_model
+
+    project = trained["project"]
+    (model,) = [m for m in trained["models"] if m.name == "model"]
+    features = _features(project, 6)
+    (tmp_path / "input.json").write_text(json.dumps({"dataframe_split": json.loads(features.to_json(orient="split",
+                                                                                                     index=False))}))
+    env = {**_fresh_env(), "MLFLOW_TRACKING_URI": store_uri(project)}
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow", "models", "predict", "-m", f"models:/{model.model_id}", "-i", "input.json",
+         "-t", "json", "--env-manager", "local", "-o", "out.json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads((tmp_path / "out.json").read_text())["predictions"]
+    expected = load_model(str(_model_folder(trained))).predict(features)  # in this process, from the same files
+    assert [row["prediction"] for row in served] == pytest.approx(expected["prediction"].tolist())
+
+
+def test_modelify_on_the_finished_run_logs_an_equivalent_model(trained, monkeypatch):
+    from click.testing import CliRunner
+    from mlflow.pyfunc import load_model
+
+    from kedro_mlflow_runs.cli import commands
+
+    project, run = trained["project"], trained["run"]
+    monkeypatch.chdir(project)
+    result = CliRunner().invoke(commands, ["mlflow", "modelify", "--pipeline", "inference", "--input-name", "features",
+                                           "--run-id", run.info.run_id, "--name", "again"])
+    assert result.exit_code == 0, result.output
+    assert f"Logged model 'again' of pipeline 'inference' into MLflow run {run.info.run_id}" in result.output
+    (again,) = [m for m in _models_of(trained["client"], run) if m.name == "again"]
+    assert trained["client"].get_run(run.info.run_id).info.status == "FINISHED"  # left as it was
+    features = _features(project, 9)
+    first = load_model(str(_model_folder(trained))).predict(features)
+    second = load_model(again.artifact_location).predict(features)
+    assert second["prediction"].tolist() == pytest.approx(first["prediction"].tolist())
+
+    missing = CliRunner().invoke(commands, ["mlflow", "modelify", "--pipeline", "inference", "--input-name", "nope"])
+    assert missing.exit_code != 0
+    assert "input_name 'nope' is not a free input of the inference pipeline" in missing.output
+
+
+# -- other runs: failures, filters, runners --------------------------------------------------------
+
+
+@pytest.fixture
+def ml_project(tmp_path: Path, template_db: Path) -> Path:
+    return _project(tmp_path, template_db)
+
+
+def _pipeline_models(client: Any) -> list[Any]:
+    (run,) = all_runs(client)
+    return [m for m in _models_of(client, run) if m.name == "model"]
+
+
+def test_a_failing_training_run_logs_no_model(ml_project, client_for):
+    with pytest.raises(ValueError, match="on purpose"):
+        run_session(ml_project, runtime_params={"model": {"fail": True}})
+    client = client_for(ml_project)
+    (run,) = all_runs(client)
+    assert run.info.status == "FAILED"
+    assert _pipeline_models(client) == []
+    assert client.search_registered_models() == []
+
+
+class _Records(logging.Handler):
+    """The warnings of our logger (Kedro's logging setup replaces the root handlers pytest's caplog uses)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.text = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text += record.getMessage() + "\n"
+
+
+def test_a_filtered_run_logs_no_model_and_names_what_is_missing(ml_project, client_for):
+    records = _Records()
+    logging.getLogger("kedro_mlflow_runs").addHandler(records)
+    try:
+        run_session(ml_project, node_names=["make_features", "fit_scaler"])
+    finally:
+        logging.getLogger("kedro_mlflow_runs").removeHandler(records)
+    client = client_for(ml_project)
+    (run,) = all_runs(client)
+    assert run.info.status == "FINISHED"
+    assert _pipeline_models(client) == []
+    assert "This run does not produce 'regressor' (the pipeline was filtered): the model 'model'" in records.text
+
+
+def test_an_inference_input_that_is_neither_trained_nor_persisted_fails_the_run_before_any_node(
+        tmp_path, template_db, client_for):
+    registry = REGISTRY.replace('"params:offset"], "predictions"', '"lookup"], "predictions"')
+    project = _project(tmp_path, template_db, registry=registry)
+    with pytest.raises(PipelineModelError, match="Inference input 'lookup' .* is not produced by the training "
+                                                 "pipeline and is not a persisted catalog entry") as info:
+        run_session(project)
+    assert info.value.dataset == "lookup"
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FAILED"
+    assert not (project / "data" / "scaler.pkl").exists()  # no node ran
+
+
+@pytest.mark.parametrize(("runner", "mp_context", "env"), [
+    pytest.param("ThreadRunner", None, "mem", id="thread-scaler-in-memory"),
+    pytest.param("ParallelRunner", "fork", None, id="parallel-fork"),
+    pytest.param("ParallelRunner", "spawn", None, id="parallel-spawn"),
+])
+def test_every_runner_logs_the_model_once_and_it_predicts_like_the_sequential_one(
+        trained, ml_project, client_for, monkeypatch, runner, mp_context, env):
+    import kedro.runner
+    from mlflow.pyfunc import load_model
+
+    if mp_context:
+        monkeypatch.setenv("KEDRO_MP_CONTEXT", mp_context)
+    cls = getattr(kedro.runner, runner)
+    run_session(ml_project, runner=cls(max_workers=2) if runner == "ParallelRunner" else cls(), env=env)
+    client = client_for(ml_project)
+    (run,) = all_runs(client)
+    assert run.info.status == "FINISHED"
+    (model,) = _pipeline_models(client)  # logged once, by the session process
+    features = _features(trained["project"], 5)
+    ours = load_model(model.artifact_location).predict(features)
+    reference = load_model(str(_model_folder(trained))).predict(features)
+    assert ours["prediction"].tolist() == pytest.approx(reference["prediction"].tolist())
