@@ -86,20 +86,23 @@ CATALOG = {
 PARAMETERS = {"data": {"n": 12}, "model": {"fail": False}, "offset": 0.5}
 #: Kedro env "mem": the scaler stays in memory (Kedro releases it after its last use in training).
 MEMORY_ENV = {"conf/mem/catalog.yml": "scaler:\n  type: MemoryDataset\n"}
+#: Kedro env "steps": what an orchestrator's steps hand each other is persisted.
+STEPS_ENV = {f"conf/steps/catalog.yml": "".join(
+    f"{name}:\n  type: pickle.PickleDataset\n  filepath: data/{name}.pkl\n" for name in ("features", "target", "scaler"))}
 
 PREDICT_SCRIPT = '''
-import json, sys
+import importlib.util, json, sys
 import pandas as pd
-assert "{package}" not in sys.modules
-import importlib.util
 assert importlib.util.find_spec("{package}") is None, "the project is importable: the check proves nothing"
+from mlflow.cli import cli
+# `mlflow models predict --env-manager local`, as a shell would run it
+cli.main(["models", "predict", "-m", "{model_uri}", "-i", "input.json", "-t", "json", "--env-manager", "local",
+          "-o", "out.json"], standalone_mode=False)
 import mlflow
-mlflow.set_tracking_uri("{uri}")
 model = mlflow.pyfunc.load_model("{model_uri}")
-features = pd.DataFrame(json.loads(sys.argv[1]))
-out = model.predict(features)
-out2 = model.predict(features, params={{"offset": 100.0}})
-print(json.dumps({{"default": out["prediction"].tolist(), "override": out2["prediction"].tolist()}}))
+features = pd.DataFrame(**json.load(open("input.json"))["dataframe_split"])
+out = model.predict(features, params={{"offset": 100.0}})
+print(json.dumps({{"override": out["prediction"].tolist()}}))
 '''
 
 
@@ -107,7 +110,7 @@ def _project(root: Path, template_db: Path, **kwargs: Any) -> Path:
     kwargs.setdefault("catalog", CATALOG)
     kwargs.setdefault("registry", REGISTRY)
     return make_project(root, nodes=NODES, parameters=PARAMETERS, template_db=template_db,
-                        local_files=MEMORY_ENV, **kwargs)
+                        local_files={**MEMORY_ENV, **STEPS_ENV}, **kwargs)
 
 
 def _fresh_env() -> dict[str, str]:
@@ -247,6 +250,8 @@ def test_a_successful_run_logs_one_pyfunc_model_with_signature_example_and_artif
 
 
 def test_the_model_predicts_in_a_fresh_process_what_the_inference_pipeline_computes(trained, tmp_path):
+    """`mlflow models predict --env-manager local` and `mlflow.pyfunc.load_model`, in a process that cannot
+    import the project, give what Kedro computes running the inference pipeline on the trained objects."""
     import pickle
 
     import mlflow.sklearn
@@ -256,12 +261,15 @@ def test_the_model_predicts_in_a_fresh_process_what_the_inference_pipeline_compu
     project = trained["project"]
     (model,) = [m for m in trained["models"] if m.name == "model"]
     features = _features(project, 7)
-    script = PREDICT_SCRIPT.format(package=project.name, uri=store_uri(project),
-                                   model_uri=f"models:/{model.model_id}")
-    result = subprocess.run([sys.executable, "-c", script, features.to_json(orient="columns")], cwd=tmp_path,
-                            env=_fresh_env(), capture_output=True, text=True, timeout=120)
+    (tmp_path / "input.json").write_text(json.dumps({"dataframe_split": json.loads(features.to_json(orient="split",
+                                                                                                     index=False))}))
+    script = PREDICT_SCRIPT.format(package=project.name, model_uri=f"models:/{model.model_id}")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path,
+                            env={**_fresh_env(), "MLFLOW_TRACKING_URI": store_uri(project)},
+                            capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
-    predicted = json.loads(result.stdout.strip().splitlines()[-1])
+    served = json.loads((tmp_path / "out.json").read_text())["predictions"]
+    overridden = json.loads(result.stdout.strip().splitlines()[-1])["override"]
 
     # the inference pipeline, run by Kedro on the estimator the run logged and the scaler it saved
     inference = importlib.import_module(f"{project.name}.pipeline_registry").register_pipelines()["inference"]
@@ -272,8 +280,8 @@ def test_the_model_predicts_in_a_fresh_process_what_the_inference_pipeline_compu
                                     "features": MemoryDataset(features), "params:offset": MemoryDataset(0.5)})
     SequentialRunner().run(inference, catalog)
     expected = catalog.load("predictions")["prediction"].tolist()
-    assert predicted["default"] == pytest.approx(expected)
-    assert predicted["override"] == pytest.approx([v + 99.5 for v in expected])  # predict-time params
+    assert [row["prediction"] for row in served] == pytest.approx(expected)
+    assert overridden == pytest.approx([v + 99.5 for v in expected])  # predict-time params
 
 
 def test_registration_creates_a_version_whose_source_is_the_run(trained):
@@ -281,25 +289,6 @@ def test_registration_creates_a_version_whose_source_is_the_run(trained):
     (model,) = [m for m in trained["models"] if m.name == "model"]
     assert [(str(v.version), v.run_id) for v in versions] == [("1", trained["run"].info.run_id)]
     assert model.model_id in versions[0].source
-
-
-def test_mlflow_models_predict_serves_the_pipeline_in_a_fresh_process(trained, tmp_path):
-    from mlflow.pyfunc import load_model
-
-    project = trained["project"]
-    (model,) = [m for m in trained["models"] if m.name == "model"]
-    features = _features(project, 6)
-    (tmp_path / "input.json").write_text(json.dumps({"dataframe_split": json.loads(features.to_json(orient="split",
-                                                                                                     index=False))}))
-    env = {**_fresh_env(), "MLFLOW_TRACKING_URI": store_uri(project)}
-    result = subprocess.run(
-        [sys.executable, "-m", "mlflow", "models", "predict", "-m", f"models:/{model.model_id}", "-i", "input.json",
-         "-t", "json", "--env-manager", "local", "-o", "out.json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
-    served = json.loads((tmp_path / "out.json").read_text())["predictions"]
-    expected = load_model(str(_model_folder(trained))).predict(features)  # in this process, from the same files
-    assert [row["prediction"] for row in served] == pytest.approx(expected["prediction"].tolist())
 
 
 def test_modelify_on_the_finished_run_logs_an_equivalent_model(trained, monkeypatch):
@@ -371,7 +360,8 @@ def test_a_filtered_run_logs_no_model_and_names_what_is_missing(ml_project, clie
     (run,) = all_runs(client)
     assert run.info.status == "FINISHED"
     assert _pipeline_models(client) == []
-    assert "This run does not produce 'regressor' (the pipeline was filtered): the model 'model'" in records.text
+    assert ("This run does not produce 'regressor' (filtered out, or skipped by --only-missing-outputs): the model "
+            "'model'") in records.text
 
 
 def test_an_inference_input_that_is_neither_trained_nor_persisted_fails_the_run_before_any_node(
@@ -405,7 +395,48 @@ def test_every_runner_logs_the_model_once_and_it_predicts_like_the_sequential_on
     (run,) = all_runs(client)
     assert run.info.status == "FINISHED"
     (model,) = _pipeline_models(client)  # logged once, by the session process
+    assert (ml_project / "data" / "scaler.pkl").exists() is (env != "mem")  # "mem": kept from the released dataset
     features = _features(trained["project"], 5)
     ours = load_model(model.artifact_location).predict(features)
     reference = load_model(str(_model_folder(trained))).predict(features)
     assert ours["prediction"].tolist() == pytest.approx(reference["prediction"].tolist())
+
+
+def test_with_only_missing_outputs_an_artifact_that_exists_already_means_no_model(ml_project, client_for):
+    run_session(ml_project)  # writes data/scaler.pkl
+    records = _Records()
+    logging.getLogger("kedro_mlflow_runs").addHandler(records)
+    try:
+        run_session(ml_project, only_missing_outputs=True)
+    finally:
+        logging.getLogger("kedro_mlflow_runs").removeHandler(records)
+    client = client_for(ml_project)
+    first, second = sorted(all_runs(client), key=lambda r: r.info.start_time)
+    assert [m.name for m in _models_of(client, first) if m.name == "model"] == ["model"]
+    assert [m.name for m in _models_of(client, second) if m.name == "model"] == []
+    assert "This run does not produce 'scaler'" in records.text
+
+
+def test_orchestrator_steps_attached_to_one_run_log_the_model_once_in_the_step_that_trains(
+        ml_project, client_for, monkeypatch):
+    client = client_for(ml_project)
+    experiment = client.create_experiment("orchestrated", artifact_location=(ml_project / "orchestrated").as_uri())
+    parent = client.create_run(experiment).info.run_id  # what the orchestrator opened
+    monkeypatch.setenv("MLFLOW_RUN_ID", parent)
+    run_session(ml_project, env="steps", node_names=["make_features"])
+    monkeypatch.setenv("MLFLOW_RUN_ID", parent)
+    run_session(ml_project, env="steps", node_names=["fit_scaler", "fit", "evaluate"])
+    (run,) = all_runs(client)
+    assert run.info.run_id == parent and run.info.status == "RUNNING"  # the orchestrator ends it
+    (model,) = _pipeline_models(client)
+    from mlflow.models import Model
+
+    assert Model.load(model.artifact_location.removeprefix("file://")).signature is not None  # persisted features
+    client.set_terminated(parent)
+
+
+def test_importing_the_pipeline_package_does_not_import_mlflow():
+    code = ("import sys, kedro_mlflow_runs.pipeline as p; from kedro_mlflow_runs.pipeline import pipeline_ml_factory, "
+            "PipelineML; print('mlflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=_fresh_env())
+    assert result.stdout.strip() == "False", result.stderr[-2000:]

@@ -128,3 +128,4 @@ class KedroPipelineModel(PythonModel):
     def __repr__(self) -> str:
         return (f"KedroPipelineModel(input_name={self.input_name!r}, output_name={self.output_name!r}, "
                 f"artifacts={list(self.artifact_names)}, runner={type(self.runner).__name__})")
+

@@ -4,7 +4,8 @@
 registered pipelines this run asked for, it
 
 - warns and logs nothing when the (filtered) pipeline does not produce every artifact the
-  training makes, naming what is missing;
+  training makes, naming what is missing (with ``--only-missing-outputs``, an artifact that
+  exists already counts as not produced: Kedro may skip its node);
 - fails the run before any node when an artifact that training does not make is not a
   persisted catalog entry;
 - keeps, in the session process, the data of in-memory artifacts (and a sample of the model
@@ -59,10 +60,12 @@ def plan_pipeline_models(run_params: Mapping[str, Any], pipeline: Any, catalog: 
     datasets = pipeline.datasets()
     for spec in specs:
         missing = [name for name in spec.trained if name not in produced]
+        if run_params.get("only_missing_outputs"):  # Kedro skips the nodes whose outputs exist already
+            missing += [name for name in spec.trained if name not in missing and _exists(catalog, name)]
         if missing:
             logger.warning(
-                "This run does not produce %s (the pipeline was filtered): the model '%s' of %s will not be "
-                "logged. Run the whole pipeline to log it.", ", ".join(f"'{n}'" for n in missing),
+                "This run does not produce %s (filtered out, or skipped by --only-missing-outputs): the model "
+                "'%s' of %s will not be logged. Run the whole pipeline to log it.", ", ".join(f"'{n}'" for n in missing),
                 spec.model_name, spec.describe())
             continue
         for name in spec.persisted:
@@ -78,6 +81,13 @@ def plan_pipeline_models(run_params: Mapping[str, Any], pipeline: Any, catalog: 
         if spec.input_name in datasets:
             kept.watch(catalog, spec.input_name, sample=True)
         tracked.before_success.append(_LogStep(spec, catalog, kept))
+
+
+def _exists(catalog: Any, name: str) -> bool:
+    try:
+        return name in catalog and bool(catalog.exists(name))
+    except Exception:
+        return False
 
 
 class _Kept:
