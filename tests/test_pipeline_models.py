@@ -88,7 +88,7 @@ PARAMETERS = {"data": {"n": 12}, "model": {"fail": False}, "offset": 0.5}
 MEMORY_ENV = {"conf/mem/catalog.yml": "scaler:\n  type: MemoryDataset\n"}
 #: Kedro env "steps": what an orchestrator's steps hand each other is persisted.
 STEPS_ENV = {f"conf/steps/catalog.yml": "".join(
-    f"{name}:\n  type: pickle.PickleDataset\n  filepath: data/{name}.pkl\n" for name in ("features", "target", "scaler"))}
+    f"{name}:\n  type: pickle.PickleDataset\n  filepath: data/{name}.pkl\n" for name in ("features", "target", "scaler", "regressor"))}
 
 PREDICT_SCRIPT = '''
 import importlib.util, json, sys
@@ -204,7 +204,7 @@ def test_the_result_is_a_pipeline_that_keeps_its_spec_through_composition():
     training, inference = _pipelines()
     ml = pipeline_ml_factory(training, inference, "features")
     other = Pipeline([node(lambda: 1, None, "raw", name="make_raw")])
-    for combined in (other + ml, ml + other, sum([other, ml]), ml | other, (other + ml) - other):
+    for combined in (other + ml, ml + other, sum([other, ml]), ml | other, (other + ml) - other, ml & (other + ml)):
         assert isinstance(combined, PipelineML) and combined.ml_specs == ml.ml_specs
     assert {n.name for n in (other + ml).nodes} == {"make_raw", "train"}
     assert ml.inference is inference and ml.input_name == "features"
@@ -433,6 +433,42 @@ def test_orchestrator_steps_attached_to_one_run_log_the_model_once_in_the_step_t
 
     assert Model.load(model.artifact_location.removeprefix("file://")).signature is not None  # persisted features
     client.set_terminated(parent)
+
+    # modelify without --run-id: a new run, the artifacts from the current catalog (persisted in env "steps")
+    from click.testing import CliRunner
+    from mlflow.pyfunc import load_model
+
+    from kedro_mlflow_runs.cli import commands
+
+    monkeypatch.chdir(ml_project)
+    monkeypatch.delenv("MLFLOW_RUN_ID")
+    result = CliRunner().invoke(commands, ["mlflow", "modelify", "--pipeline", "inference", "--input-name", "features",
+                                           "--env", "steps", "--registered-model-name", "from_catalog"])
+    assert result.exit_code == 0, result.output
+    (new,) = [r for r in all_runs(client) if r.info.run_id != parent]
+    assert new.info.status == "FINISHED" and new.data.tags["kedro.modelify.pipeline"] == "inference"
+    (again,) = _models_of(client, new)
+    assert [str(v.version) for v in client.search_model_versions("name = 'from_catalog'")] == ["1"]
+    features = _features(ml_project, 4)
+    assert load_model(again.artifact_location).predict(features)["prediction"].tolist() == pytest.approx(
+        load_model(model.artifact_location).predict(features)["prediction"].tolist())
+
+
+def test_kedro_pipeline_model_runs_on_the_runner_given_and_names_unknown_params():
+    import pandas as pd
+    from kedro.pipeline import Pipeline, node
+    from kedro.runner import ThreadRunner
+
+    from kedro_mlflow_runs.pipeline import KedroPipelineModel
+
+    inference = Pipeline([node(lambda x, k: x * k, ["features", "params:k"], "out", name="scale")])
+    model = KedroPipelineModel(inference, "features", runner=ThreadRunner())._bind({"params:k": 2})
+    assert isinstance(model.runner, ThreadRunner)
+    assert model.predict(None, pd.Series([1, 2])).tolist() == [2, 4]
+    assert model.predict(None, pd.Series([1, 2]), params={"k": 3}).tolist() == [3, 6]
+    with pytest.raises(PipelineModelError, match="predict params key 'c' is not a parameter of the inference "
+                                                 r"pipeline \(its parameters: k\)"):
+        model.predict(None, pd.Series([1]), params={"c": 1})
 
 
 def test_importing_the_pipeline_package_does_not_import_mlflow():
