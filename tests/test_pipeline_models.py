@@ -99,7 +99,7 @@ from mlflow.cli import cli
 cli.main(["models", "predict", "-m", "{model_uri}", "-i", "input.json", "-t", "json", "--env-manager", "local",
           "-o", "out.json"], standalone_mode=False)
 import mlflow
-model = mlflow.pyfunc.load_model("{model_uri}")
+model = mlflow.pyfunc.load_model("{run_uri}")
 features = pd.DataFrame(**json.load(open("input.json"))["dataframe_split"])
 out = model.predict(features, params={{"offset": 100.0}})
 print(json.dumps({{"override": out["prediction"].tolist()}}))
@@ -117,6 +117,17 @@ def _fresh_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTHONPATH"))}
     env.update(KEDRO_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1")
     return env
+
+
+class _Records(logging.Handler):
+    """The warnings of our logger (Kedro's logging setup replaces the root handlers pytest's caplog uses)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.text = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text += record.getMessage() + "\n"
 
 
 def _models_of(client: Any, run: Any) -> list[Any]:
@@ -209,6 +220,7 @@ def test_the_result_is_a_pipeline_that_keeps_its_spec_through_composition():
     assert {n.name for n in (other + ml).nodes} == {"make_raw", "train"}
     assert ml.inference is inference and ml.input_name == "features"
     assert type((other + ml).filter(node_names=["train"])) is Pipeline  # what Kedro hands the hooks
+    assert type(ml.tag("x")) is Pipeline and type(Pipeline([other, ml])) is Pipeline
 
 
 # -- the trained project ------------------------------------------------------------------------
@@ -246,6 +258,7 @@ def test_a_successful_run_logs_one_pyfunc_model_with_signature_example_and_artif
     assert (folder / "code" / trained["project"].name / "nodes.py").exists()  # the project's package
     requirements = (folder / "requirements.txt").read_text()
     assert "scikit-learn==" in requirements and "pandas==" in requirements and "kedro==" in requirements
+    assert "kedro-mlflow-runs==" in requirements
     assert trained["project"].name not in requirements.replace("-", "_")
 
 
@@ -263,7 +276,8 @@ def test_the_model_predicts_in_a_fresh_process_what_the_inference_pipeline_compu
     features = _features(project, 7)
     (tmp_path / "input.json").write_text(json.dumps({"dataframe_split": json.loads(features.to_json(orient="split",
                                                                                                      index=False))}))
-    script = PREDICT_SCRIPT.format(package=project.name, model_uri=f"models:/{model.model_id}")
+    script = PREDICT_SCRIPT.format(package=project.name, model_uri=f"models:/{model.model_id}",
+                                   run_uri=f"runs:/{trained['run'].info.run_id}/model")
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path,
                             env={**_fresh_env(), "MLFLOW_TRACKING_URI": store_uri(project)},
                             capture_output=True, text=True, timeout=180)
@@ -299,8 +313,13 @@ def test_modelify_on_the_finished_run_logs_an_equivalent_model(trained, monkeypa
 
     project, run = trained["project"], trained["run"]
     monkeypatch.chdir(project)
-    result = CliRunner().invoke(commands, ["mlflow", "modelify", "--pipeline", "inference", "--input-name", "features",
-                                           "--run-id", run.info.run_id, "--name", "again"])
+    records = _Records()
+    logging.getLogger("kedro_mlflow_runs").addHandler(records)
+    try:
+        result = CliRunner().invoke(commands, ["mlflow", "modelify", "--pipeline", "inference", "--input-name",
+                                               "features", "--run-id", run.info.run_id, "--name", "again"])
+    finally:
+        logging.getLogger("kedro_mlflow_runs").removeHandler(records)
     assert result.exit_code == 0, result.output
     assert f"Logged model 'again' of pipeline 'inference' into MLflow run {run.info.run_id}" in result.output
     (again,) = [m for m in _models_of(trained["client"], run) if m.name == "again"]
@@ -310,6 +329,17 @@ def test_modelify_on_the_finished_run_logs_an_equivalent_model(trained, monkeypa
     second = load_model(again.artifact_location).predict(features)
     assert second["prediction"].tolist() == pytest.approx(first["prediction"].tolist())
 
+    from mlflow.models import Model
+
+    assert Model.load(again.artifact_location.removeprefix("file://")).signature is None  # features: in memory
+    assert "is logged without a signature" in records.text
+
+    # without --run-id the catalog's estimator has no run to load from: the error names it
+    unloadable = CliRunner().invoke(commands, ["mlflow", "modelify", "--pipeline", "inference", "--input-name",
+                                               "features"])
+    assert unloadable.exit_code != 0
+    assert "Inference input 'regressor'" in unloadable.output and "could not be loaded from the catalog" in (
+        unloadable.output)
     missing = CliRunner().invoke(commands, ["mlflow", "modelify", "--pipeline", "inference", "--input-name", "nope"])
     assert missing.exit_code != 0
     assert "input_name 'nope' is not a free input of the inference pipeline" in missing.output
@@ -336,17 +366,6 @@ def test_a_failing_training_run_logs_no_model(ml_project, client_for):
     assert run.info.status == "FAILED"
     assert _pipeline_models(client) == []
     assert client.search_registered_models() == []
-
-
-class _Records(logging.Handler):
-    """The warnings of our logger (Kedro's logging setup replaces the root handlers pytest's caplog uses)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.text = ""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.text += record.getMessage() + "\n"
 
 
 def test_a_filtered_run_logs_no_model_and_names_what_is_missing(ml_project, client_for):
@@ -377,6 +396,21 @@ def test_an_inference_input_that_is_neither_trained_nor_persisted_fails_the_run_
     assert not (project / "data" / "scaler.pkl").exists()  # no node ran
 
 
+def test_a_model_that_cannot_be_logged_fails_the_run(tmp_path, template_db, client_for):
+    nodes = NODES + "\n\ndef broken(regressor, scaler, features, offset):\n    raise ValueError('cannot predict')\n"
+    registry = REGISTRY.replace("import evaluate, fit, fit_scaler, make_features, predict",
+                                "import broken as predict, evaluate, fit, fit_scaler, make_features")
+    project = make_project(tmp_path, nodes=nodes, registry=registry, catalog=CATALOG, parameters=PARAMETERS,
+                           template_db=template_db)
+    with pytest.raises(PipelineModelError, match="the inference pipeline failed on the first rows of 'features'"):
+        run_session(project)
+    client = client_for(project)
+    (run,) = all_runs(client)
+    assert run.info.status == "FAILED"
+    assert "cannot predict" in run.data.tags["kedro.error.message"]
+    assert _pipeline_models(client) == []
+
+
 @pytest.mark.parametrize(("runner", "mp_context", "env"), [
     pytest.param("ThreadRunner", None, "mem", id="thread-scaler-in-memory"),
     pytest.param("ParallelRunner", "fork", None, id="parallel-fork"),
@@ -395,6 +429,9 @@ def test_every_runner_logs_the_model_once_and_it_predicts_like_the_sequential_on
     (run,) = all_runs(client)
     assert run.info.status == "FINISHED"
     (model,) = _pipeline_models(client)  # logged once, by the session process
+    from mlflow.models import Model
+
+    assert Model.load(model.artifact_location.removeprefix("file://")).signature is not None  # the sample was kept
     assert (ml_project / "data" / "scaler.pkl").exists() is (env != "mem")  # "mem": kept from the released dataset
     features = _features(trained["project"], 5)
     ours = load_model(model.artifact_location).predict(features)
@@ -448,6 +485,7 @@ def test_orchestrator_steps_attached_to_one_run_log_the_model_once_in_the_step_t
     (new,) = [r for r in all_runs(client) if r.info.run_id != parent]
     assert new.info.status == "FINISHED" and new.data.tags["kedro.modelify.pipeline"] == "inference"
     (again,) = _models_of(client, new)
+    assert Model.load(again.artifact_location.removeprefix("file://")).signature is not None  # persisted features
     assert [str(v.version) for v in client.search_model_versions("name = 'from_catalog'")] == ["1"]
     features = _features(ml_project, 4)
     assert load_model(again.artifact_location).predict(features)["prediction"].tolist() == pytest.approx(
