@@ -11,6 +11,7 @@ facts are attributes (``run_id``, ``dataset``, ``key``; None when they do not ap
     ├── ParameterError         a parameter cannot be logged (too long, conflicting value)
     ├── TrackingError          an MLflow call failed while logging into a run
     ├── RunInterruptedError    recorded on a run ended KILLED (signal, or an exception no hook sees)
+    ├── MissingDependencyError an enabled feature needs an optional package that is not installed
     └── MlflowDatasetError     a dataset cannot be used as configured (also a Kedro DatasetError)
         ├── NoActiveRunError   a dataset needs a run, none is active and it has no run_id
         ├── RunConflictError   a dataset's run_id differs from the active run on save
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "DatasetRunNotFoundError",
     "KedroMlflowRunsError",
+    "MissingDependencyError",
     "MlflowDatasetError",
     "NoActiveRunError",
     "ParameterError",
@@ -81,6 +83,10 @@ class TrackingError(KedroMlflowRunsError, RuntimeError):
 
 class RunInterruptedError(KedroMlflowRunsError):
     """The Kedro run was interrupted: a signal, or an exception Kedro's error hooks never see."""
+
+
+class MissingDependencyError(KedroMlflowRunsError, ImportError):
+    """An enabled feature needs an optional package (an extra of kedro-mlflow-runs) that is not installed."""
 
 
 class MlflowDatasetError(KedroMlflowRunsError, DatasetError):
