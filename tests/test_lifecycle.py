@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import all_runs
+from conftest import all_runs, user_artifacts, user_metrics
 from kedro_project import run_session
 
 import kedro_mlflow_runs
@@ -119,7 +119,7 @@ def test_user_code_calling_mlflow_log_metric_lands_in_the_run(project, client_fo
     run_session(project, runtime_params={"model": {"log_metric": True}})
 
     (run,) = all_runs(client_for(project))
-    assert run.data.metrics == {"user_metric": 0.5}
+    assert user_metrics(run.data.metrics) == {"user_metric": 0.5}
 
 
 def test_user_tags_and_run_name_from_mlflow_yml(project_factory, client_for):
@@ -400,8 +400,8 @@ def test_two_sessions_running_at_once_in_threads_keep_their_runs_apart(project_f
     runs = [r for r in all_runs(client_for(project)) if r.info.run_name == "__default__"]
     assert len(runs) == 2
     by_c = {r.data.params["model.C"]: r for r in runs}
-    assert by_c["1.0"].data.metrics == {"coef": 6.0, "user_metric": 0.5}
-    assert by_c["2.0"].data.metrics == {"coef": 12.0, "user_metric": 0.5}
+    assert user_metrics(by_c["1.0"].data.metrics) == {"coef": 6.0, "user_metric": 0.5}
+    assert user_metrics(by_c["2.0"].data.metrics) == {"coef": 12.0, "user_metric": 0.5}
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert mlflow.active_run() is None and current_run_context() is None
 
@@ -434,7 +434,7 @@ def test_artifacts_of_a_configured_sqlite_store_stay_beside_it(project_factory, 
     run_session(project)
     client = MlflowClient(f"sqlite:///{project / 'stores' / 'custom.db'}")
     (run,) = all_runs(client)
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["summary.json"]
+    assert [a.path for a in user_artifacts(client.list_artifacts(run.info.run_id))] == ["summary.json"]
     assert (project / "stores" / "mlartifacts").is_dir()
     assert not (project / "mlruns").exists()
 

@@ -6,6 +6,7 @@ import subprocess
 import uuid
 
 import pytest
+from conftest import user_metrics, user_artifacts
 from kedro_project import kedro_cmd, kedro_env, kedro_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -98,8 +99,8 @@ def test_three_processes_two_concurrent_log_into_one_open_run(orchestrated):
     run = client.get_run(run_id)
     assert run.info.status == "RUNNING"  # left open for the orchestrator
     assert run.data.params == {"data.n": "5", "model.C": "2.0", "a_only": "3", "b_only": "4"}
-    assert run.data.metrics == {"score_a": 20.0, "score_b": 10.0, "b": 20.0}
-    assert sorted(a.path for a in client.list_artifacts(run_id)) == ["predictions.json", "result_a.json"]
+    assert user_metrics(run.data.metrics) == {"score_a": 20.0, "score_b": 10.0, "b": 20.0}
+    assert sorted(a.path for a in user_artifacts(client.list_artifacts(run_id))) == ["predictions.json", "result_a.json"]
     models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
     assert [(m.name, m.source_run_id) for m in models] == [("classifier", run_id)]
     # no process created a run of its own
