@@ -55,10 +55,6 @@ class Location:
         else:
             self.source_type, self.source = protocol, json.dumps({"uri": redact_uri(f"{protocol}://{path}")})
 
-    @property
-    def uri(self) -> str:
-        return json.loads(self.source).get("uri") or json.loads(self.source).get("url")
-
     def describe(self, name: str) -> dict[str, Any]:
         return {"name": name, "source_type": self.source_type, "source": self.source}
 

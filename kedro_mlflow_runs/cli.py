@@ -30,6 +30,15 @@ tracking:
     enabled: false
     flavors: []               # e.g. [sklearn]; empty: every library MLflow autologs
     kwargs: {}                # passed to autolog(), e.g. {log_models: false}
+  lineage:                    # free persisted inputs as MLflow dataset inputs, kedro/outputs.json
+    enabled: true
+    digest: auto              # auto | stat | content | none
+  timeline:                   # kedro/timeline.json|html, kedro/pipeline.json, kedro.node_duration_s.*
+    enabled: true
+  system_metrics:             # MLflow's system/... metrics (needs kedro-mlflow-runs[system])
+    enabled: false            # MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true turns it on too
+    sampling_interval: 10     # seconds between samples
+    samples_before_logging: 1
   experiment:
     name: null                # default: MLFLOW_EXPERIMENT_NAME, else the package name
     restore_if_deleted: true
@@ -39,6 +48,7 @@ tracking:
   run:
     id: null                  # attach to this run (default: MLFLOW_RUN_ID, else a new run)
     name: null                # default: the pipeline names
+    description: null         # the run's description in the MLflow UI (Markdown)
     nested: true              # a run already active in the session thread becomes the parent
     tags: {}
     attached:

@@ -98,7 +98,7 @@ class MlflowRunsHooks:
 
                 worker_autolog()
             recorder = _recorder(run_id)
-            if recorder is not None:
+            if recorder is not None and node is not None:
                 recorder.node_started(node.name)
 
     @hook_impl
@@ -107,7 +107,7 @@ class MlflowRunsHooks:
         if ctx is not None:
             ctx.unbind_thread()
             recorder = _recorder(run_id)
-            if recorder is not None:
+            if recorder is not None and node is not None:
                 recorder.node_ended(node.name)
 
     @hook_impl

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import all_runs, user_artifacts, user_metrics
 from kedro_project import run_session
@@ -180,7 +182,9 @@ def test_no_git_commit_tag_outside_a_checkout(project, client_for):
 
 
 def _orchestrator_run(client, name="orchestrator"):
-    exp_id = client.create_experiment(name)
+    # artifacts beside the store (the default, ./mlruns, would be the test's working directory)
+    store = Path(client.tracking_uri.removeprefix("sqlite:///")).parent
+    exp_id = client.create_experiment(name, artifact_location=(store / "mlartifacts").as_uri())
     return client.create_run(exp_id, run_name=name)
 
 
@@ -329,7 +333,7 @@ def test_many_params_are_sent_in_batches(project_factory, client_for, mocker):
     assert len(run.data.params) == 250
     param_calls = [c for c in spy.call_args_list if c.kwargs.get("params")]
     assert len(param_calls) == 3  # 100 + 100 + 50, not 250 requests
-    assert all(len(c.kwargs["params"]) + len(c.kwargs.get("tags") or []) <= 100 for c in spy.call_args_list)
+    assert all(len(c.kwargs.get("params") or []) + len(c.kwargs.get("tags") or []) <= 100 for c in spy.call_args_list)
 
 
 CREDS_REGISTRY = """

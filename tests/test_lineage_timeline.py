@@ -416,3 +416,108 @@ def test_digest_modes(tmp_path):
     assert digest(loc, "content") != content
     path.unlink()
     assert digest(loc, "auto") == "missing"
+
+
+def test_a_killed_run_records_the_interrupted_node(project_factory, client_for):
+    """SystemExit in a node reaches no Kedro error hook: the run ends KILLED, its timeline says where."""
+    project = project_factory()
+    with pytest.raises(SystemExit):
+        run_session(project, runtime_params={"model": {"exit": 3}})
+    finished = Finished(project)
+    assert finished.run.info.status == "KILLED"
+    timeline = {e["node"]: e for e in finished.timeline()}
+    assert set(timeline) == {"make_data", "train"}  # report never started
+    assert timeline["make_data"]["status"] == "completed"
+    assert timeline["train"]["status"] == "interrupted"
+    assert timeline["train"]["end"] * 1000 <= finished.run.info.end_time
+    metrics = finished.run.data.metrics
+    assert "kedro.node_duration_s.make_data" in metrics and "kedro.node_duration_s.train" not in metrics
+
+
+def test_a_lineage_failure_is_a_warning_and_changes_nothing_else(project_factory, client_for, mocker):
+    import logging
+
+    from kedro_mlflow_runs.tracking import Tracker
+
+    class Keep(logging.Handler):  # Kedro's session reconfigures logging, so caplog would miss it
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    keep = Keep()
+    logging.getLogger("kedro_mlflow_runs._end_steps").addHandler(keep)
+    mocker.patch.object(Tracker, "log_inputs", side_effect=RuntimeError("store refused the inputs"))
+    project = project_factory(nodes=NODES, registry=REGISTRY, catalog=CATALOG, local_files=RAW)
+    try:
+        run_session(project)
+    finally:
+        logging.getLogger("kedro_mlflow_runs._end_steps").removeHandler(keep)
+    finished = Finished(project)
+    assert finished.run.info.status == "FINISHED"
+    assert finished.run.inputs.dataset_inputs == []
+    assert len(finished.timeline()) == len(NODE_NAMES)  # the rest was still written
+    assert any("store refused the inputs" in m and finished.run_id in m for m in keep.messages), keep.messages
+
+
+def test_node_duration_metric_keys_are_valid_mlflow_names():
+    from kedro_mlflow_runs._timeline import metric_key
+
+    assert metric_key("ns.train_model") == "kedro.node_duration_s.ns.train_model"
+    assert metric_key("f([a;params:b]) -> [c]") == "kedro.node_duration_s.f__a_params_b__ -_ _c_"
+    assert len(metric_key("n" * 400)) == 250
+
+
+def test_folder_digests_and_redacted_sources(tmp_path):
+    from kedro_mlflow_runs._lineage import Location, digest
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.csv").write_text("1\n")
+    loc = Location(None, folder.as_posix(), "file")
+    first = digest(loc, "auto")
+    (folder / "b.csv").write_text("2\n")  # a new file in the folder
+    second = digest(loc, "auto")
+    (folder / "a.csv").write_text("3\n")  # a changed file
+    assert len({first, second, digest(loc, "auto")}) == 3
+    secret = Location(None, "user:s3cret@example.com/data.csv?token=abc", "https")
+    assert "s3cret" not in secret.source and "abc" not in secret.source
+    assert json.loads(secret.source) == {"url": "https://user:***@example.com/data.csv?token=***"}
+
+
+def test_frame_schemas_never_import_pandas():
+    import subprocess
+    import sys
+
+    code = ("import sys; from kedro_mlflow_runs._lineage import frame_schema; "
+            "print(frame_schema([1, 2]), 'pandas' in sys.modules, 'polars' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["None", "False", "False"], out.stderr[-2000:]
+
+
+def test_end_steps_do_not_wait_for_a_step_that_hangs():
+    import threading
+
+    from kedro_mlflow_runs._end_steps import run_end_steps
+    from kedro_mlflow_runs.handle import Outcome
+
+    release, reached = threading.Event(), []
+
+    def hangs(ctx: Any, outcome: Any) -> None:
+        """a step that hangs"""
+        release.wait(60)
+
+    def fails(ctx: Any, outcome: Any) -> None:
+        reached.append(outcome)
+        raise RuntimeError("boom")
+
+    class Ctx:
+        run_id = "r1"
+
+    assert run_end_steps([fails], Ctx(), Outcome.finished()) is None  # a failing step is only logged
+    assert reached == [Outcome.finished()]
+    assert run_end_steps([hangs], Ctx(), Outcome.finished(), timeout=0.2) is None
+    assert not release.is_set()  # returned while the step still hangs
+    release.set()

@@ -114,6 +114,15 @@ def test_three_processes_two_concurrent_log_into_one_open_run(orchestrated):
     assert closed.returncode == 0, closed.stderr[-3000:]
     assert f"Ended MLflow run {run_id} as FINISHED" in closed.stdout
     assert client.get_run(run_id).info.status == "FINISHED"
+    # each process added its part of the node timeline; the closer merged every part
+    assert "Merged the node timelines of 4 Kedro run(s)" in closed.stdout
+    assert len(client.list_artifacts(run_id, "kedro/parts")) == 4
+    timeline = json.loads(client.download_artifacts(run_id, "kedro/timeline.json", str(project)) and
+                          (project / "timeline.json").read_text())
+    assert sorted(e["node"] for e in timeline) == ["evaluate", "fit_a", "fit_b", "prep"]
+    assert len({e["worker"]["pid"] for e in timeline}) == 4  # one process each
+    assert {e["status"] for e in timeline} == {"completed"}
+    assert {i.dataset.name for i in client.get_run(run_id).inputs.dataset_inputs} == {"values"}
 
 
 def test_different_param_value_from_another_process_is_a_clear_error(orchestrated):

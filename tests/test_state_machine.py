@@ -138,7 +138,7 @@ class RunContextMachine(RuleBasedStateMachine):
         shutil.copy(TEMPLATE_DB, self.tmp / "mlflow.db")
         self.uri = f"sqlite:///{self.tmp / 'mlflow.db'}"
         self.client = MlflowClient(self.uri)
-        exp = self.client.create_experiment("orchestrator")
+        exp = self.client.create_experiment("orchestrator", artifact_location=(self.tmp / "mlartifacts").as_uri())
         self.orchestrator_run = self.client.create_run(exp).info.run_id
         self.ctx: RunContext | None = None
         self.ended: list[RunContext] = []
