@@ -53,6 +53,10 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     _show_run_lines()
     from ._run_info import run_tags
 
+    tracked = reg.tracked(kedro_run_id)
+    recorder = _recorder(kedro_run_id, config, pipeline, catalog, tracked)
+    if recorder is not None:
+        environment.update(recorder.environment())
     try:
         if config.header_provider is not None:  # before the first request
             from ._header_provider import install
@@ -61,15 +65,22 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
             remove = install(config.header_provider, kedro_context)
             if registered is not None:
                 registered.cleanups.append(remove)
+        if config.system_metrics:  # a missing psutil is a clear error before the run opens
+            from ._system_metrics import check_system_metrics
+
+            check_system_metrics(config.source)
         ctx.start(run_name=",".join(pipelines), tags=run_tags(run_params, config), publish=True,
                   environment=environment)
     except BaseException:
         reg.finish(kedro_run_id, Outcome.killed("the MLflow run could not be opened"))  # forget it
         raise
     guard = SignalGuard(lambda signum: reg.kill(kedro_run_id, f"{signal.Signals(signum).name} received"))
-    tracked = reg.tracked(kedro_run_id)
     if tracked is not None and guard.install():
         tracked.guard = guard
+    if tracked is not None and recorder is not None:
+        tracked.before_end.append(recorder.write)
+    if tracked is not None and config.system_metrics:
+        _system_metrics(ctx, tracked)
     try:  # Kedro calls no error hook for errors raised here: end the run FAILED ourselves
         _autologging(config, tracked)
         validate_datasets(catalog, names)
@@ -87,6 +98,33 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
             logger.exception("Could not record the failure in MLflow run %s", ctx.run_id)
         raise
     _guard_session_runner(kedro_run_id)
+
+
+def _recorder(kedro_run_id: str, config: MlflowConfig, pipeline: Any, catalog: Any, tracked: Any) -> Any:
+    """The node timeline and lineage recorder of the run (None when off, or when it cannot be built)."""
+    if tracked is None or not (config.timeline or config.lineage):
+        return None
+    from ._recorder import RunRecorder
+
+    try:
+        recorder = RunRecorder.for_pipeline(kedro_run_id, config, pipeline, catalog)
+    except Exception as exc:  # lineage and timeline never fail a run
+        logger.warning("Not recording the node timeline and lineage of Kedro run %s: %s: %s", kedro_run_id,
+                       type(exc).__name__, exc)
+        return None
+    if recorder is not None:
+        tracked.recorder = recorder
+        tracked.cleanups.append(recorder.cleanup)
+    return recorder
+
+
+def _system_metrics(ctx: Any, tracked: Any) -> None:
+    from ._system_metrics import start_system_metrics
+
+    try:
+        start_system_metrics(ctx, tracked)
+    except Exception as exc:  # system metrics never fail a run
+        logger.warning("Could not start system metrics for MLflow run %s: %s: %s", ctx.run_id, type(exc).__name__, exc)
 
 
 def _autologging(config: MlflowConfig, tracked: Any) -> None:

@@ -20,7 +20,8 @@ class OptionalOf:
     type: type
 
 
-_TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", list: "a list", dict: "a mapping"}
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+               dict: "a mapping"}
 
 
 def describe(value: Any) -> str:
@@ -88,7 +89,9 @@ def validate(raw: Any, schema: Mapping[str, Any], path: str, where: Locator) -> 
             out[name] = None if isinstance(default, OptionalOf) else default
             continue
         expected = default.type if isinstance(default, OptionalOf) else str if default is None else type(default)
-        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # a number key accepts integers
+        ok = isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool))
         if not ok:
             raise ConfigError(
                 f"'{key}' in {where(key)} must be {_TYPE_NAMES[expected]}, got {describe(value)}.", key=key

@@ -30,6 +30,15 @@ tracking:
     enabled: false
     flavors: []               # e.g. [sklearn]; empty: every library MLflow autologs
     kwargs: {}                # passed to autolog(), e.g. {log_models: false}
+  lineage:                    # free persisted inputs as MLflow dataset inputs, kedro/outputs.json
+    enabled: true
+    digest: auto              # auto | stat | content | none
+  timeline:                   # kedro/timeline.json|html, kedro/pipeline.json, kedro.node_duration_s.*
+    enabled: true
+  system_metrics:             # MLflow's system/... metrics (needs kedro-mlflow-runs[system])
+    enabled: false            # MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true turns it on too
+    sampling_interval: 10     # seconds between samples
+    samples_before_logging: 1
   experiment:
     name: null                # default: MLFLOW_EXPERIMENT_NAME, else the package name
     restore_if_deleted: true
@@ -39,6 +48,7 @@ tracking:
   run:
     id: null                  # attach to this run (default: MLFLOW_RUN_ID, else a new run)
     name: null                # default: the pipeline names
+    description: null         # the run's description in the MLflow UI (Markdown)
     nested: true              # a run already active in the session thread becomes the parent
     tags: {}
     attached:
@@ -226,10 +236,24 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
         run = tracker.get_run(run_id, source="--run-id" if run_id != config.run_id else config.run_id_source)
         if run.info.status != "RUNNING":
             click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {status} anyway.")
+        _merge_parts(tracker, run_id, status)
         tracker.set_terminated(run_id, status)
     except KedroMlflowRunsError as exc:
         raise click.ClickException(str(exc)) from safe_cause(exc)
     click.echo(f"Ended MLflow run {run_id} as {status} in {config.redacted_tracking_uri}.")
+
+
+def _merge_parts(tracker, run_id: str, status: str) -> None:  # type: ignore[no-untyped-def]
+    """The timeline and outputs of every `kedro run` that attached to the run, merged once more."""
+    from ._recorder import merge_parts
+
+    try:
+        parts = merge_parts(tracker, run_id, status=status)
+    except Exception as exc:  # closing the run matters more
+        click.echo(f"Could not merge the node timelines of MLflow run {run_id}: {type(exc).__name__}: {exc}", err=True)
+        return
+    if parts:
+        click.echo(f"Merged the node timelines of {parts} Kedro run(s) into kedro/timeline.json.")
 
 
 def _close_stale(tracker, config, status: str, yes: bool) -> None:  # type: ignore[no-untyped-def]

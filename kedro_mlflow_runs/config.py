@@ -41,6 +41,12 @@ CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
 
 _OPTIONAL_INT = OptionalOf(int)
 
+#: ``tracking.lineage.digest``: how a dataset's digest is computed (see docs/lineage-and-timeline.md).
+LINEAGE_DIGESTS = ("auto", "stat", "content", "none")
+
+#: MLflow's own switch for system metrics; it turns ``tracking.system_metrics`` on too.
+SYSTEM_METRICS_ENV_VAR = "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING"
+
 #: server.http key -> (MLflow environment variable, our default when neither mlflow.yml nor the
 #: environment sets it; None leaves MLflow's own default).
 HTTP_SETTINGS = {
@@ -63,6 +69,9 @@ _SCHEMA: dict[str, Any] = {
     "tracking": {
         "disable_tracking": {"pipelines": [], "disable_autologging": True},
         "autolog": {"enabled": False, "flavors": [], "kwargs": {}},
+        "lineage": {"enabled": True, "digest": "auto"},
+        "timeline": {"enabled": True},
+        "system_metrics": {"enabled": False, "sampling_interval": 10.0, "samples_before_logging": 1},
         "experiment": {
             "name": None,
             "restore_if_deleted": True,
@@ -71,6 +80,7 @@ _SCHEMA: dict[str, Any] = {
         "run": {
             "id": None,
             "name": None,
+            "description": None,
             "nested": True,
             "tags": {},
             "attached": {"end_run": False, "record_failure": False},
@@ -127,6 +137,13 @@ class MlflowConfig:
     uri_credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
     default_store: bool = False
     project_path: str | None = None
+    run_description: str | None = None
+    lineage: bool = True
+    lineage_digest: str = "auto"
+    timeline: bool = True
+    system_metrics: bool = False
+    system_metrics_sampling_interval: float = 10.0
+    system_metrics_samples_before_logging: int = 1
     ui_host: str = "127.0.0.1"
     ui_port: int = 5000
     source: str = "defaults"
@@ -243,6 +260,20 @@ def build_config(
                 f"got {describe(tag_value)}.",
                 key=key,
             )
+    digest = tracking["lineage"]["digest"]
+    if digest not in LINEAGE_DIGESTS:
+        key = "tracking.lineage.digest"
+        raise ConfigError(f"'{key}' in {where(key)} is {digest!r}; use one of: {', '.join(LINEAGE_DIGESTS)}.",
+                          key=key)
+    system = tracking["system_metrics"]
+    if system["sampling_interval"] <= 0:
+        key = "tracking.system_metrics.sampling_interval"
+        raise ConfigError(f"'{key}' in {where(key)} must be a number of seconds above 0, got "
+                          f"{system['sampling_interval']!r}.", key=key)
+    if system["samples_before_logging"] < 1:
+        key = "tracking.system_metrics.samples_before_logging"
+        raise ConfigError(f"'{key}' in {where(key)} must be 1 or more, got {system['samples_before_logging']!r}.",
+                          key=key)
     if not params["dict_params"]["sep"]:
         key = "tracking.params.dict_params.sep"
         raise ConfigError(f"'{key}' in {where(key)} must be a non-empty string.", key=key)
@@ -258,7 +289,8 @@ def build_config(
             http_env[env_var] = str(ours)
     if not 0 < cfg["ui"]["port"] < 65536:
         raise ConfigError(f"'ui.port' in {where('ui.port')} must be between 1 and 65535.", key="ui.port")
-    for key in ("tracking.run.id", "tracking.run.name", "tracking.experiment.name", "server.mlflow_tracking_uri"):
+    for key in ("tracking.run.id", "tracking.run.name", "tracking.experiment.name", "server.mlflow_tracking_uri",
+                "tracking.run.description"):
         value = _get(cfg, key)
         if value is not None and not str(value).strip():
             raise ConfigError(f"'{key}' in {where(key)} is empty; remove it or give a value.", key=key)
@@ -323,10 +355,21 @@ def build_config(
         disabled_pipelines=tuple(pipelines),
         default_store=default_store,
         project_path=str(project_path),
+        run_description=run["description"],
+        lineage=tracking["lineage"]["enabled"],
+        lineage_digest=digest,
+        timeline=tracking["timeline"]["enabled"],
+        system_metrics=system["enabled"] or _truthy(env.get(SYSTEM_METRICS_ENV_VAR)),
+        system_metrics_sampling_interval=float(system["sampling_interval"]),
+        system_metrics_samples_before_logging=system["samples_before_logging"],
         ui_host=cfg["ui"]["host"],
         ui_port=cfg["ui"]["port"],
         source=source,
     )
+
+
+def _truthy(value: str | None) -> bool:
+    return str(value or "").strip().lower() in ("true", "1", "yes", "on")
 
 
 def _numeric_port(raw: Any, where: Locator) -> Any:

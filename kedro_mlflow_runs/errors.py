@@ -12,6 +12,7 @@ facts are attributes (``run_id``, ``dataset``, ``key``; None when they do not ap
     ├── TrackingError          an MLflow call failed while logging into a run
     ├── RunInterruptedError    recorded on a run ended KILLED (signal, or an exception no hook sees)
     ├── PipelineModelError     a pipeline_ml_factory pipeline or its model cannot be built, logged or run
+    ├── MissingDependencyError an enabled feature needs an optional package that is not installed
     └── MlflowDatasetError     a dataset cannot be used as configured (also a Kedro DatasetError)
         ├── NoActiveRunError   a dataset needs a run, none is active and it has no run_id
         ├── RunConflictError   a dataset's run_id differs from the active run on save
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "DatasetRunNotFoundError",
     "KedroMlflowRunsError",
+    "MissingDependencyError",
     "MlflowDatasetError",
     "NoActiveRunError",
     "ParameterError",
@@ -87,6 +89,10 @@ class RunInterruptedError(KedroMlflowRunsError):
 
 class PipelineModelError(KedroMlflowRunsError, ValueError):
     """A ``pipeline_ml_factory`` pipeline, or the model made of its inference part, cannot work as configured."""
+
+
+class MissingDependencyError(KedroMlflowRunsError, ImportError):
+    """An enabled feature needs an optional package (an extra of kedro-mlflow-runs) that is not installed."""
 
 
 class MlflowDatasetError(KedroMlflowRunsError, DatasetError):

@@ -97,12 +97,18 @@ class MlflowRunsHooks:
                 from ._autolog import worker_autolog
 
                 worker_autolog()
+            recorder = _recorder(run_id)
+            if recorder is not None and node is not None:
+                recorder.node_started(node.name)
 
     @hook_impl
     def after_node_run(self, run_id: str, node: Any = None) -> None:
         ctx = _context_for(run_id)
         if ctx is not None:
             ctx.unbind_thread()
+            recorder = _recorder(run_id)
+            if recorder is not None and node is not None:
+                recorder.node_ended(node.name)
 
     @hook_impl
     def on_node_error(self, error: Exception, node: Any, run_id: str) -> None:
@@ -113,6 +119,9 @@ class MlflowRunsHooks:
             return
         node_name = getattr(node, "name", None)
         ctx.record_error(error, node_name)
+        recorder = _recorder(run_id)
+        if recorder is not None and node_name:
+            recorder.node_ended(node_name, "failed", error)
         tracked = registry().tracked(run_id)
         if tracked is None or ctx.in_worker:
             # a ParallelRunner worker: the session's context never sees this record
@@ -124,6 +133,34 @@ class MlflowRunsHooks:
                 logger.warning("Could not record the error of node %s in MLflow run %s", node_name, ctx.run_id,
                                exc_info=True)
         ctx.unbind_thread()
+
+
+    # -- datasets: the schema of persisted frames, and which outputs were written -------------
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        recorder = _recorder(None)
+        if recorder is not None:
+            recorder.dataset(dataset_name, data, saved=False)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        recorder = _recorder(None)
+        if recorder is not None:
+            recorder.dataset(dataset_name, data, saved=True)
+
+
+def _recorder(run_id: str | None) -> Any:
+    """The timeline and lineage recorder of a Kedro run (by id, else of this thread's run) in this process."""
+    from ._recorder import recorder_for
+    from .registry import registry
+
+    if run_id is None:
+        ctx = registry().current()
+        if ctx is None or not ctx.is_active:
+            return None
+        run_id = ctx.kedro_run_id
+    return recorder_for(str(run_id))
 
 
 def _context_for(run_id: str) -> Any:

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 class TrackedRun:
     """What one Kedro run holds while it is in progress in this process."""
 
-    __slots__ = ("before_success", "cleanups", "config", "context", "guard")
+    __slots__ = ("before_end", "before_success", "cleanups", "config", "context", "guard", "recorder")
 
     def __init__(self, context: RunContext, config: MlflowConfig) -> None:
         self.context = context
@@ -45,6 +45,12 @@ class TrackedRun:
         #: called with the context, oldest first, when the pipeline succeeded and before the run ends
         #: FINISHED (pipeline models, timeline, lineage); one that raises ends the run FAILED.
         self.before_success: list[Callable[[RunContext], None]] = []
+        #: called with the context and the outcome, oldest first, by ``finish`` for ANY outcome, in the
+        #: process that runs the Kedro run, before the run ends (system metrics stopped, timeline and
+        #: lineage written). Bounded in time; a step that fails is logged and never changes the status.
+        self.before_end: list[Callable[[RunContext, Outcome], None]] = []
+        #: what the run records about itself (node timeline, lineage): see ``_recorder.py``
+        self.recorder: Any = None
 
     def release(self) -> None:
         """Put back the signal handlers, then undo the cleanups, newest first."""
@@ -63,7 +69,7 @@ class RunRegistry:
     """Every run of this process, under one lock (see the module docstring)."""
 
     __slots__ = ("_active", "_atexit", "_env_attached", "_firsts", "_last_config", "_lock", "_pending",
-                 "_thread_config", "_tracked", "process")
+                 "_thread_config", "_tracked", "_worker_recorders", "process")
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -76,6 +82,7 @@ class RunRegistry:
         self._last_config: tuple[MlflowConfig, dict[str, str]] | None = None  # (config, its credentials)
         self._atexit = False
         self._firsts: set[tuple[int, str]] = set()
+        self._worker_recorders: dict[tuple[int, str], Any] = {}
 
     # -- public view ---------------------------------------------------------------------
 
@@ -112,6 +119,22 @@ class RunRegistry:
 
                 ctx = self._env_attached[key] = RunContext.attach(handle, register=False)
             return ctx
+
+    def recorder(self, kedro_run_id: str | None, factory: Callable[[str | None], Any]) -> Any:
+        """What records the node timeline and lineage of a Kedro run in this process, or None.
+
+        The tracked run's own recorder (also in a forked worker, which inherited it); in a process
+        that does not track the run (a spawned worker), ``factory(kedro_run_id)`` builds one from
+        what the run published, once per process and Kedro run.
+        """
+        with self._lock:
+            tracked = self._tracked.get(str(kedro_run_id)) if kedro_run_id is not None else None
+            if tracked is not None:
+                return tracked.recorder
+            key = (os.getpid(), str(kedro_run_id))
+            if key not in self._worker_recorders:
+                self._worker_recorders[key] = factory(kedro_run_id)
+            return self._worker_recorders[key]
 
     def first_in_process(self, what: str) -> bool:
         """True the first time ``what`` is asked in this process (a forked child asks afresh)."""
@@ -195,13 +218,20 @@ class RunRegistry:
                 del self._tracked[str(ctx.kedro_run_id)]
             if ctx in self._active:
                 self._active.remove(ctx)
+        interrupted: BaseException | None = None
         try:
+            if tracked is not None and ctx.is_active and ctx.pid == os.getpid() and tracked.before_end:
+                from ._end_steps import run_end_steps
+
+                interrupted = run_end_steps(tracked.before_end, ctx, outcome)
             if ctx.is_active:
                 ctx.close(outcome)
         finally:
             if tracked is not None:
                 tracked.release()
             self.process.unpublish(ctx)
+        if interrupted is not None:  # Ctrl-C during the end steps: the run is closed, now go on
+            raise interrupted
         return ctx
 
     def succeed(self, kedro_run_id: str) -> RunContext | None:

@@ -127,3 +127,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             yield server
         finally:
             server.stop()
+
+
+def user_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """A run's metrics without the node durations the plugin records (``kedro.node_duration_s.*``)."""
+    return {k: v for k, v in metrics.items() if not k.startswith("kedro.node_duration_s.")}
+
+
+def user_artifacts(items: list[Any]) -> list[Any]:
+    """A run's top-level artifacts without the ``kedro/`` folder the plugin records (timeline, lineage)."""
+    return [item for item in items if item.path != "kedro"]

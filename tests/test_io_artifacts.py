@@ -28,7 +28,7 @@ from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 from kedro_project import kedro_run
 
-from conftest import all_runs
+from conftest import all_runs, user_artifacts
 from kedro_mlflow_runs import NoActiveRunError, RunConflictError
 from kedro_mlflow_runs.io import MlflowArtifactDataSet, MlflowArtifactDataset
 
@@ -42,7 +42,7 @@ def _csv(path, **extra):
 
 
 def _artifacts(client, run_id, path=None):
-    return sorted(f.path for f in client.list_artifacts(run_id, path))
+    return sorted(f.path for f in user_artifacts(client.list_artifacts(run_id, path)))
 
 
 def test_csv_saved_locally_and_logged_into_the_active_run(project, client_for, tmp_path):

@@ -10,7 +10,7 @@ from io_support import HISTORY, METRIC, METRICS, active_run, new_run, project_st
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
-from conftest import all_runs
+from conftest import all_runs, user_metrics
 from kedro_mlflow_runs import NoActiveRunError, RunConflictError
 from kedro_mlflow_runs.io import MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsDataset
 
@@ -65,8 +65,8 @@ def test_metric_run_selection(project, client_for):
         with pytest.raises(RunConflictError, match=f"'{earlier}'.*'{ctx.run_id}'"):
             MlflowMetricDataset(key="m", run_id=earlier).save(2.0)
         assert MlflowMetricDataset(key="m", run_id=earlier).load() == 1.0  # load from run_id
-    assert client.get_run(earlier).data.metrics == {"m": 1.0}
-    assert client.get_run(ctx.run_id).data.metrics == {}
+    assert user_metrics(client.get_run(earlier).data.metrics) == {"m": 1.0}
+    assert user_metrics(client.get_run(ctx.run_id).data.metrics) == {}
     assert len(all_runs(client)) == 2
 
 

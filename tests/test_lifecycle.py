@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from conftest import all_runs
+from conftest import all_runs, user_artifacts, user_metrics
 from kedro_project import run_session
 
 import kedro_mlflow_runs
@@ -119,7 +121,7 @@ def test_user_code_calling_mlflow_log_metric_lands_in_the_run(project, client_fo
     run_session(project, runtime_params={"model": {"log_metric": True}})
 
     (run,) = all_runs(client_for(project))
-    assert run.data.metrics == {"user_metric": 0.5}
+    assert user_metrics(run.data.metrics) == {"user_metric": 0.5}
 
 
 def test_user_tags_and_run_name_from_mlflow_yml(project_factory, client_for):
@@ -180,7 +182,9 @@ def test_no_git_commit_tag_outside_a_checkout(project, client_for):
 
 
 def _orchestrator_run(client, name="orchestrator"):
-    exp_id = client.create_experiment(name)
+    # artifacts beside the store (the default, ./mlruns, would be the test's working directory)
+    store = Path(client.tracking_uri.removeprefix("sqlite:///")).parent
+    exp_id = client.create_experiment(name, artifact_location=(store / "mlartifacts").as_uri())
     return client.create_run(exp_id, run_name=name)
 
 
@@ -329,7 +333,7 @@ def test_many_params_are_sent_in_batches(project_factory, client_for, mocker):
     assert len(run.data.params) == 250
     param_calls = [c for c in spy.call_args_list if c.kwargs.get("params")]
     assert len(param_calls) == 3  # 100 + 100 + 50, not 250 requests
-    assert all(len(c.kwargs["params"]) + len(c.kwargs.get("tags") or []) <= 100 for c in spy.call_args_list)
+    assert all(len(c.kwargs.get("params") or []) + len(c.kwargs.get("tags") or []) <= 100 for c in spy.call_args_list)
 
 
 CREDS_REGISTRY = """
@@ -400,8 +404,8 @@ def test_two_sessions_running_at_once_in_threads_keep_their_runs_apart(project_f
     runs = [r for r in all_runs(client_for(project)) if r.info.run_name == "__default__"]
     assert len(runs) == 2
     by_c = {r.data.params["model.C"]: r for r in runs}
-    assert by_c["1.0"].data.metrics == {"coef": 6.0, "user_metric": 0.5}
-    assert by_c["2.0"].data.metrics == {"coef": 12.0, "user_metric": 0.5}
+    assert user_metrics(by_c["1.0"].data.metrics) == {"coef": 6.0, "user_metric": 0.5}
+    assert user_metrics(by_c["2.0"].data.metrics) == {"coef": 12.0, "user_metric": 0.5}
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert mlflow.active_run() is None and current_run_context() is None
 
@@ -434,7 +438,7 @@ def test_artifacts_of_a_configured_sqlite_store_stay_beside_it(project_factory, 
     run_session(project)
     client = MlflowClient(f"sqlite:///{project / 'stores' / 'custom.db'}")
     (run,) = all_runs(client)
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["summary.json"]
+    assert [a.path for a in user_artifacts(client.list_artifacts(run.info.run_id))] == ["summary.json"]
     assert (project / "stores" / "mlartifacts").is_dir()
     assert not (project / "mlruns").exists()
 

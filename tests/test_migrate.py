@@ -6,7 +6,7 @@ import subprocess
 import textwrap
 
 import pytest
-from conftest import all_runs
+from conftest import all_runs, user_artifacts
 from io_support import logged_models
 from kedro_project import kedro_cmd, kedro_env, kedro_run
 
@@ -101,7 +101,7 @@ def test_a_kedro_mlflow_project_runs_after_migrate_write(project_factory, client
     (run,) = all_runs(client)
     assert run.info.status == "FINISHED" and "accuracy" in run.data.metrics
     assert [m.name for m in logged_models(client, run.info.run_id)] == ["my_model"]
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["predictions.json"]
+    assert [a.path for a in user_artifacts(client.list_artifacts(run.info.run_id))] == ["predictions.json"]
 
 
 def test_what_cannot_be_migrated_is_named_and_fails_the_command(project_factory):

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import all_runs
+from conftest import all_runs, user_metrics
 from io_support import new_run
 from kedro.io.core import DatasetError
 from kedro_project import kedro_cmd, kedro_env, kedro_run, run_session, signal_mid_node, wait_until_started
@@ -117,7 +117,7 @@ def test_a_nested_run_started_by_node_code_is_a_child_in_the_same_experiment(pro
     (child,) = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert child.info.experiment_id == parent.info.experiment_id
-    assert child.info.status == "FINISHED" and child.data.metrics == {"trial_score": 0.9}
+    assert child.info.status == "FINISHED" and user_metrics(child.data.metrics) == {"trial_score": 0.9}
 
 
 def test_a_top_level_run_started_by_node_code_is_mlflows_clear_error_and_no_stray_run(project_factory,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import all_runs
+from conftest import all_runs, user_artifacts, user_metrics
 from kedro_project import run_session
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def test_one_finished_run_holds_what_every_worker_logged(project, client_for, mo
     (run,) = runs
     assert run.info.status == "FINISHED"
     assert run.data.tags["kedro.runner"] == runner
-    assert run.data.metrics == {"user_metric": 0.5}  # logged by node code in a worker
+    assert user_metrics(run.data.metrics) == {"user_metric": 0.5}  # logged by node code in a worker
     assert run.data.params["model.C"] == "0.5"
 
 
@@ -95,8 +95,8 @@ def test_datasets_in_workers_log_into_the_one_run_and_models_load_across_workers
     (run,) = all_runs(client)
     assert run.info.status == "FINISHED"
     assert [m.name for m in logged_models(client, run.info.run_id)] == ["my_model"]
-    assert run.data.metrics == {"score": 0.75}
-    assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == ["predictions.json", "table.csv"]
+    assert user_metrics(run.data.metrics) == {"score": 0.75}
+    assert sorted(a.path for a in user_artifacts(client.list_artifacts(run.info.run_id))) == ["predictions.json", "table.csv"]
     # `predict` loaded the model that `train` logged (in another worker, for ParallelRunner)
     assert json.loads((project / "data" / "predictions.json").read_text()) == [0, 1]
 
@@ -121,5 +121,5 @@ def test_disabled_tracking_spawned_worker_dataset_with_run_id_uses_the_project_s
 
     run_session(project, runner=_runner("ParallelRunner", False))
 
-    assert client.get_run(earlier).data.metrics == {"score": 0.75}  # saved from a spawned worker
+    assert user_metrics(client.get_run(earlier).data.metrics) == {"score": 0.75}  # saved from a spawned worker
     assert [r.info.run_id for r in all_runs(client)] == [earlier]  # tracking disabled: no new run

@@ -6,6 +6,7 @@ import subprocess
 import uuid
 
 import pytest
+from conftest import user_metrics
 from flaky_proxy import FlakyProxy
 from kedro_project import kedro_cmd, kedro_env, wait_until_started, kedro_run, run_session
 
@@ -39,7 +40,7 @@ def test_transient_503s_and_dropped_connections_are_retried(project_factory, mlf
     (run,) = _experiment_runs(client, exp)  # retried requests did not create duplicate runs
     assert run.info.status == "FINISHED"
     assert run.data.params["model.C"] == "0.5"
-    assert run.data.metrics == {"user_metric": 0.5}
+    assert user_metrics(run.data.metrics) == {"user_metric": 0.5}
 
 
 def test_unreachable_server_fails_before_any_node_then_works_after_restart(project_factory, mlflow_server, tmp_path):

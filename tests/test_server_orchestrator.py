@@ -6,6 +6,7 @@ import subprocess
 import uuid
 
 import pytest
+from conftest import user_metrics, user_artifacts
 from kedro_project import kedro_cmd, kedro_env, kedro_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -98,8 +99,8 @@ def test_three_processes_two_concurrent_log_into_one_open_run(orchestrated):
     run = client.get_run(run_id)
     assert run.info.status == "RUNNING"  # left open for the orchestrator
     assert run.data.params == {"data.n": "5", "model.C": "2.0", "a_only": "3", "b_only": "4"}
-    assert run.data.metrics == {"score_a": 20.0, "score_b": 10.0, "b": 20.0}
-    assert sorted(a.path for a in client.list_artifacts(run_id)) == ["predictions.json", "result_a.json"]
+    assert user_metrics(run.data.metrics) == {"score_a": 20.0, "score_b": 10.0, "b": 20.0}
+    assert sorted(a.path for a in user_artifacts(client.list_artifacts(run_id))) == ["predictions.json", "result_a.json"]
     models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
     assert [(m.name, m.source_run_id) for m in models] == [("classifier", run_id)]
     # no process created a run of its own
@@ -113,6 +114,15 @@ def test_three_processes_two_concurrent_log_into_one_open_run(orchestrated):
     assert closed.returncode == 0, closed.stderr[-3000:]
     assert f"Ended MLflow run {run_id} as FINISHED" in closed.stdout
     assert client.get_run(run_id).info.status == "FINISHED"
+    # each process added its part of the node timeline; the closer merged every part
+    assert "Merged the node timelines of 4 Kedro run(s)" in closed.stdout
+    assert len(client.list_artifacts(run_id, "kedro/parts")) == 4
+    timeline = json.loads(client.download_artifacts(run_id, "kedro/timeline.json", str(project)) and
+                          (project / "timeline.json").read_text())
+    assert sorted(e["node"] for e in timeline) == ["evaluate", "fit_a", "fit_b", "prep"]
+    assert len({e["worker"]["pid"] for e in timeline}) == 4  # one process each
+    assert {e["status"] for e in timeline} == {"completed"}
+    assert {i.dataset.name for i in client.get_run(run_id).inputs.dataset_inputs} == {"values"}
 
 
 def test_different_param_value_from_another_process_is_a_clear_error(orchestrated):

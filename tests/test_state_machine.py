@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import user_metrics
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -115,7 +116,7 @@ def test_handle_is_small_and_picklable(store):
         ctx.end(RunState.FINISHED)
     run = MlflowClient(uri).get_run(handle.run_id)
     assert run.info.status == "FINISHED"
-    assert run.data.metrics == {"from_worker": 1.0}
+    assert user_metrics(run.data.metrics) == {"from_worker": 1.0}
 
 
 def test_handle_repr_redacts_the_password():
@@ -137,7 +138,7 @@ class RunContextMachine(RuleBasedStateMachine):
         shutil.copy(TEMPLATE_DB, self.tmp / "mlflow.db")
         self.uri = f"sqlite:///{self.tmp / 'mlflow.db'}"
         self.client = MlflowClient(self.uri)
-        exp = self.client.create_experiment("orchestrator")
+        exp = self.client.create_experiment("orchestrator", artifact_location=(self.tmp / "mlartifacts").as_uri())
         self.orchestrator_run = self.client.create_run(exp).info.run_id
         self.ctx: RunContext | None = None
         self.ended: list[RunContext] = []

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import all_runs
+from conftest import all_runs, user_artifacts, user_metrics
 from io_support import LOGGER, logged_models
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
@@ -69,9 +69,9 @@ def test_datasets_log_into_the_run_the_user_started_and_leave_it_open(project, c
     client = client_for(project)
     (stored,) = all_runs(client)
     assert stored.info.run_id == run.info.run_id and stored.info.status == "FINISHED"
-    assert stored.data.metrics == {"accuracy": 0.75, "loss": 0.25}
+    assert user_metrics(stored.data.metrics) == {"accuracy": 0.75, "loss": 0.25}
     assert [m.name for m in logged_models(client, run.info.run_id)] == ["model"]
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["report.json"]
+    assert [a.path for a in user_artifacts(client.list_artifacts(run.info.run_id))] == ["report.json"]
 
 
 def test_a_run_id_other_than_the_users_run_refuses_the_save_and_writes_nothing(project, client_for, sk_model,
@@ -100,4 +100,4 @@ def test_the_same_run_id_as_the_users_run_is_no_conflict(project, client_for, tm
             DataCatalog.from_config({"m": {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricDataset",
                                            "key": "m", "run_id": run.info.run_id}}).save("m", 1.0)
     (stored,) = all_runs(client_for(project))
-    assert stored.data.metrics == {"m": 1.0}
+    assert user_metrics(stored.data.metrics) == {"m": 1.0}

@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
+MAX_DATASETS_PER_BATCH = 1000
 
 T = TypeVar("T")
 
@@ -245,6 +246,30 @@ class Tracker:
         run = self._call(f"read the metrics of MLflow run '{run_id}'", lambda: self.client.get_run(run_id), run_id=run_id)
         return {k: float(v) for k, v in run.data.metrics.items()}
 
+    def log_inputs(self, run_id: str, datasets: Iterable[Mapping[str, Any]]) -> None:
+        """Log dataset inputs of run ``run_id`` in one request (per 1000).
+
+        Each mapping has ``name``, ``digest``, ``source_type``, ``source`` and optionally ``schema``,
+        ``profile`` (JSON strings) and ``context`` (the ``mlflow.data.context`` input tag).
+        """
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [
+            DatasetInput(
+                Dataset(name=d["name"], digest=d["digest"], source_type=d["source_type"], source=d["source"],
+                        schema=d.get("schema"), profile=d.get("profile")),
+                tags=[InputTag("mlflow.data.context", d["context"])] if d.get("context") else [],
+            )
+            for d in datasets
+        ]
+
+        def send() -> None:
+            for i in range(0, len(inputs), MAX_DATASETS_PER_BATCH):
+                self.client.log_inputs(run_id, datasets=inputs[i : i + MAX_DATASETS_PER_BATCH])
+
+        if inputs:
+            self._call(f"log the dataset inputs of MLflow run '{run_id}'", send, run_id=run_id)
+
     # -- artifacts ---------------------------------------------------------------------------
 
     def log_artifact(self, run_id: str, local: str, artifact_path: str | None) -> None:
@@ -254,6 +279,14 @@ class Tracker:
         else:
             call = lambda: self.client.log_artifact(run_id, local, artifact_path)  # noqa: E731
         self._call(f"log '{local}' as an artifact of MLflow run '{run_id}'", call, run_id=run_id)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
+        """The artifact paths directly under ``path`` of run ``run_id``."""
+        return self._call(
+            f"list the artifacts of MLflow run '{run_id}'",
+            lambda: [item.path for item in self.client.list_artifacts(run_id, path)],
+            run_id=run_id,
+        )
 
     def download_artifact(self, run_id: str, name: str, destination: str) -> str:
         return self._call(

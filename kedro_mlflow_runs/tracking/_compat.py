@@ -13,6 +13,12 @@ What we touch, and why:
 * ``mlflow.tracking.request_header.registry._request_header_provider_registry``: the providers
   MLflow asks for headers on every request; a run adds ``server.request_header_provider`` there
   and takes it out again when it ends (MLflow only offers registration through entry points).
+* ``mlflow.system_metrics.system_metrics_monitor.SystemMetricsMonitor`` (not in MLflow's documented
+  API): MLflow starts it only inside ``mlflow.start_run``; our runs are created with the client, so
+  we start and stop one ourselves (``_system_metrics.py``). We use its constructor
+  (``run_id, sampling_interval, samples_before_logging, resume_logging, tracking_uri``) and
+  ``start``/``finish``/``collect_metrics``/``aggregate_metrics``/``publish_metrics`` and its
+  ``mlflow_logger.flush``.
 
 ``tests/test_architecture.py::test_the_mlflow_private_names_we_use_still_exist`` fails loudly when a future MLflow moves any of them. Nothing else in
 the package may name an MLflow private attribute.
@@ -22,7 +28,11 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ActiveRun", "fluent_stack", "global_uris", "header_providers", "set_global_uris", "verify"]
+__all__ = ["ActiveRun", "SystemMetricsMonitor", "fluent_stack", "global_uris", "header_providers", "set_global_uris",
+           "verify"]
+
+_MONITOR_METHODS = ("start", "finish", "collect_metrics", "aggregate_metrics", "publish_metrics")
+_MONITOR_ARGS = ("run_id", "sampling_interval", "samples_before_logging", "resume_logging", "tracking_uri")
 
 
 def fluent_stack() -> list[Any]:
@@ -65,6 +75,13 @@ def header_providers() -> list[Any]:
     return registry._request_header_provider_registry._registry
 
 
+def SystemMetricsMonitor(run_id: str, **kwargs: Any) -> Any:  # noqa: N802 - mirrors the class it builds
+    """MLflow's system-metrics monitor of run ``run_id`` (not started); needs psutil."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor as Monitor
+
+    return Monitor(run_id, **kwargs)
+
+
 def verify() -> list[str]:
     """The private names above that this MLflow no longer has (empty when all are there)."""
     missing = []
@@ -96,4 +113,17 @@ def verify() -> list[str]:
             missing.append("mlflow.tracking.request_header.registry._request_header_provider_registry._registry")
     except Exception as exc:  # pragma: no cover
         missing.append(f"mlflow.tracking.request_header.registry._request_header_provider_registry ({exc})")
+    try:
+        import importlib.util
+        import inspect
+
+        if importlib.util.find_spec("psutil") is None:  # the module needs psutil (our `system` extra)
+            return missing
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor as Monitor
+
+        params = inspect.signature(Monitor.__init__).parameters
+        missing += [f"SystemMetricsMonitor({arg}=...)" for arg in _MONITOR_ARGS if arg not in params]
+        missing += [f"SystemMetricsMonitor.{name}" for name in _MONITOR_METHODS if not callable(getattr(Monitor, name, None))]
+    except Exception as exc:  # pragma: no cover
+        missing.append(f"mlflow.system_metrics.system_metrics_monitor.SystemMetricsMonitor ({exc})")
     return missing

@@ -1,0 +1,216 @@
+"""Data lineage: which persisted catalog datasets a run read and wrote, from where, in which state.
+
+Pure helpers, no MLflow import: the recorder (``_recorder.py``) calls them when the pipeline
+starts (which datasets, where they are) and when the run ends (digests), and the dataset hooks
+call :func:`frame_schema` on loaded and saved data. pandas and polars are never imported here:
+a frame is recognised by the module of its type, so it is only inspected when its library is
+loaded already.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import PurePosixPath
+from typing import Any
+
+from ._redact import redact_uri
+
+__all__ = [
+    "CONTENT_DIGEST_MAX_BYTES",
+    "INPUT_CONTEXT",
+    "Location",
+    "digest",
+    "frame_schema",
+    "location",
+    "persisted",
+]
+
+#: ``digest: auto`` hashes the content of files up to this size, and their size and mtime above it.
+CONTENT_DIGEST_MAX_BYTES = 4 * 1024 * 1024
+#: At most this many files of a folder dataset enter its digest (the count is part of it).
+MAX_FOLDER_FILES = 2000
+#: The ``mlflow.data.context`` input tag of the datasets a run reads.
+INPUT_CONTEXT = "kedro.input"
+_DIGEST_LENGTH = 16  # hex characters; MLflow allows 36
+
+_MEMORY_TYPES = ("MemoryDataset", "SharedMemoryDataset")
+
+
+class Location:
+    """Where a catalog dataset's data is: the path to digest, and what MLflow shows as its source."""
+
+    __slots__ = ("dataset", "path", "protocol", "source", "source_type")
+
+    def __init__(self, dataset: Any, path: str, protocol: str) -> None:
+        self.dataset = dataset
+        self.path = path
+        self.protocol = protocol
+        if protocol in ("file", "", None):
+            self.source_type, self.source = "local", json.dumps({"uri": path})
+        elif protocol in ("http", "https"):
+            self.source_type, self.source = "http", json.dumps({"url": redact_uri(f"{protocol}://{path}")})
+        else:
+            self.source_type, self.source = protocol, json.dumps({"uri": redact_uri(f"{protocol}://{path}")})
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return {"name": name, "source_type": self.source_type, "source": self.source}
+
+
+def persisted(catalog: Any, names: Iterable[str]) -> dict[str, Any]:
+    """``{name: dataset}`` of the catalog entries among ``names`` that persist their data.
+
+    Parameters and memory datasets (declared or implicit) are left out; an entry the catalog
+    cannot build is left out too (the run reports it when a node needs it).
+    """
+    found: dict[str, Any] = {}
+    for name in names:
+        if name == "parameters" or name.startswith("params:"):
+            continue
+        try:
+            dataset = catalog.get(name)
+        except Exception:
+            continue
+        if dataset is None or type(dataset).__name__ in _MEMORY_TYPES:
+            continue
+        found[name] = dataset
+    return found
+
+
+def location(dataset: Any, *, saving: bool = False) -> Location | None:
+    """Where ``dataset`` keeps its data (a specific version for a versioned dataset), or None."""
+    inner = dataset
+    for attr in ("_dataset", "_wrapped_dataset"):  # wrappers (our artifact dataset, CachedDataset, ...)
+        if getattr(inner, "_filepath", None) is None and getattr(inner, attr, None) is not None:
+            inner = getattr(inner, attr)
+    path: Any = getattr(inner, "_filepath", None)
+    protocol = getattr(inner, "_protocol", None)
+    if path is None:
+        try:
+            described = inner._describe()
+        except Exception:
+            described = {}
+        path = described.get("filepath") or described.get("path")
+        if path is None:
+            return None
+        text = str(path)
+        protocol, sep, rest = text.partition("://")
+        path, protocol = (rest, protocol) if sep else (text, "file")
+    if getattr(inner, "_version", None) is not None:
+        try:
+            path = inner._get_versioned_path(inner.resolve_save_version()) if saving else inner._get_load_path()
+        except Exception:  # no version yet (or a clash): the unversioned path still says where
+            pass
+    return Location(inner, str(PurePosixPath(str(path))) if protocol in ("file", None) else str(path),
+                    protocol or "file")
+
+
+def digest(loc: Location, mode: str) -> str:
+    """A short digest of the data at ``loc`` that changes when the data changes.
+
+    ``content``: a hash of the bytes; ``stat``: of size and modification time (folders: of every
+    file's relative path, size and mtime); ``auto``: content up to
+    :data:`CONTENT_DIGEST_MAX_BYTES`, stat above; ``none``: the constant ``"none"``.
+    A dataset whose data is missing gets ``"missing"``.
+    """
+    if mode == "none":
+        return "none"
+    hasher = hashlib.sha256()
+    if loc.protocol in ("file", "", None):
+        if not os.path.exists(loc.path):
+            return "missing"
+        if os.path.isdir(loc.path):
+            _digest_folder(loc.path, mode, hasher)
+        else:
+            stat = os.stat(loc.path)
+            if mode == "content" or (mode == "auto" and stat.st_size <= CONTENT_DIGEST_MAX_BYTES):
+                _hash_file(loc.path, hasher)
+            else:
+                hasher.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        return hasher.hexdigest()[:_DIGEST_LENGTH]
+    fs = getattr(loc.dataset, "_fs", None)
+    if fs is None:
+        return "unknown"
+    path = loc.path
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        return "missing"
+    size = info.get("size") or 0
+    if info.get("type") != "directory" and (mode == "content" or (mode == "auto" and size <= CONTENT_DIGEST_MAX_BYTES)):
+        hasher.update(fs.cat_file(path))
+    else:
+        hasher.update(json.dumps({k: str(v) for k, v in info.items() if k != "name"}, sort_keys=True).encode())
+    return hasher.hexdigest()[:_DIGEST_LENGTH]
+
+
+def _digest_folder(root: str, mode: str, hasher: Any) -> None:
+    files: list[str] = []
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        files += [os.path.join(folder, n) for n in sorted(names)]
+        if len(files) > MAX_FOLDER_FILES:
+            break
+    files = files[:MAX_FOLDER_FILES]
+    sizes = [os.stat(f) for f in files]
+    by_content = mode == "content" or (mode == "auto" and sum(s.st_size for s in sizes) <= CONTENT_DIGEST_MAX_BYTES)
+    hasher.update(str(len(files)).encode())
+    for path, stat in zip(files, sizes):
+        hasher.update(os.path.relpath(path, root).encode())
+        if by_content:
+            _hash_file(path, hasher)
+        else:
+            hasher.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+
+
+def _hash_file(path: str, hasher: Any) -> None:
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(block)
+
+
+# -- schemas of frames ---------------------------------------------------------------------
+
+#: numpy/pandas/polars dtype names -> MLflow column types (what the MLflow UI shows)
+_MLFLOW_TYPES = {
+    "int64": "long", "int32": "integer", "int16": "integer", "int8": "integer", "uint8": "integer",
+    "uint16": "integer", "uint32": "long", "float64": "double", "float32": "float", "bool": "boolean",
+    "boolean": "boolean", "object": "string", "string": "string", "str": "string", "category": "string",
+    "Int64": "long", "Int32": "integer", "Float64": "double", "Float32": "float", "Boolean": "boolean",
+    "String": "string", "Utf8": "string", "Categorical": "string", "Binary": "binary", "Date": "datetime",
+    "Datetime": "datetime",
+}
+#: at most this many columns are described (the count is in the profile)
+MAX_SCHEMA_COLUMNS = 1000
+
+
+def frame_schema(data: Any) -> tuple[str, str] | None:
+    """``(schema, profile)`` JSON of a pandas or polars DataFrame, else None (never imports either).
+
+    The schema is MLflow's column-spec form (``{"mlflow_colspec": [{"name", "type", "dtype"}]}``),
+    which the MLflow UI shows as a table; the profile holds the row and column counts.
+    """
+    library = type(data).__module__.partition(".")[0]
+    if library not in ("pandas", "polars") or type(data).__name__ != "DataFrame":
+        return None
+    try:
+        if library == "pandas":
+            columns: Mapping[Any, Any] = data.dtypes.items()
+            rows, width = int(data.shape[0]), int(data.shape[1])
+        else:
+            columns = data.schema.items()
+            rows, width = int(data.height), int(data.width)
+        specs = []
+        for name, dtype in columns:
+            dtype_name = str(dtype)
+            base = dtype_name.split("[", 1)[0].split("(", 1)[0]
+            kind = _MLFLOW_TYPES.get(base) or ("datetime" if base.startswith(("datetime", "Datetime")) else "string")
+            specs.append({"name": str(name), "type": kind, "dtype": dtype_name})
+            if len(specs) >= MAX_SCHEMA_COLUMNS:
+                break
+    except Exception:  # an odd frame: no schema rather than a failed run
+        return None
+    profile = {"num_rows": rows, "num_columns": width, "num_elements": rows * width}
+    return json.dumps({"mlflow_colspec": specs}), json.dumps(profile)

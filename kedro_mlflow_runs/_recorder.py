@@ -1,0 +1,314 @@
+"""What a run records about itself while it runs: the node timeline and the data lineage.
+
+One :class:`RunRecorder` per tracked Kedro run, built when the pipeline starts, kept on its
+``TrackedRun``. Node and dataset hooks hand it events; nothing is sent to MLflow until the run
+ends, when :meth:`RunRecorder.write` (an end step of ``RunRegistry.finish``, for every outcome)
+logs everything in a handful of requests:
+
+* ``kedro/timeline.json``, ``kedro/timeline.html``, ``kedro/pipeline.json`` and the metrics
+  ``kedro.node_duration_s.<node>`` (``tracking.timeline``);
+* the free persisted inputs as MLflow dataset inputs and ``kedro/outputs.json``
+  (``tracking.lineage``).
+
+Where the events go: in the process that runs the Kedro run, into a list in memory; in a
+runner's worker process (a forked copy of the recorder, or one a spawned worker builds from
+``KEDRO_MLFLOW_RUNS_RECORDER``), one JSON line per event appended to ``<spool>/<pid>.jsonl``
+in a private temporary folder the run created; the owner reads them all when the run ends.
+
+Several processes attached to one run (the orchestrator pattern) each log their part as
+``kedro/parts/<kedro run>-<pid>.json`` and rewrite the merged files from every part there;
+``kedro mlflow close-run`` merges them once more when it closes the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._lineage import INPUT_CONTEXT, Location, digest, frame_schema, location, persisted
+from ._timeline import duration_metrics, entries, pipeline_description
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import MlflowConfig
+    from .context import RunContext
+    from .handle import Outcome
+    from .tracking import Tracker
+
+__all__ = ["ARTIFACT_DIR", "RECORDER_ENV_VAR", "RunRecorder", "merge_parts", "recorder_for"]
+
+logger = logging.getLogger(__name__)
+
+#: What a run publishes for its runner's spawned workers: ``{"kedro_run_id", "spool", "owner_pid",
+#: "timeline", "lineage", "watched"}`` (JSON).
+RECORDER_ENV_VAR = "KEDRO_MLFLOW_RUNS_RECORDER"
+#: The run's artifact folder for what the plugin records.
+ARTIFACT_DIR = "kedro"
+_PARTS_DIR = f"{ARTIFACT_DIR}/parts"
+
+
+class RunRecorder:
+    """Collects a Kedro run's node and dataset events, and writes them into its MLflow run at the end."""
+
+    __slots__ = ("digest_mode", "events", "inputs", "kedro_run_id", "lineage", "outputs", "owner_pid", "pipeline",
+                 "seen", "spool", "timeline", "watched")
+
+    def __init__(self, kedro_run_id: str, spool: str, owner_pid: int, *, timeline: bool, lineage: bool,
+                 watched: Iterable[str] = ()) -> None:
+        self.kedro_run_id = kedro_run_id
+        self.spool = spool
+        self.owner_pid = owner_pid
+        self.timeline = timeline
+        self.lineage = lineage
+        self.watched = frozenset(watched)  # persisted inputs and outputs: their frames get a schema
+        self.events: list[dict[str, Any]] = []  # the owner process's own events
+        self.seen: set[str] = set()  # datasets whose schema this process recorded already
+        self.pipeline: dict[str, Any] = {}
+        self.inputs: dict[str, tuple[Location, str]] = {}  # name -> (where, digest when the run started)
+        self.outputs: dict[str, Location] = {}
+        self.digest_mode = "auto"
+
+    # -- building ---------------------------------------------------------------------------
+
+    @classmethod
+    def for_pipeline(cls, kedro_run_id: str, config: MlflowConfig, pipeline: Any, catalog: Any) -> RunRecorder | None:
+        """The recorder of a Kedro run about to run ``pipeline`` (None when both features are off)."""
+        if not (config.timeline or config.lineage):
+            return None
+        inputs = persisted(catalog, sorted(pipeline.inputs())) if config.lineage else {}
+        outputs = persisted(catalog, sorted(pipeline.all_outputs())) if config.lineage else {}
+        recorder = cls(kedro_run_id, tempfile.mkdtemp(prefix="kedro-mlflow-runs-"), os.getpid(),
+                       timeline=config.timeline, lineage=config.lineage, watched=[*inputs, *outputs])
+        recorder.digest_mode = config.lineage_digest
+        if config.timeline:
+            recorder.pipeline = pipeline_description(pipeline)
+        for name, dataset in inputs.items():
+            loc = location(dataset)
+            if loc is not None:
+                recorder.inputs[name] = (loc, _safe_digest(loc, config.lineage_digest, name))
+        for name, dataset in outputs.items():
+            loc = location(dataset, saving=True)
+            if loc is not None:
+                recorder.outputs[name] = loc
+        return recorder
+
+    def environment(self) -> dict[str, str]:
+        """What spawned workers need to record into this run (see :data:`RECORDER_ENV_VAR`)."""
+        return {RECORDER_ENV_VAR: json.dumps({
+            "kedro_run_id": self.kedro_run_id, "spool": self.spool, "owner_pid": self.owner_pid,
+            "timeline": self.timeline, "lineage": self.lineage, "watched": sorted(self.watched),
+        })}
+
+    @classmethod
+    def from_env(cls, kedro_run_id: str | None) -> RunRecorder | None:
+        """In a spawned worker: the recorder the run of ``kedro_run_id`` published, or None."""
+        text = os.environ.get(RECORDER_ENV_VAR)
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            if kedro_run_id is not None and data["kedro_run_id"] != kedro_run_id:
+                return None
+            return cls(data["kedro_run_id"], data["spool"], int(data["owner_pid"]), timeline=bool(data["timeline"]),
+                       lineage=bool(data["lineage"]), watched=data.get("watched") or ())
+        except (ValueError, KeyError, TypeError):
+            logger.warning("Ignoring malformed %s environment variable.", RECORDER_ENV_VAR)
+            return None
+
+    def cleanup(self) -> None:
+        """Remove the spool folder (the owner process only)."""
+        if os.getpid() == self.owner_pid:
+            shutil.rmtree(self.spool, ignore_errors=True)
+
+    # -- events (hooks) ---------------------------------------------------------------------
+
+    def node_started(self, node_name: str) -> None:
+        if self.timeline:
+            self._emit(_node_event("start", node_name))
+
+    def node_ended(self, node_name: str, status: str = "completed", error: BaseException | None = None) -> None:
+        if self.timeline:
+            event = _node_event("end", node_name)
+            event["status"] = status
+            if error is not None:
+                event["error"] = type(error).__name__
+            self._emit(event)
+
+    def dataset(self, name: str, data: Any, *, saved: bool) -> None:
+        """A dataset was loaded or saved: note a persisted output's save, and a frame's schema once."""
+        if not self.lineage or name not in self.watched:
+            return
+        event: dict[str, Any] = {"e": "data", "name": name, "saved": saved}
+        if name not in self.seen:
+            described = frame_schema(data)
+            if described is not None:
+                self.seen.add(name)
+                event["schema"], event["profile"] = described
+        if saved or "schema" in event:
+            self._emit(event)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if os.getpid() == self.owner_pid:
+            self.events.append(event)
+            return
+        line = (json.dumps(event) + "\n").encode()
+        try:  # one write of one line with O_APPEND: lines of threads of one process never interleave
+            fd = os.open(os.path.join(self.spool, f"{os.getpid()}.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                         0o600)
+        except FileNotFoundError:  # the run ended already and its owner removed the spool
+            return
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def collect(self) -> list[dict[str, Any]]:
+        """Every event: this process's and every worker's spool lines."""
+        events = list(self.events)
+        for path in sorted(Path(self.spool).glob("*.jsonl")):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    events.append(json.loads(line))
+                except ValueError:  # a worker killed mid-write
+                    continue
+        return events
+
+    # -- the end of the run -----------------------------------------------------------------
+
+    def write(self, ctx: RunContext, outcome: Outcome) -> None:
+        """the node timeline and the data lineage"""
+        from .handle import Ownership
+
+        events = self.collect()
+        run_id = ctx.handle.run_id
+        tracker = ctx.tracker
+        part: dict[str, Any] = {"kedro_run_id": self.kedro_run_id}
+        metrics: list[tuple[str, float, int]] = []
+        if self.timeline:
+            timeline = entries([e for e in events if e["e"] in ("start", "end")], time.time())
+            part["timeline"], part["pipeline"] = timeline, self.pipeline
+            metrics = duration_metrics(timeline)
+        inputs: list[dict[str, Any]] = []
+        if self.lineage:
+            described = {e["name"]: e for e in events if e["e"] == "data" and "schema" in e}
+            saved = {e["name"] for e in events if e["e"] == "data" and e.get("saved")}
+            for name, (loc, start_digest) in self.inputs.items():
+                inputs.append({**loc.describe(name), "digest": start_digest, "context": INPUT_CONTEXT,
+                               **_schema_of(described.get(name))})
+            part["outputs"] = [
+                {**loc.describe(name), "digest": _safe_digest(loc, self.digest_mode, name), **_schema_of(described.get(name))}
+                for name, loc in self.outputs.items() if name in saved
+            ]
+        problems: list[str] = []
+        attached = ctx.ownership is Ownership.ATTACHED
+        try:
+            if attached:  # other processes may share the run: add this part, then merge every part
+                _log_files(tracker, run_id, {f"{_part_name(self.kedro_run_id)}.json": json.dumps(part)}, _PARTS_DIR)
+                merge_parts(tracker, run_id, status=outcome.status.value)
+            else:
+                _log_files(tracker, run_id, _files([part], status=outcome.status.value, run_id=run_id), ARTIFACT_DIR)
+        except Exception as exc:
+            problems.append(f"artifacts under {ARTIFACT_DIR}/ ({type(exc).__name__}: {exc})")
+        if inputs:
+            try:
+                tracker.log_inputs(run_id, inputs)
+            except Exception as exc:
+                problems.append(f"dataset inputs ({type(exc).__name__}: {exc})")
+        if metrics:
+            try:
+                tracker.log_batch(run_id, metrics=[(k, v, ts, 0) for k, v, ts in metrics],
+                                  what="log the node durations to")
+            except Exception as exc:
+                problems.append(f"node duration metrics ({type(exc).__name__}: {exc})")
+        self.cleanup()
+        if problems:
+            raise RuntimeError("; ".join(problems))
+
+
+def recorder_for(kedro_run_id: str | None) -> RunRecorder | None:
+    """The recorder of a Kedro run in this process (the tracked run's, or a spawned worker's)."""
+    from .registry import registry
+
+    return registry().recorder(kedro_run_id, RunRecorder.from_env)
+
+
+def merge_parts(tracker: Tracker, run_id: str, *, status: str) -> int:
+    """Rewrite ``kedro/timeline.*``, ``pipeline.json`` and ``outputs.json`` of ``run_id`` from every
+    part under ``kedro/parts/`` (the orchestrator pattern); returns how many parts there were."""
+    with tempfile.TemporaryDirectory(prefix="kedro-mlflow-runs-parts-") as tmp:
+        parts = []
+        for path in tracker.list_artifacts(run_id, _PARTS_DIR):
+            if path.endswith(".json"):
+                local = tracker.download_artifact(run_id, path, tmp)
+                parts.append(json.loads(Path(local).read_text(encoding="utf-8")))
+    if parts:
+        _log_files(tracker, run_id, _files(parts, status=status, run_id=run_id), ARTIFACT_DIR)
+    return len(parts)
+
+
+def _files(parts: list[Mapping[str, Any]], *, status: str, run_id: str) -> dict[str, str]:
+    """The artifact files of the merged ``parts``."""
+    from ._timeline_html import render
+
+    files: dict[str, str] = {}
+    timelines = [p["timeline"] for p in parts if "timeline" in p]
+    if timelines:
+        timeline = sorted((e for t in timelines for e in t), key=lambda e: (e["start"], e["node"]))
+        files["timeline.json"] = json.dumps(timeline, indent=1)
+        kedro_runs = ", ".join(sorted({str(p.get("kedro_run_id")) for p in parts}))
+        files["timeline.html"] = render(timeline, title=f"Node timeline of MLflow run {run_id} (Kedro run {kedro_runs})",
+                                        status=status)
+        nodes: dict[str, Any] = {}
+        for p in parts:
+            for node in p.get("pipeline", {}).get("nodes", []):
+                nodes.setdefault(node["name"], node)
+        if len(parts) == 1:
+            files["pipeline.json"] = json.dumps(parts[0]["pipeline"], indent=1)
+        else:
+            files["pipeline.json"] = json.dumps({"nodes": list(nodes.values())}, indent=1)
+    outputs = [o for p in parts for o in p.get("outputs", [])]
+    if any("outputs" in p for p in parts):
+        files["outputs.json"] = json.dumps(outputs, indent=1)
+    return files
+
+
+def _log_files(tracker: Tracker, run_id: str, files: Mapping[str, str], artifact_path: str) -> None:
+    """Log ``{file name: text}`` under ``artifact_path`` of ``run_id`` (one upload of a folder)."""
+    if not files:
+        return
+    with tempfile.TemporaryDirectory(prefix="kedro-mlflow-runs-") as tmp:
+        for name, text in files.items():
+            Path(tmp, name).write_text(text, encoding="utf-8")
+        tracker.log_artifact(run_id, tmp, artifact_path)
+
+
+def _node_event(kind: str, node_name: str) -> dict[str, Any]:
+    thread = threading.current_thread()
+    return {"e": kind, "node": node_name, "t": time.time(), "pid": os.getpid(), "tid": thread.ident,
+            "thread": thread.name}
+
+
+def _schema_of(event: Mapping[str, Any] | None) -> dict[str, str]:
+    return {"schema": event["schema"], "profile": event["profile"]} if event else {}
+
+
+def _safe_digest(loc: Location, mode: str, name: str) -> str:
+    try:
+        return digest(loc, mode)
+    except Exception as exc:  # an unreadable file must not fail the run: say so, and go on
+        logger.warning("Could not compute the digest of dataset '%s' (%s: %s).", name, type(exc).__name__, exc)
+        return "unknown"
+
+
+def _part_name(kedro_run_id: str) -> str:
+    import re
+
+    return re.sub(r"[^\w.-]", "_", f"{kedro_run_id}-{os.getpid()}")
+
