@@ -264,7 +264,7 @@ def runs(limit: int, status: str | None, experiment: str | None, as_json: bool, 
               help="Print the run as a JSON object on the last line of output, for scripts.")
 @click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
 def show(run_id: str, experiment: str | None, as_json: bool, env: str | None) -> None:
-    """Show one run: status, Kedro tags, error, params, metrics, models, artifacts and its UI address.
+    """Show one run: tags, params, metrics, models, artifacts, error, UI address.
 
     RUN_ID is a full run id, or the first characters of one (as `kedro mlflow runs` prints them).
 
