@@ -334,7 +334,7 @@ def _find_run(tracker, config, run_id: str, experiment: str | None):  # type: ig
 @click.option("--yes", is_flag=True, help="With --stale: end every listed run (as --status, default KILLED).")
 @click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
 def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, env: str | None) -> None:
-    """End a run that `kedro run` steps attached to, or list and end runs left RUNNING.
+    """End a run `kedro run` steps attached to, or list and end runs left RUNNING.
 
     Examples: kedro mlflow close-run --status FAILED; kedro mlflow close-run --stale [--yes]
     """
@@ -386,7 +386,7 @@ def _close_stale(tracker, config, status: str, yes: bool) -> None:  # type: igno
 @click.option("--env", "-e", default=None, help="Only this Kedro environment's conf/ folder (default: all).")
 @click.option("--write", is_flag=True, help="Apply the changes (each file kept as <file>.bak); default: show them.")
 def migrate(env: str | None, write: bool) -> None:
-    """Move a kedro-mlflow project over: rewrite its catalog types and settings.py hooks.
+    """Move a kedro-mlflow project over: rewrite its catalog types and hooks.
 
     Prints a unified diff of what it would change; --write applies it. Exits non-zero, saying what
     and why, when something cannot be migrated automatically.
