@@ -23,6 +23,7 @@ Kedro environment whose mlflow.yml uses ``mlflow_store.uri``.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,10 @@ class TrackedRunView:
     @property
     def status(self) -> str:
         return str(self.run.info.status)
+
+    @property
+    def name(self) -> str:
+        return str(self.run.info.run_name or "")
 
     @property
     def params(self) -> dict[str, str]:
@@ -215,7 +220,12 @@ def _template(factory: pytest.TempPathFactory) -> Path:
 
         root.mkdir(parents=True, exist_ok=True)
         partial = root / "creating.db"
-        MlflowClient(tracking_uri=f"sqlite:///{partial.as_posix()}").search_experiments()
+        cwd = os.getcwd()
+        os.chdir(root)  # MLflow roots the Default experiment's artifacts in the working directory: keep them here
+        try:
+            MlflowClient(tracking_uri=f"sqlite:///{partial.as_posix()}").search_experiments()
+        finally:
+            os.chdir(cwd)
         partial.rename(db)
     return db
 
