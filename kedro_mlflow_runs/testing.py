@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -230,17 +229,22 @@ def _template(factory: pytest.TempPathFactory) -> Path:
     return db
 
 
-@pytest.fixture
-def mlflow_store(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
-                 monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowStore]:
-    """A fresh sqlite MLflow store in the test's tmp dir, set as ``MLFLOW_TRACKING_URI`` for the test."""
-    folder = tmp_path / "mlflow_store"
-    folder.mkdir()
+def _open_store(folder: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -> MlflowStore:
+    """A copy of ``template`` in ``folder``, set in the environment through ``monkeypatch``."""
+    folder.mkdir(parents=True)
     db = folder / "mlflow.db"
-    shutil.copy(_template(tmp_path_factory), db)
+    shutil.copy(template, db)
     store = MlflowStore(db)
     for name in _UNSET:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", store.uri)
-    yield store  # monkeypatch gives the environment back after the test
+    return store
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> MlflowStore:
+    """A fresh sqlite MLflow store in the test's tmp dir, set as ``MLFLOW_TRACKING_URI`` for the test
+    (``monkeypatch`` gives the environment back after the test)."""
+    return _open_store(tmp_path / "mlflow_store", _template(tmp_path_factory), monkeypatch)
