@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -205,3 +206,47 @@ print("MLFLOW", "mlflow" in sys.modules)
                             env=kedro_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MLFLOW False" in result.stdout
+
+
+@pytest.mark.postgres
+def test_runs_and_show_read_a_tracking_server_with_the_project_credentials(project_factory, mlflow_server,
+                                                                            monkeypatch):
+    url = mlflow_server.url.replace("http://", "http://kmr:s3cret@")
+    experiment = f"inspect-{mlflow_server.port}-{id(monkeypatch)}"
+    project = project_factory(
+        mlflow_yml={"server": {"mlflow_tracking_uri": url, "credentials": "mlflow_creds"},
+                    "tracking": {"experiment": {"name": experiment}}},
+        local_files={"conf/local/credentials.yml": "mlflow_creds:\n  MLFLOW_TRACKING_TOKEN: t0ken\n"})
+    run_session(project)
+    # the commands set the credentials in their (short-lived) process: give them back after the test
+    for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
+
+    listed = cli(project, monkeypatch, "runs", "--json")
+    assert listed.exit_code == 0, listed.output
+    (run,) = json.loads(listed.output.splitlines()[-1])
+    assert run["status"] == "FINISHED"
+    assert os.environ["MLFLOW_TRACKING_TOKEN"] == "t0ken"  # server.credentials was read and exported
+
+    table = cli(project, monkeypatch, "runs")
+    shown = cli(project, monkeypatch, "show", run["run_id"][:8])
+    assert shown.exit_code == 0, shown.output
+    from mlflow import MlflowClient
+
+    exp_id = MlflowClient(mlflow_server.url).get_run(run["run_id"]).info.experiment_id
+    assert f"Open it in the MLflow UI: {mlflow_server.url}/#/experiments/{exp_id}/runs/{run['run_id']}" in shown.output
+    assert f"Experiment '{experiment}' in {mlflow_server.url}:" in table.output
+    assert "s3cret" not in listed.output + table.output + shown.output
+
+
+def test_the_table_shows_three_metrics_and_the_time_so_far_of_a_running_run():
+    from kedro_mlflow_runs._runs_view import RunSummary, format_duration, render_table
+
+    running = RunSummary(run_id="a" * 32, name="nightly", status="RUNNING", start_ms=1_000, end_ms=None,
+                         pipeline="training", runner="ThreadRunner", kedro_run_id="k",
+                         metrics={"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "e": 5.0})
+    row = render_table([running], now_ms=1_000 + 125_000).splitlines()[1]
+    assert "2m05s so far" in row
+    assert row.endswith("a=1 b=2 c=3 +2 more")
+    assert [format_duration(s) for s in (0.42, 59.9, 3725, None)] == ["0.4s", "59.9s", "1h02m", "-"]
