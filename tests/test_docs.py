@@ -230,3 +230,23 @@ def _run_tests(body: str, folder: Path, template: Path) -> None:
                         "project_path": make_project(folder / f"project{i}")}
             test(**{name: fixtures[name] for name in inspect.signature(test).parameters})
         assert {k: os.environ.get(k) for k in before} == before
+
+
+def test_the_datasets_page_shows_every_argument_of_every_dataset():
+    import inspect
+
+    page = (DOCS / "datasets.md").read_text()
+    (full,) = [yaml.safe_load(b.values[2]) for b in BLOCKS
+               if b.id.startswith("datasets.md") and "evaluation_history:" in b.values[2]]
+    shown: dict[str, set[str]] = {}
+    for entry in full.values():
+        keys = set(entry) - {"type"}
+        if entry.get("versioned") or "model_version" in entry:  # Kedro reserves `version:` in YAML
+            keys.add("version")
+        shown.setdefault(entry["type"].rpartition(".")[2], set()).update(keys)
+    classes = [getattr(kedro_mlflow_runs.io, n) for n in kedro_mlflow_runs.io.__all__]
+    classes = [c for c in classes if inspect.isclass(c) and c.__name__.startswith("Mlflow")]
+    for cls in set(classes):
+        args = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        assert args <= shown.get(cls.__name__, set()), (cls.__name__, args - shown.get(cls.__name__, set()))
+        assert f"`{cls.__name__}`" in page
