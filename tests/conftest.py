@@ -73,12 +73,11 @@ def _no_leaks(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
 
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An initialised, empty MLflow sqlite store that projects copy (creating one costs ~2 s)."""
-    from mlflow import MlflowClient
+    """An initialised, empty MLflow sqlite store that projects copy (creating one costs ~2 s); the same
+    one the ``mlflow_store`` fixture of our pytest plugin copies."""
+    from kedro_mlflow_runs.testing import _template
 
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
+    return _template(tmp_path_factory)
 
 
 @pytest.fixture

@@ -42,24 +42,25 @@ def test_success_gives_one_finished_run_with_params_and_tags(project, client_for
     assert current_run_context() is None
 
 
-def test_only_the_params_the_run_reads_are_logged(project, client_for):
+# These tests use the pytest plugin the package ships (kedro_mlflow_runs.testing): `mlflow_store` is
+# a fresh store set as MLFLOW_TRACKING_URI, which the project's default configuration then uses.
+
+
+def test_only_the_params_the_run_reads_are_logged(project, mlflow_store):
     run_session(project, pipeline_names=["data"])
 
-    (run,) = all_runs(client_for(project))
-    assert run.info.run_name == "data"
-    assert run.data.tags["kedro.pipeline_names"] == "data"
-    assert set(run.data.params) == {"data.n"}
+    run = mlflow_store.assert_one_run(status="FINISHED").assert_tag("kedro.pipeline_names", "data")
+    assert run.name == "data"
+    assert set(run.params) == {"data.n"}
 
 
-def test_node_error_marks_the_run_failed_with_the_error(project, client_for):
+def test_node_error_marks_the_run_failed_with_the_error(project, mlflow_store):
     with pytest.raises(ValueError, match="on purpose"):
         run_session(project, runtime_params={"model": {"fail": "yes"}})
 
-    (run,) = all_runs(client_for(project))
-    assert run.info.status == "FAILED"
-    assert run.data.tags["kedro.error.type"] == "ValueError"
-    assert "train failed on purpose: yes" in run.data.tags["kedro.error.message"]
-    assert run.data.tags["kedro.error.node"] == "train"
+    run = mlflow_store.assert_one_run(status="FAILED")
+    run.assert_tag("kedro.error.type", "ValueError").assert_tag("kedro.error.node", "train")
+    assert "train failed on purpose: yes" in run.tags["kedro.error.message"]
 
 
 def test_system_exit_in_a_node_ends_the_run_killed_before_the_session_returns(project, client_for):
@@ -117,23 +118,21 @@ def test_two_projects_in_one_process_use_their_own_stores(project_factory, clien
     assert client_for(second).get_experiment(run2.info.experiment_id).name == "second-exp"
 
 
-def test_user_code_calling_mlflow_log_metric_lands_in_the_run(project, client_for):
+def test_user_code_calling_mlflow_log_metric_lands_in_the_run(project, mlflow_store):
     run_session(project, runtime_params={"model": {"log_metric": True}})
 
-    (run,) = all_runs(client_for(project))
-    assert user_metrics(run.data.metrics) == {"user_metric": 0.5}
+    run = mlflow_store.assert_one_run(status="FINISHED").assert_metric("user_metric", 0.5)
+    assert user_metrics(run.metrics) == {"user_metric": 0.5}
 
 
-def test_user_tags_and_run_name_from_mlflow_yml(project_factory, client_for):
+def test_user_tags_and_run_name_from_mlflow_yml(project_factory, mlflow_store):
     project = project_factory(
         mlflow_yml={"tracking": {"run": {"name": "nightly", "tags": {"team": "fraud", "ticket": 12}}}}
     )
     run_session(project)
 
-    (run,) = all_runs(client_for(project))
-    assert run.info.run_name == "nightly"
-    assert run.data.tags["team"] == "fraud"
-    assert run.data.tags["ticket"] == "12"
+    run = mlflow_store.assert_one_run(status="FINISHED", experiment=project.name)
+    run.assert_tag("team", "fraud").assert_tag("ticket", 12).assert_tag("mlflow.runName", "nightly")
 
 
 def test_run_started_by_user_becomes_parent_when_nested(project, client_for):

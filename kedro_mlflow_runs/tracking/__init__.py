@@ -195,6 +195,54 @@ class Tracker:
 
         return self._call(f"search the RUNNING runs of experiment '{experiment_name}'", search)
 
+    def find_experiment(self, name: str) -> Any | None:
+        """Experiment ``name`` (active or deleted), or None when the store has none of that name."""
+        return self._call(f"look up experiment '{name}'", lambda: self.client.get_experiment_by_name(name))
+
+    def experiment_name(self, experiment_id: str) -> str:
+        """The name of experiment ``experiment_id``."""
+        return self._call(f"look up experiment {experiment_id}",
+                          lambda: str(self.client.get_experiment(experiment_id).name))
+
+    def experiment_names(self) -> list[str]:
+        """The names of the store's active experiments, sorted."""
+        return sorted(self._call("list the experiments", lambda: [e.name for e in self.client.search_experiments()]))
+
+    def search_runs(self, experiment_id: str, *, status: str | None = None, max_results: int = 20) -> list[Run]:
+        """The active runs of ``experiment_id`` (only those with ``status`` when given), newest first."""
+        where = f"attributes.status = '{status}'" if status else ""
+        return self._call(
+            f"search the runs of experiment {experiment_id}",
+            lambda: list(self.client.search_runs([experiment_id], where, order_by=["attributes.start_time DESC"],
+                                                 max_results=max_results)),
+        )
+
+    def list_artifacts(self, run_id: str, *, limit: int = 200) -> list[Any]:
+        """The files of run ``run_id``'s artifact tree, depth first, at most ``limit`` of them."""
+
+        def walk() -> list[Any]:
+            files: list[Any] = []
+            folders: list[str | None] = [None]
+            while folders and len(files) < limit:
+                for item in self.client.list_artifacts(run_id, folders.pop()):
+                    if item.is_dir:
+                        folders.append(item.path)
+                    elif len(files) < limit:
+                        files.append(item)
+            return sorted(files, key=lambda f: f.path)
+
+        return self._call(f"list the artifacts of MLflow run '{run_id}'", walk, run_id=run_id)
+
+    def logged_models(self, run_id: str, experiment_id: str) -> list[Any]:
+        """The LoggedModels whose source run is ``run_id``, by name."""
+        found = self._call(
+            f"search models of MLflow run '{run_id}'",
+            lambda: list(self.client.search_logged_models(experiment_ids=[experiment_id],
+                                                          filter_string=f"source_run_id = '{run_id}'")),
+            run_id=run_id,
+        )
+        return sorted(found, key=lambda m: (m.name, m.creation_timestamp))
+
     def set_terminated(self, run_id: str, status: str) -> None:
         self._call(
             f"end run '{run_id}' as {status}",

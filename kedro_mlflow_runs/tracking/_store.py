@@ -42,7 +42,7 @@ def _open_store(tracking_uri: str, registry_uri: str | None) -> MlflowClient:
     """A client whose tracking store is open (MLflow creates or migrates a new database here).
 
     Creating a sqlite store runs MLflow's migrations; two processes doing it at once (two first
-    ``kedro run``\ s) break it, so processes of this machine take turns through a lock file.
+    ``kedro run`` commands) break it, so processes of this machine take turns through a lock file.
 
     Raises:
         TrackingUnavailableError | TrackingError: the store cannot be opened, naming the URI and the
