@@ -32,6 +32,10 @@ KEDRO_TAGS = (
 )
 ERROR_TAGS = (("type", TAG_ERROR_TYPE), ("node", TAG_ERROR_NODE), ("dataset", TAG_ERROR_DATASET),
               ("message", TAG_ERROR_MESSAGE))
+#: Metrics the table leaves out: the node timeline's and MLflow's system metrics (``--json`` has them).
+_PLUGIN_METRICS = ("kedro.", "system/")
+#: The artifact folder of the node timeline, pipeline and outputs the plugin records.
+_RECORDED = "kedro"
 #: How many metrics the table shows per run (alphabetically; ``--json`` has them all).
 TABLE_METRICS = 3
 _SHORT_ID = 8
@@ -118,9 +122,10 @@ class RunSummary:
         }
 
     def row(self, now_ms: int) -> list[str]:
-        shown = [f"{k}={_number(v)}" for k, v in list(self.metrics.items())[:TABLE_METRICS]]
-        if len(self.metrics) > TABLE_METRICS:
-            shown.append(f"+{len(self.metrics) - TABLE_METRICS} more")
+        own = {k: v for k, v in self.metrics.items() if not k.startswith(_PLUGIN_METRICS)}
+        shown = [f"{k}={_number(v)}" for k, v in list(own.items())[:TABLE_METRICS]]
+        if len(own) > TABLE_METRICS:
+            shown.append(f"+{len(own) - TABLE_METRICS} more")
         duration = format_duration(self.duration(now_ms))
         if self.status == "RUNNING" and duration != "-":
             duration += " so far"
@@ -225,10 +230,18 @@ def render_details(details: RunDetails) -> str:
     if details.user_tags:
         lines += _section("Tags", {k: _clip(v, 120) for k, v in details.user_tags.items()})
     lines += _section(f"Params ({len(details.params)})", {k: _clip(v, 120) for k, v in details.params.items()})
-    lines += _section("Metrics (last values)", {k: _number(v) for k, v in s.metrics.items()})
+    metrics = {k: v for k, v in s.metrics.items() if not k.startswith(_PLUGIN_METRICS)}
+    lines += _section("Metrics (last values)", {k: _number(v) for k, v in metrics.items()})
     lines += _section("Models", {m["name"]: f"{m['uri']}  {m['status']}" for m in details.models})
-    artifacts = {a["path"]: f"{a['size']} bytes" if a["size"] is not None else "" for a in details.artifacts}
+    recorded = [a["path"] for a in details.artifacts if a["path"].startswith(f"{_RECORDED}/")]
+    artifacts = {a["path"]: f"{a['size']} bytes" if a["size"] is not None else "" for a in details.artifacts
+                 if not a["path"].startswith(f"{_RECORDED}/")}
     lines += _section("Artifacts", artifacts)
+    timings = {k[len("kedro.node_duration_s."):]: v for k, v in s.metrics.items() if k.startswith("kedro.node_duration_s.")}
+    if recorded or timings:
+        slowest = max(timings.items(), key=lambda kv: kv[1]) if timings else None
+        lines.append(f"Node timeline: {_RECORDED}/timeline.html ({len(timings)} node(s)"
+                     + (f", slowest {slowest[0]} {_number(slowest[1])} s)" if slowest else ")"))
     if details.artifacts_truncated:
         lines.append(f"  (only the first {len(details.artifacts)} files are listed)")
     lines.append(f"Open it in the MLflow UI: {details.ui}")

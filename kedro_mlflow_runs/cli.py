@@ -296,7 +296,7 @@ def show(run_id: str, experiment: str | None, as_json: bool, env: str | None) ->
         details = RunDetails.of(
             run, experiment_name=exp_name,
             models=tracker.logged_models(run.info.run_id, exp_id),
-            artifacts=tracker.list_artifacts(run.info.run_id, limit=limit), artifact_limit=limit,
+            artifacts=tracker.artifact_files(run.info.run_id, limit=limit), artifact_limit=limit,
             ui=ui_address(config.tracking_uri, exp_id, run.info.run_id, config.ui_host, config.ui_port),
         )
     except KedroMlflowRunsError as exc:
@@ -451,7 +451,7 @@ def migrate(env: str | None, write: bool) -> None:
 @click.option("--env", "-e", default=None, help="Kedro environment to read the catalog and mlflow.yml from.")
 def modelify(pipeline_name: str, input_name: str, run_id: str | None, name: str | None,
              registered_model_name: str | None, env: str | None) -> None:
-    """Log a registered pipeline's inference part as an MLflow model (KedroPipelineModel).
+    """Log a registered pipeline's inference part as one MLflow model.
 
     Every free input of the pipeline but --input-name is loaded from the catalog and bundled.
 

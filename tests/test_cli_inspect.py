@@ -123,7 +123,7 @@ def test_runs_json_holds_what_mlflow_holds(two_runs, monkeypatch):
     assert [r["run_id"] for r in listed] == [two_runs.failed.info.run_id, two_runs.finished.info.run_id]
     failed, finished = listed
     assert failed["status"] == "FAILED" and finished["status"] == "FINISHED"
-    assert finished["metrics"] == two_runs.finished.data.metrics and failed["metrics"] == {}
+    assert finished["metrics"] == two_runs.finished.data.metrics and failed["metrics"] == two_runs.failed.data.metrics
     assert finished["pipeline"] == "training" and finished["runner"] == "SequentialRunner"
     assert finished["kedro_run_id"] == two_runs.finished.data.tags["kedro.run_id"]
     info = two_runs.finished.info
@@ -148,6 +148,7 @@ def test_show_a_failed_run_by_short_id(two_runs, monkeypatch):
     assert "  runner      SequentialRunner" in out and "  pipeline    __default__" in out
     assert "  model.fail  bad input" in out
     assert "Models: none" in out and "Artifacts: none" in out and "Metrics (last values): none" in out
+    assert "Node timeline: kedro/timeline.html (1 node(s), slowest train " in out  # the plugin's own records
     assert (f"Open it in the MLflow UI: http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/"
             f"{run.info.run_id} (start the UI with: kedro mlflow ui)") in out
 
@@ -170,8 +171,9 @@ def test_show_a_finished_run_lists_its_params_metrics_models_and_artifacts(two_r
     assert shown["tags"] == run.data.tags
     assert shown["models"] == [{"name": "regressor", "model_id": model.model_id, "uri": f"models:/{model.model_id}",
                                 "status": "READY"}]
-    assert [a["path"] for a in shown["artifacts"]] == ["reports/report.json"]
-    assert shown["artifacts"][0]["size"] == (two_runs.project / "data" / "report.json").stat().st_size
+    assert [a["path"] for a in shown["artifacts"]] == ["kedro/outputs.json", "kedro/pipeline.json", "kedro/timeline.html",
+                                                    "kedro/timeline.json", "reports/report.json"]  # --json: all
+    assert shown["artifacts"][-1]["size"] == (two_runs.project / "data" / "report.json").stat().st_size
     assert shown["experiment"] == two_runs.project.name
 
 

@@ -217,7 +217,7 @@ class Tracker:
                                                  max_results=max_results)),
         )
 
-    def list_artifacts(self, run_id: str, *, limit: int = 200) -> list[Any]:
+    def artifact_files(self, run_id: str, *, limit: int = 200) -> list[Any]:
         """The files of run ``run_id``'s artifact tree, depth first, at most ``limit`` of them."""
 
         def walk() -> list[Any]:
