@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import re
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,14 +71,52 @@ def where(handle: RunHandle) -> str:
 
 
 def git_commit(project_path: str | Path) -> str | None:
-    """The full commit sha of ``project_path`` when it is a git checkout, else None."""
+    """The full commit sha checked out at ``project_path`` (or a folder above it), read from ``.git``
+    without running git; None when it is not in a git checkout or the checkout cannot be read."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=str(project_path), capture_output=True,
-                             text=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
+        start = Path(project_path).resolve()
+        for folder in (start, *start.parents):
+            dot_git = folder / ".git"
+            if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
+                text = dot_git.read_text(encoding="utf-8").strip()
+                if not text.startswith("gitdir:"):
+                    return None
+                git_dir = (folder / text[len("gitdir:"):].strip()).resolve()
+            elif dot_git.is_dir():
+                git_dir = dot_git
+            else:
+                continue
+            return _resolve_head(git_dir)
+    except (OSError, UnicodeDecodeError):
         return None
-    sha = out.stdout.strip()
-    return sha if out.returncode == 0 and len(sha) >= 7 else None
+    return None
+
+
+def _resolve_head(git_dir: Path) -> str | None:
+    head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+    if not head.startswith("ref:"):
+        return head if _is_sha(head) else None  # a detached HEAD
+    ref = head[len("ref:"):].strip()
+    common = git_dir
+    commondir = git_dir / "commondir"  # a worktree keeps its branches in the main repository
+    if commondir.is_file():
+        common = (git_dir / commondir.read_text(encoding="utf-8").strip()).resolve()
+    for base in (git_dir, common):
+        loose = base / ref
+        if loose.is_file():
+            sha = loose.read_text(encoding="utf-8").strip()
+            return sha if _is_sha(sha) else None
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text(encoding="utf-8").splitlines():
+            sha, _, name = line.partition(" ")
+            if name.strip() == ref and _is_sha(sha):
+                return sha
+    return None  # an unborn branch (no commit yet)
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
 
 
 def current_user() -> str | None:

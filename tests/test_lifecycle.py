@@ -171,6 +171,40 @@ def test_git_commit_is_tagged_in_a_git_checkout(project, client_for):
     assert run.data.tags["mlflow.source.git.commit"] == sha
 
 
+def test_the_commit_is_read_from_git_files_in_every_layout(tmp_path):
+    """No git subprocess: HEAD, loose and packed refs, detached HEAD, a worktree, a subfolder."""
+    import subprocess
+
+    from kedro_mlflow_runs._run_info import git_commit
+
+    repo = tmp_path / "repo"
+    (repo / "src" / "pkg").mkdir(parents=True)
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "-c", "init.defaultBranch=main"]
+
+    def sh(*args, cwd=repo):
+        return subprocess.run([*git, *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+    sh("init", "-q")
+    assert git_commit(repo) is None  # an unborn branch
+    (repo / "a.txt").write_text("a")
+    sh("add", "a.txt")
+    sh("commit", "-qm", "one")
+    first = sh("rev-parse", "HEAD")
+    assert git_commit(repo) == first and git_commit(repo / "src" / "pkg") == first  # loose ref, from a subfolder
+    sh("pack-refs", "--all")
+    assert not (repo / ".git" / "refs" / "heads" / "main").exists()
+    assert git_commit(repo) == first  # packed ref
+    sh("commit", "-q", "--allow-empty", "-m", "two")
+    second = sh("rev-parse", "HEAD")
+    assert git_commit(repo) == second
+    sh("worktree", "add", "-q", "--detach", str(tmp_path / "wt"), first)
+    assert git_commit(tmp_path / "wt") == first  # a worktree, detached
+    sh("checkout", "-q", "-b", "feature", cwd=tmp_path / "wt")
+    sh("commit", "-q", "--allow-empty", "-m", "three", cwd=tmp_path / "wt")
+    assert git_commit(tmp_path / "wt") == sh("rev-parse", "HEAD", cwd=tmp_path / "wt")  # a worktree's branch
+    assert git_commit(tmp_path / "elsewhere") is None
+
+
 def test_no_git_commit_tag_outside_a_checkout(project, client_for):
     run_session(project)
     (run,) = all_runs(client_for(project))
