@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,10 @@ import pytest
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# the on-disk requirements cache of this test process and the kedro runs it starts: a tmp dir
+_CACHE_DIR = tempfile.mkdtemp(prefix="kmr-test-cache-")
+os.environ["KEDRO_MLFLOW_RUNS_CACHE_DIR"] = _CACHE_DIR
+atexit.register(shutil.rmtree, _CACHE_DIR, True)
 
 sys.path.insert(0, str(Path(__file__).parent))
 

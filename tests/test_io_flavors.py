@@ -201,6 +201,35 @@ def test_fast_requirements_are_pinned_and_model_aware(sk_model):
     assert f"pandas=={pd.__version__}" in wrapped
 
 
+def test_requirements_are_cached_on_disk_per_environment(tmp_path, monkeypatch):
+    """Read back by the next process; ignored once the environment changes (a folder on sys.path)."""
+    import json
+
+    import mlflow.sklearn
+
+    from kedro_mlflow_runs.io._requirements import CACHE_DIR_ENV, REQUIREMENTS_CACHE, pinned_requirements
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    REQUIREMENTS_CACHE.clear()
+    try:
+        real = pinned_requirements(mlflow.sklearn, {"sklearn"})
+        (cache_file,) = (tmp_path / "cache").iterdir()
+        stored = json.loads(cache_file.read_text())
+        assert stored["entries"] == {"mlflow.sklearn|sklearn": real}
+        stored["entries"]["mlflow.sklearn|sklearn"] = ["from-the-disk==1"]
+        cache_file.write_text(json.dumps(stored))
+        REQUIREMENTS_CACHE.clear()  # as a new process would
+        assert pinned_requirements(mlflow.sklearn, {"sklearn"}) == ["from-the-disk==1"]
+
+        new_folder = tmp_path / "new-packages"
+        new_folder.mkdir()
+        monkeypatch.syspath_prepend(str(new_folder))  # the environment changed
+        REQUIREMENTS_CACHE.clear()
+        assert pinned_requirements(mlflow.sklearn, {"sklearn"}) == real
+    finally:
+        REQUIREMENTS_CACHE.clear()
+
+
 def test_logged_requirements_fast_by_default_explicit_when_given(project, client_for, sk_model):
     import mlflow
     import mlflow.sklearn

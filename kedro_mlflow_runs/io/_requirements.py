@@ -11,8 +11,12 @@ milliseconds:
 3. add the flavor's own default requirements (``get_default_pip_requirements``); MLflow then
    adds ``mlflow==<version>`` itself.
 
-Results are cached per (flavor, set of modules) for the life of the process, so the mapping is
-computed once per environment and flavor. The walk sees what the pickled model references; a
+Results are cached per (flavor, set of modules): in the process, and on disk (a small JSON file
+in ``KEDRO_MLFLOW_RUNS_CACHE_DIR``, else ``$XDG_CACHE_HOME/kedro-mlflow-runs``, else
+``~/.cache/kedro-mlflow-runs``), keyed by the Python environment and invalidated when any folder
+on ``sys.path`` changes (a package installed, upgraded or removed). So the mapping of modules to
+distributions (a scan of every installed distribution, about 0.25 s) is paid once per
+environment, not once per ``kedro run``. A cache that cannot be read or written is ignored. The walk sees what the pickled model references; a
 ``PythonModel`` that imports a library only inside ``predict`` should list it in
 ``save_args.extra_pip_requirements`` (kept), or use full inference.
 
@@ -25,18 +29,23 @@ cannot be walked (it does not pickle).
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata as metadata
 import inspect
+import json
 import logging
 import os
 import pickle
 import sys
+import tempfile
+import threading
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ..errors import MlflowDatasetError
 
-__all__ = ["MODES", "REQUIREMENTS_ENV", "apply_requirements", "fast_requirements", "installed_distributions",
+__all__ = ["CACHE_DIR_ENV", "MODES", "REQUIREMENTS_ENV", "apply_requirements", "fast_requirements", "installed_distributions",
            "pinned_requirements", "referenced_modules"]
 
 logger = logging.getLogger(__name__)
@@ -45,8 +54,83 @@ logger = logging.getLogger(__name__)
 REQUIREMENTS_ENV = "KEDRO_MLFLOW_RUNS_REQUIREMENTS"
 MODES = ("fast", "infer")
 
+#: Environment variable naming the folder of the on-disk requirements cache.
+CACHE_DIR_ENV = "KEDRO_MLFLOW_RUNS_CACHE_DIR"
+
 _USER_KEYS = ("pip_requirements", "conda_env")
-_cache: dict[tuple[str, frozenset[str]], list[str]] = {}
+
+
+class _RequirementsCache:
+    """Pinned requirements per ``flavor|module,module``: in memory, backed by one JSON file per environment."""
+
+    __slots__ = ("_entries", "_fingerprint", "_lock", "_loaded")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, list[str]] = {}
+        self._loaded = False
+        self._fingerprint: list[list[object]] = []
+
+    def get(self, key: str) -> list[str] | None:
+        with self._lock:
+            if not self._loaded:
+                self._load()
+            found = self._entries.get(key)
+            return list(found) if found is not None else None
+
+    def put(self, key: str, requirements: list[str]) -> None:
+        with self._lock:
+            self._entries[key] = list(requirements)
+            self._save()
+
+    @staticmethod
+    def _file() -> Path:
+        root = os.environ.get(CACHE_DIR_ENV) or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "kedro-mlflow-runs")
+        environment = hashlib.sha1(f"{sys.prefix}|{sys.executable}|{sys.version}".encode()).hexdigest()[:16]
+        return Path(root) / f"requirements-{environment}.json"
+
+    @staticmethod
+    def _environment_fingerprint() -> list[list[object]]:
+        """Each folder on sys.path with its modification time: installing or removing a package changes it."""
+        stamps: list[list[object]] = []
+        for entry in sys.path:
+            try:
+                stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
+            except OSError:
+                continue
+        return stamps
+
+    def _load(self) -> None:
+        self._loaded = True
+        self._fingerprint = self._environment_fingerprint()
+        try:
+            stored = json.loads(self._file().read_text(encoding="utf-8"))
+            if stored.get("fingerprint") == self._fingerprint and isinstance(stored.get("entries"), dict):
+                self._entries.update(stored["entries"])
+        except (OSError, ValueError, AttributeError):
+            return  # no cache yet, or one we cannot read: derive afresh
+
+    def _save(self) -> None:
+        path = self._file()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
+                                             encoding="utf-8") as out:
+                json.dump({"fingerprint": self._fingerprint, "entries": self._entries}, out)
+            os.replace(out.name, path)
+        except OSError:
+            logger.debug("Could not write the requirements cache %s", path, exc_info=True)
+
+    def clear(self) -> None:
+        """Forget everything (tests): the next lookup reads the file again."""
+        with self._lock:
+            self._entries.clear()
+            self._loaded = False
+
+
+#: The one cache of this process.
+REQUIREMENTS_CACHE = _RequirementsCache()
 
 
 def apply_requirements(
@@ -93,12 +177,12 @@ def pinned_requirements(flavor: ModuleType, modules: set[str]) -> list[str]:
     """The flavor's defaults, then ``dist==version`` for the distributions of ``modules`` (cached)."""
     modules = {*modules, flavor.__name__.split(".")[0]}
     modules.discard("mlflow")  # MLflow pins itself
-    key = (flavor.__name__, frozenset(modules))
-    cached = _cache.get(key)
+    key = f"{flavor.__name__}|{','.join(sorted(modules))}"
+    cached = REQUIREMENTS_CACHE.get(key)
     if cached is None:
         cached = _merge(_flavor_defaults(flavor), _pinned_distributions(modules))
-        _cache[key] = cached
-    return list(cached)
+        REQUIREMENTS_CACHE.put(key, cached)
+    return cached
 
 
 def installed_distributions(module: str) -> list[str]:
