@@ -12,27 +12,60 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .config import MlflowConfig, build_config, load_config
-from .context import RunContext
-from .errors import (
-    ConfigError,
-    DatasetRunNotFoundError,
-    KedroMlflowRunsError,
-    MissingDependencyError,
-    MlflowDatasetError,
-    NoActiveRunError,
-    ParameterError,
-    PipelineModelError,
-    RunConflictError,
-    RunInterruptedError,
-    RunNotFoundError,
-    RunStateError,
-    TrackingError,
-    TrackingUnavailableError,
-)
-from .handle import Outcome, Ownership, RunHandle, RunState
-from .hooks import MlflowRunsHooks
-from .registry import active_contexts, current_run_context
+from typing import TYPE_CHECKING, Any
+
+#: Where each public name lives. They are imported on first use (PEP 562), so that Kedro loading the
+#: plugin's hooks and commands for every ``kedro`` command pays for those two modules only.
+_EXPORTS = {
+    **{name: "config" for name in ("MlflowConfig", "build_config", "load_config")},
+    "RunContext": "context",
+    **{name: "errors" for name in (
+        "ConfigError", "DatasetRunNotFoundError", "KedroMlflowRunsError", "MissingDependencyError",
+        "MlflowDatasetError", "NoActiveRunError", "ParameterError", "PipelineModelError", "RunConflictError",
+        "RunInterruptedError", "RunNotFoundError", "RunStateError", "TrackingError", "TrackingUnavailableError")},
+    **{name: "handle" for name in ("Outcome", "Ownership", "RunHandle", "RunState")},
+    "MlflowRunsHooks": "hooks",
+    **{name: "registry" for name in ("active_contexts", "current_run_context")},
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import MlflowConfig, build_config, load_config
+    from .context import RunContext
+    from .errors import (
+        ConfigError,
+        DatasetRunNotFoundError,
+        KedroMlflowRunsError,
+        MissingDependencyError,
+        MlflowDatasetError,
+        NoActiveRunError,
+        ParameterError,
+        PipelineModelError,
+        RunConflictError,
+        RunInterruptedError,
+        RunNotFoundError,
+        RunStateError,
+        TrackingError,
+        TrackingUnavailableError,
+    )
+    from .handle import Outcome, Ownership, RunHandle, RunState
+    from .hooks import MlflowRunsHooks
+    from .registry import active_contexts, current_run_context
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kedro_mlflow_runs' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "ConfigError",

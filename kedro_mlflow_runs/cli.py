@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .config import safe_cause
+from ._redact import safe_cause
 
 TEMPLATE = """\
 # kedro-mlflow-runs configuration. Every key is optional; delete what you do not need.

@@ -99,6 +99,22 @@ def test_importing_the_plugin_changes_nothing_in_the_process():
     assert "UNCHANGED True MLFLOW False" in result.stdout
 
 
+def test_what_kedro_loads_for_every_command_is_two_small_modules():
+    """Kedro imports our hooks and commands for every ``kedro`` command: they pull in nothing else of
+    ours (config, run state, datasets load on first use), and the package's names still resolve."""
+    result = _python("""
+        import sys
+        import kedro_mlflow_runs.cli, kedro_mlflow_runs.hooks
+        print("LOADED", sorted(m for m in sys.modules if m.startswith("kedro_mlflow_runs")))
+        import kedro_mlflow_runs
+        print("RESOLVED", all(getattr(kedro_mlflow_runs, name) is not None for name in kedro_mlflow_runs.__all__))
+    """)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert ("LOADED ['kedro_mlflow_runs', 'kedro_mlflow_runs._redact', 'kedro_mlflow_runs.cli', "
+            "'kedro_mlflow_runs.handle', 'kedro_mlflow_runs.hooks']") in result.stdout
+    assert "RESOLVED True" in result.stdout
+
+
 def test_system_exit_in_the_first_session_of_a_process_ends_the_run_before_run_returns(project):
     """The runner guard, not a later session or atexit: checked before the process does anything else."""
     result = _python(f"""
