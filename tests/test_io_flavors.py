@@ -221,8 +221,11 @@ def test_requirements_are_cached_on_disk_per_environment(tmp_path, monkeypatch):
         REQUIREMENTS_CACHE.clear()  # as a new process would
         assert pinned_requirements(mlflow.sklearn, {"sklearn"}) == ["from-the-disk==1"]
 
-        new_folder = tmp_path / "new-packages"
-        new_folder.mkdir()
+        monkeypatch.syspath_prepend(str(tmp_path))  # not an install folder: the cache still holds
+        REQUIREMENTS_CACHE.clear()
+        assert pinned_requirements(mlflow.sklearn, {"sklearn"}) == ["from-the-disk==1"]
+        new_folder = tmp_path / "venv" / "site-packages"
+        new_folder.mkdir(parents=True)
         monkeypatch.syspath_prepend(str(new_folder))  # the environment changed
         REQUIREMENTS_CACHE.clear()
         assert pinned_requirements(mlflow.sklearn, {"sklearn"}) == real

@@ -13,8 +13,8 @@ milliseconds:
 
 Results are cached per (flavor, set of modules): in the process, and on disk (a small JSON file
 in ``KEDRO_MLFLOW_RUNS_CACHE_DIR``, else ``$XDG_CACHE_HOME/kedro-mlflow-runs``, else
-``~/.cache/kedro-mlflow-runs``), keyed by the Python environment and invalidated when any folder
-on ``sys.path`` changes (a package installed, upgraded or removed). So the mapping of modules to
+``~/.cache/kedro-mlflow-runs``), keyed by the Python environment and invalidated when a ``site-packages``
+folder on ``sys.path`` changes (a package installed, upgraded or removed). So the mapping of modules to
 distributions (a scan of every installed distribution, about 0.25 s) is paid once per
 environment, not once per ``kedro run``. A cache that cannot be read or written is ignored. The walk sees what the pickled model references; a
 ``PythonModel`` that imports a library only inside ``predict`` should list it in
@@ -92,11 +92,15 @@ class _RequirementsCache:
 
     @staticmethod
     def _environment_fingerprint() -> list[list[object]]:
-        """Each folder on sys.path with its modification time: installing or removing a package changes it."""
+        """Each folder packages are installed into (``site-packages``, ``dist-packages``, on sys.path)
+        with its modification time: installing, upgrading or removing a package changes it. Other
+        entries (the working directory, a project's ``src``) change all the time and are left out."""
         stamps: list[list[object]] = []
         for entry in sys.path:
+            if not entry.rstrip("/\\").endswith(("site-packages", "dist-packages")):
+                continue
             try:
-                stamps.append([entry, os.stat(entry or ".").st_mtime_ns])
+                stamps.append([entry, os.stat(entry).st_mtime_ns])
             except OSError:
                 continue
         return stamps
