@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,11 +129,23 @@ def _versions(venv: Venv) -> dict[str, str]:
         "    except m.PackageNotFoundError: pass\n"
         "print(json.dumps(out))\n"
     )
-    proc = subprocess.run([str(venv.python), "-c", code], capture_output=True, text=True, check=True)
+    proc = subprocess.run([str(venv.python), "-c", code], capture_output=True, text=True, check=True,
+                          cwd=tempfile.gettempdir())  # not the checkout: `-c` puts the cwd on sys.path
     return dict(json.loads(proc.stdout))
 
 
-def ensure(venv: Venv, repo: Path | None, log: Path, say: "callable[[str], None]") -> Venv:
+def _staged(repo: Path, into: Path) -> Path:
+    """A copy of what the wheel is built from (pip builds in place: the checkout stays clean)."""
+    stage = into / "src"
+    shutil.copytree(repo / "kedro_mlflow_runs", stage / "kedro_mlflow_runs",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "setup.py", "MANIFEST.in"):
+        if (repo / name).exists():
+            shutil.copy2(repo / name, stage / name)
+    return stage
+
+
+def ensure(venv: Venv, repo: Path | None, log: Path, say: Callable[[str], None]) -> Venv:
     """Build ``venv`` unless a cached one has the same requirement hash; install ``repo`` into it."""
     marker = _read_marker(venv.path)
     wanted = venv.requirements_hash()
@@ -143,7 +156,9 @@ def ensure(venv: Venv, repo: Path | None, log: Path, say: "callable[[str], None]
             shutil.rmtree(venv.path)
         venv.path.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([_PYTHON, "-m", "venv", str(venv.path)], check=True)
-        _pip(venv, *venv.requirements, *([str(repo)] if repo is not None else []), log=log)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = [str(_staged(repo, Path(tmp)))] if repo is not None else []
+            _pip(venv, *venv.requirements, *local, log=log)
         marker = {"requirements": wanted, "list": "\n".join(venv.requirements)}
         if repo is not None:
             marker["source"] = source_hash(repo)
@@ -151,13 +166,14 @@ def ensure(venv: Venv, repo: Path | None, log: Path, say: "callable[[str], None]
         say(f"venv '{venv.name}' built in {time.perf_counter() - start:.0f} s")
     elif repo is not None and marker.get("source") != source_hash(repo):
         say(f"reinstalling {repo} into venv '{venv.name}' (its sources changed)")
-        _pip(venv, "--no-deps", "--force-reinstall", str(repo), log=log)
+        with tempfile.TemporaryDirectory() as tmp:
+            _pip(venv, "--no-deps", "--force-reinstall", str(_staged(repo, Path(tmp))), log=log)
         marker["source"] = source_hash(repo)
         _write_marker(venv.path, marker)
     return Venv(venv.name, venv.path, venv.requirements, venv.salt, _versions(venv))
 
 
-def build_all(cache: Path, repo: Path, names: set[str], say: "callable[[str], None]") -> dict[str, Venv]:
+def build_all(cache: Path, repo: Path, names: set[str], say: Callable[[str], None]) -> dict[str, Venv]:
     """The venvs named in ``names`` (``bare``, ``ours``, ``kedro-mlflow``), built or reused."""
     cache.mkdir(parents=True, exist_ok=True)
     log = cache / "pip.log"

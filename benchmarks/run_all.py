@@ -95,9 +95,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(cmd: Sequence[str | Path], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+def run(cmd: Sequence[str | Path], *, cwd: Path, env: dict[str, str] | None = None,
         what: str) -> tuple[float, subprocess.CompletedProcess[str]]:
-    """Run ``cmd``; return its wall time and result. A non-zero exit aborts the benchmark."""
+    """Run ``cmd`` in ``cwd``; return its wall time and result. A non-zero exit aborts the benchmark.
+
+    ``cwd`` is always a generated folder, never the checkout: ``python -c`` would import the package
+    from it, and MLflow's default artifact root (``./mlruns``) would land in it.
+    """
     start = time.perf_counter()
     proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env or clean_env(), capture_output=True,
                           text=True, timeout=RUN_TIMEOUT)
@@ -116,7 +120,7 @@ class Contender:
 
     label: str
     cmd: tuple[str, ...]
-    cwd: Path | None = None
+    cwd: Path
     env: dict[str, str] = field(default_factory=clean_env, compare=False)
 
 
@@ -271,10 +275,11 @@ def w3(venvs: dict[str, Venv], root: Path, repeats: int, report: Report) -> None
 def w4(venvs: dict[str, Venv], root: Path, repeats: int, report: Report) -> None:
     say("w4: model save, dataset vs raw log_model")
     py = venvs[OURS].python
+    root.mkdir(parents=True, exist_ok=True)
     results = {}
     for first in ("dataset", "raw"):
         _, proc = run([py, HERE / "w4_model_save.py", "--first", first, "--repeats", str(repeats)],
-                      what=f"w4 ({first} first)")
+                      cwd=root, what=f"w4 ({first} first)")
         results[first] = json.loads(proc.stdout.strip().splitlines()[-1])
     first_ds, first_raw = results["dataset"]["first"]["s"], results["raw"]["first"]["s"]
     later_ds = results["dataset"]["dataset"] + results["raw"]["dataset"]
@@ -299,13 +304,14 @@ def w5(venvs: dict[str, Venv], root: Path, repeats: int, report: Report) -> None
     points = 10_000
     loop_points = 1_000
     out = {}
+    root.mkdir(parents=True, exist_ok=True)
     for impl, venv in (("ours", OURS), ("kedro-mlflow", KEDRO_MLFLOW)):
         # kedro-mlflow's history dataset logs one point per request: capped like the loop, extrapolated
         n = points if impl == "ours" else loop_points
         runs = []
         for _ in range(max(1, min(repeats, 3))):
             _, proc = run([venvs[venv].python, HERE / "w5_metric_history.py", "--impl", impl, "--points", str(n),
-                           "--loop-points", str(loop_points)], what=f"w5 ({impl})")
+                           "--loop-points", str(loop_points)], cwd=root, what=f"w5 ({impl})")
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         out[impl] = runs
     rows = []
@@ -360,9 +366,9 @@ def w6(venvs: dict[str, Venv], root: Path, repeats: int, report: Report) -> None
     uri = f"sqlite:///{store.as_posix()}"
     open_code = f"import mlflow; mlflow.MlflowClient({uri!r}).search_experiments()"
     contenders = [
-        Contender("python -c pass", (str(ours.python), "-c", "pass")),
-        Contender('python -c "import mlflow"', (str(ours.python), "-c", "import mlflow")),
-        Contender("import mlflow + open existing sqlite store", (str(ours.python), "-c", open_code)),
+        Contender("python -c pass", (str(ours.python), "-c", "pass"), root),
+        Contender('python -c "import mlflow"', (str(ours.python), "-c", "import mlflow"), root),
+        Contender("import mlflow + open existing sqlite store", (str(ours.python), "-c", open_code), root),
     ]
     times = interleaved(contenders, max(repeats, 3))  # the warm-up creates the store
     start_s, imp_s, open_s = (med(times[c.label]) for c in contenders)
@@ -387,13 +393,14 @@ def w6(venvs: dict[str, Venv], root: Path, repeats: int, report: Report) -> None
     cold, warm = [], []
     mlflow_on_import: list[str] = []
     for _ in range(max(repeats, 3)):
-        _, proc = run([ours.python, "-X", "importtime", "-c", "import kedro_mlflow_runs"], what="importtime")
+        _, proc = run([ours.python, "-X", "importtime", "-c", "import kedro_mlflow_runs"], cwd=root, what="importtime")
         lines = _importtime(proc.stderr)
         cold.append(next(c for _, c, d, n in lines if n == "kedro_mlflow_runs" and d == 0) / 1000)
         mlflow_on_import = _mlflow_modules(proc.stderr)
         _, proc = run([ours.python, "-X", "importtime", "-c",
                        "import kedro.framework.cli.cli, kedro.framework.session, kedro.framework.hooks\n"
-                       "import kedro_mlflow_runs.hooks, kedro_mlflow_runs.cli"], what="importtime (entry points)")
+                       "import kedro_mlflow_runs.hooks, kedro_mlflow_runs.cli"], cwd=root,
+                       what="importtime (entry points)")
         lines = _importtime(proc.stderr)
         warm.append(sum(c for _, c, d, n in lines if d == 0 and n.startswith("kedro_mlflow_runs")) / 1000)
         mlflow_on_import += _mlflow_modules(proc.stderr)
@@ -469,8 +476,9 @@ def machine(venvs: dict[str, Venv]) -> str:
             if versions[dist] != ver:
                 versions[dist] = f"{versions[dist]} / {ver} ({v.name})"
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    py = subprocess.run([_venvs._PYTHON, "-c", "import platform; print(platform.python_version())"],
-                        capture_output=True, text=True).stdout.strip()
+    py = platform.python_version() if not venvs else subprocess.run(
+        [str(next(iter(venvs.values())).python), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True, text=True, cwd=tempfile.gettempdir()).stdout.strip()
     return (f"{os.cpu_count()} CPUs, Python {py}, {platform.platform()}, load average at start "
             f"{', '.join(f'{x:.2f}' for x in load)}\n"
             + ", ".join(f"{d} {versions[d]}" for d in ("kedro", "mlflow", "kedro-mlflow", "kedro-mlflow-runs",

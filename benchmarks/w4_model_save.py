@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # MLflow's default artifact root is ./mlruns: keep it in the temporary folder
         # create the store first, outside the timed part (a new sqlite store costs seconds once)
         import mlflow
 

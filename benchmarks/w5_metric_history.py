@@ -30,6 +30,7 @@ import collections
 import functools
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # MLflow's default artifact root is ./mlruns: keep it in the temporary folder
         result = measure(args.impl, args.points, args.loop_points, Path(tmp) / "mlflow.db")
     print(json.dumps(result))
     return 0
