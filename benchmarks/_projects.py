@@ -26,6 +26,7 @@ from pathlib import Path
 __all__ = ["Project", "w1_project", "w2_project", "w3_project", "WIDE_NODES"]
 
 WIDE_NODES = 200
+NARROW_NODES = 20
 BRANCHES = 4
 
 OURS_IO = "kedro_mlflow_runs.io"
@@ -252,26 +253,28 @@ def bump(value: int) -> int:
     return value + 1
 '''
 
-W2_REGISTRY = f'''
+W2_REGISTRY = '''
 from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import bump
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    wide = pipeline([node(bump, f"params:p{{i:03d}}", f"out{{i:03d}}", name=f"bump_{{i:03d}}")
-                     for i in range({WIDE_NODES})])
-    return {{"__default__": wide}}
+    wide = pipeline([node(bump, f"params:p{i:03d}", f"out{i:03d}", name=f"bump_{i:03d}")
+                     for i in range(NODES)])
+    return {"__default__": wide}
 '''
 
 
-def w2_project(root: Path, contender: str) -> Project:
-    """``WIDE_NODES`` trivial nodes, each reading its own ``params:p<i>``; tracked when a plugin."""
+def w2_project(root: Path, contender: str, nodes: int = WIDE_NODES) -> Project:
+    """``nodes`` trivial nodes, each reading its own ``params:p<i>``; tracked when a plugin."""
     slug = {"bare": "bare", "ours": "ours", "kedro-mlflow": "km"}[contender]
-    parameters = "".join(f"p{i:03d}: {i}\n" for i in range(WIDE_NODES))
-    project = _skeleton(root, f"kmr_bench_w2_{slug}", W2_NODES, W2_REGISTRY, "{}\n", parameters)
+    parameters = "".join(f"p{i:03d}: {i}\n" for i in range(nodes))
+    registry = W2_REGISTRY.replace("range(NODES)", f"range({nodes})")
+    project = _skeleton(root, f"kmr_bench_w2_{slug}_{nodes}", W2_NODES, registry, "{}\n", parameters)
     _mlflow_yml(project, contender, tracked=True)
-    return Project(project, contender, contender if contender == "bare" else f"{contender} tracked")
+    label = contender if contender == "bare" else f"{contender} tracked"
+    return Project(project, contender, f"{label}, {nodes} nodes")
 
 
 # ---------------------------------------------------------------- w3: ParallelRunner
