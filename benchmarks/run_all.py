@@ -286,18 +286,24 @@ def w4(venvs: dict[str, Venv], root: Path, repeats: int, report: Report) -> None
                       cwd=root, what=f"w4 ({first} first)")
         results[first] = json.loads(proc.stdout.strip().splitlines()[-1])
     first_ds, first_raw = results["dataset"]["first"]["s"], results["raw"]["first"]["s"]
+    second_ds, second_raw = results["raw"]["other_first"]["s"], results["dataset"]["other_first"]["s"]
     later_ds = results["dataset"]["dataset"] + results["raw"]["dataset"]
     later_raw = results["dataset"]["raw"] + results["raw"]["raw"]
     ratio = med(later_ds) / med(later_raw)
     rows = [
-        ("MlflowModelLoggerDataset.save (default requirements)", f"{first_ds:.3f}", f"{med(later_ds):.3f}", spread(later_ds)),
-        ("mlflow.sklearn.log_model(pip_requirements=[...])", f"{first_raw:.3f}", f"{med(later_raw):.3f}", spread(later_raw)),
-        ("dataset / raw", f"{first_ds / first_raw:.2f}", f"{ratio:.2f}", "-"),
+        ("MlflowModelLoggerDataset.save (default requirements)", f"{first_ds:.3f}", f"{second_ds:.3f}",
+         f"{med(later_ds):.3f}", spread(later_ds)),
+        ("mlflow.sklearn.log_model(pip_requirements=[...])", f"{first_raw:.3f}", f"{second_raw:.3f}",
+         f"{med(later_raw):.3f}", spread(later_raw)),
+        ("dataset / raw", f"{first_ds / first_raw:.2f}", f"{second_ds / second_raw:.2f}", f"{ratio:.2f}", "-"),
     ]
     report.add("w4: model save (LogisticRegression, one run, sqlite)",
-               table(["how", "first save s", "later saves median s", "later min-max s"], rows)
-               + f"\n\nFirst save: the first save of a fresh process (mlflow imported, run started), each side "
-                 f"measured first in its own process. Later saves: {2 * repeats} per side, alternating.")
+               table(["how", "first save s", "its first save, after the other's s", "later saves median s",
+                      "later min-max s"], rows)
+               + f"\n\nFirst save: the first model save of a fresh process (mlflow imported, run started), each "
+                 f"side first in its own process; the next column is each side's first save made right after "
+                 f"the other side's first (shared imports paid). Later saves: {2 * repeats} per side, "
+                 f"alternating.")
     report.data["w4"] = results
     report.target("w4", "later saves: dataset / raw log_model <= 1.1", f"{ratio:.2f}", ratio <= 1.1)
     report.target("w4", "first save < raw first save + 1 s", f"+{first_ds - first_raw:.2f} s", first_ds - first_raw < 1.0)
