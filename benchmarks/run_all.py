@@ -306,7 +306,7 @@ def w4(venvs: dict[str, Venv], root: Path, repeats: int, report: Report) -> None
                  f"alternating.")
     report.data["w4"] = results
     report.target("w4", "later saves: dataset / raw log_model <= 1.1", f"{ratio:.2f}", ratio <= 1.1)
-    report.target("w4", "first save < raw first save + 1 s", f"+{first_ds - first_raw:.2f} s", first_ds - first_raw < 1.0)
+    report.target("w4", "first save < raw first save + 1 s", f"{first_ds - first_raw:+.2f} s", first_ds - first_raw < 1.0)
 
 
 def w5(venvs: dict[str, Venv], root: Path, repeats: int, report: Report) -> None:
@@ -438,7 +438,7 @@ def w6(venvs: dict[str, Venv], root: Path, repeats: int, report: Report) -> None
     report.target("w6", "no mlflow import in a tracking-disabled run", f"{len(disabled_mlflow)} modules", not disabled_mlflow)
     tracked = report.data.get("w1", {}).get("median", {}).get("ours tracked")
     if tracked is not None:
-        report.target("w1+w6", "tracked w1 within 0.3 s of the floor", f"+{tracked - floor:.2f} s", tracked - floor <= 0.3)
+        report.target("w1+w6", "tracked w1 within 0.3 s of the floor", f"{tracked - floor:+.2f} s", tracked - floor <= 0.3)
 
 
 # ------------------------------------------------------------------------------------ profile
