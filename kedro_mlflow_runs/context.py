@@ -270,7 +270,7 @@ class RunContext:
         undo each with :meth:`unbind_thread`.
         """
         self._require_active("bind a thread")
-        registry().process.bind(self._entity(), self.handle.tracking_uri)
+        registry().process.bind(self._entity, self.handle.tracking_uri)
 
     def unbind_thread(self) -> None:
         """Undo the calling thread's latest :meth:`bind_thread`."""

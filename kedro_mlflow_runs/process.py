@@ -19,7 +19,9 @@ first one. Datasets *pin* a store for one MLflow call. Threads *bind* a run as t
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -201,24 +203,48 @@ class ProcessState:
 
     # -- the fluent active run of a thread -------------------------------------------------
 
-    def bind(self, run: Any, tracking_uri: str) -> None:
-        """Make ``run`` (of the store ``tracking_uri``) the calling thread's MLflow active run until
-        :meth:`unbind` (nests)."""
-        from .tracking._compat import fluent_stack
+    def bind(self, run: Callable[[], Any], tracking_uri: str) -> None:
+        """Make the run ``run()`` returns (of the store ``tracking_uri``) the calling thread's MLflow
+        active run until :meth:`unbind` (nests).
 
+        In a process that has not imported MLflow (a spawned worker whose nodes do not log), the
+        binding waits: it is made when the thread imports ``mlflow``, so a worker pays for MLflow
+        only when its code uses it (see :class:`_AfterImport`)."""
         stack = getattr(self._bindings, "stack", None)
         if stack is None:
             stack = self._bindings.stack = []
+        if "mlflow" not in _loaded():
+            stack.append(_Deferred(run, tracking_uri))
+            self._bind_when_mlflow_is_imported()
+            return
+        stack.append(self._binding(run(), tracking_uri))
+
+    def _binding(self, run: Any, tracking_uri: str) -> tuple[list[Any], Any, str] | None:
+        from .tracking._compat import fluent_stack
+
         current = fluent_stack()
-        already = bool(current) and current[-1].info.run_id == run.info.run_id
-        stack.append(None if already else (*self._push(run), tracking_uri))
+        if current and current[-1].info.run_id == run.info.run_id:
+            return None
+        return (*self._push(run), tracking_uri)
+
+    def _bind_when_mlflow_is_imported(self) -> None:
+        with self._lock:
+            if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
+                sys.meta_path.insert(0, _AfterImport("mlflow", self._bind_deferred))
+
+    def _bind_deferred(self) -> None:
+        """MLflow was just imported by this thread: make the bindings that waited for it."""
+        stack = getattr(self._bindings, "stack", None) or []
+        for index, entry in enumerate(stack):
+            if isinstance(entry, _Deferred):
+                stack[index] = self._binding(entry.run(), entry.tracking_uri)
 
     def unbind(self) -> None:
         """Undo the calling thread's latest :meth:`bind`."""
         stack = getattr(self._bindings, "stack", None)
         if stack:
             entry = stack.pop()
-            if entry is not None:
+            if entry is not None and not isinstance(entry, _Deferred):
                 fluent, ours, tracking_uri = entry
                 _kill(self._remove(fluent, ours), tracking_uri)
 
@@ -294,6 +320,48 @@ class ProcessState:
     def reinit_after_fork(self) -> None:
         """In a forked child: fresh locks (a parent thread may have held one at the fork)."""
         self._lock = threading.RLock()
+
+
+@dataclass
+class _Deferred:
+    """A thread binding that waits for MLflow to be imported."""
+
+    run: Callable[[], Any]
+    tracking_uri: str
+
+
+class _AfterImport:
+    """A one-shot import hook: runs ``callback`` in the importing thread right after module ``name``
+    has been executed (then leaves ``sys.meta_path``). A failing callback is logged, never raised
+    into the user's ``import``."""
+
+    def __init__(self, name: str, callback: Callable[[], None]) -> None:
+        self.name = name
+        self.callback = callback
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        import importlib.util
+
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        execute, callback = loader.exec_module, self.callback
+
+        def exec_module(module: Any) -> None:
+            execute(module)
+            try:
+                callback()
+            except Exception:
+                logging.getLogger(__name__).warning("Could not make the Kedro run's MLflow run active in this "
+                                                    "thread after importing mlflow", exc_info=True)
+
+        loader.exec_module = exec_module
+        return spec
 
 
 def _kill(leftovers: list[Any], tracking_uri: str) -> None:

@@ -123,3 +123,47 @@ def test_disabled_tracking_spawned_worker_dataset_with_run_id_uses_the_project_s
 
     assert user_metrics(client.get_run(earlier).data.metrics) == {"score": 0.75}  # saved from a spawned worker
     assert [r.info.run_id for r in all_runs(client)] == [earlier]  # tracking disabled: no new run
+
+
+PROBE_NODES = '''
+import sys
+
+
+def probe(data):
+    return {"mlflow_imported": "mlflow" in sys.modules}
+
+
+def log_late(seen):
+    import mlflow  # the first import of MLflow in this worker
+
+    mlflow.log_metric("late", 1.0)
+    return seen
+'''
+
+PROBE_REGISTRY = '''
+from kedro.pipeline import node, pipeline
+
+from .nodes import log_late, probe
+
+
+def register_pipelines():
+    return {"__default__": pipeline([node(probe, "params:data", "seen", name="probe"),
+                                     node(log_late, "seen", "logged", name="log_late")])}
+'''
+
+
+def test_a_spawned_worker_imports_mlflow_only_when_its_code_does(project_factory, client_for, monkeypatch):
+    """Workers do not pay `import mlflow` for nodes that do not use it; node code that imports it
+    later still logs into the run."""
+    import json
+
+    import kedro.runner
+
+    project = project_factory(nodes=PROBE_NODES, registry=PROBE_REGISTRY,
+                              catalog={"seen": {"type": "json.JSONDataset", "filepath": "data/seen.json"}})
+    monkeypatch.setenv("KEDRO_MP_CONTEXT", "spawn")
+    run_session(project, runner=kedro.runner.ParallelRunner(max_workers=1))
+
+    assert json.loads((project / "data" / "seen.json").read_text()) == {"mlflow_imported": False}
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FINISHED" and user_metrics(run.data.metrics) == {"late": 1.0}
