@@ -7,6 +7,9 @@ What is rewritten:
   ``MlflowModelSaverDataset``, the others keep their names). Their arguments are accepted as they are.
 * ``src/<package>/settings.py``: kedro-mlflow's hook import and ``MlflowHook()`` in ``HOOKS`` are
   removed (this plugin registers its hooks itself).
+* the package's other Python files (``src/<package>/**/*.py``): imports from ``kedro_mlflow.pipeline``
+  (``pipeline_ml_factory``) and ``kedro_mlflow.io.*`` become ours; a hand-built
+  ``KedroPipelineModel(...)`` is reported (its constructor differs here).
 * ``conf/**/mlflow*.yml``: kedro-mlflow's keys are accepted as they are; nothing to rewrite.
 
 What cannot be migrated is reported with the file, the line and why; nothing is guessed.
@@ -71,6 +74,9 @@ def plan_migration(project: Path, package: str, env: str | None = None) -> Migra
     settings = project / "src" / package / "settings.py"
     if settings.is_file():
         _settings(settings, plan, project)
+    for path in sorted((project / "src" / package).glob("**/*.py")):
+        if path != settings:
+            _source(path, plan, project)
     return plan
 
 
@@ -89,6 +95,31 @@ def _catalog(path: Path, plan: Migration, project: Path) -> None:
                 plan.problems.append(f"{_where(path, project, number)}: '{found}' has no counterpart in "
                                      f"kedro-mlflow-runs; replace it by hand (see docs/migrating-from-kedro-mlflow.md).")
     new = "".join(lines)
+    if new != old:
+        plan.edits[path] = (old, new)
+
+
+_SOURCE_MODULES = re.compile(r"\bkedro_mlflow\.(pipeline|io)\b")
+_OTHER_USE = re.compile(r"\bkedro_mlflow\b(?!_runs)")
+
+
+def _source(path: Path, plan: Migration, project: Path) -> None:
+    """Imports of kedro-mlflow's pipeline and io modules in the project's code become ours."""
+    old = path.read_text()
+    if "kedro_mlflow" not in old and "KedroPipelineModel(" not in old:
+        return
+    out = []
+    for number, line in enumerate(old.splitlines(True), 1):
+        line = _SOURCE_MODULES.sub(lambda m: f"kedro_mlflow_runs.{m.group(1)}", line)
+        if _OTHER_USE.search(line):
+            plan.problems.append(f"{_where(path, project, number)}: '{line.strip()}' uses kedro-mlflow in a way this "
+                                 f"command does not rewrite; replace it by hand (see docs/migrating-from-kedro-mlflow.md).")
+        if "KedroPipelineModel(" in line:
+            plan.problems.append(f"{_where(path, project, number)}: a KedroPipelineModel built by hand: its constructor "
+                                 f"differs here (no catalog; artifacts are bundled when the model is logged). Use "
+                                 f"pipeline_ml_factory or `kedro mlflow modelify` (see docs/pipeline-models.md).")
+        out.append(line)
+    new = "".join(out)
     if new != old:
         plan.edits[path] = (old, new)
 

@@ -39,6 +39,7 @@ SETTINGS = textwrap.dedent("""\
 
 REGISTRY = '''
 from kedro.pipeline import Pipeline, node
+from kedro_mlflow.pipeline import pipeline_ml_factory  # noqa: F401 (kedro-mlflow's import path)
 
 from .nodes import evaluate, prepare, train
 
@@ -87,6 +88,7 @@ def test_a_kedro_mlflow_project_runs_after_migrate_write(project_factory, client
     assert "-  type: kedro_mlflow.io.models.MlflowModelTrackingDataset" in dry.stdout
     assert "+  type: kedro_mlflow_runs.io.models.MlflowModelLoggerDataset  # logged into the run" in dry.stdout
     assert catalog.read_text() == CATALOG and settings.read_text() == SETTINGS  # the dry run wrote nothing
+    assert "+from kedro_mlflow_runs.pipeline import pipeline_ml_factory" in dry.stdout
 
     applied = _migrate(project, "--write")
     assert applied.returncode == 0, applied.stderr[-2000:]
@@ -116,8 +118,11 @@ def test_what_cannot_be_migrated_is_named_and_fails_the_command(project_factory)
         odd:
           type: kedro_mlflow.io.something.Else
     """))
+    nodes = next((project / "src").iterdir()) / "nodes.py"
+    nodes.write_text(nodes.read_text() + "\n\ndef wrap(p, c):\n    return KedroPipelineModel(p, c, 'x')\n")
     result = _migrate(project)
     assert result.returncode != 0
+    assert f"src/{nodes.parent.name}/nodes.py:" in result.stderr and "KedroPipelineModel built by hand" in result.stderr
     assert "PartitionedDataset" not in result.stderr and "catalog.yml:2" not in result.stderr  # that one migrates
     assert "conf/base/catalog.yml:8: 'kedro_mlflow.io.something.Else' has no counterpart" in result.stderr
 
