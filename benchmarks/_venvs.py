@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BARE", "KEDRO_MLFLOW", "OURS", "Venv", "build_all", "default_cache", "source_hash"]
+__all__ = ["BARE", "BARE_MLFLOW", "KEDRO_MLFLOW", "OURS", "Venv", "build_all", "default_cache", "source_hash"]
 
 #: the requirements every contender shares (the bare Kedro project's own needs)
 BASE_REQUIREMENTS: tuple[str, ...] = (
@@ -40,6 +40,11 @@ BASE_REQUIREMENTS: tuple[str, ...] = (
 KEDRO_MLFLOW_REQUIREMENT = "kedro-mlflow==2.0.3"
 
 BARE = "bare"
+#: bare plus MLflow and its dependencies, no plugin: what merely installing MLflow costs a plain
+#: `kedro run` (Kedro, dynaconf, pandas and kedro-datasets import flask, pyarrow, sqlalchemy, ...
+#: when they are installed)
+BARE_MLFLOW = "bare-mlflow"
+MLFLOW_REQUIREMENT = "mlflow>=3.4,<4"
 OURS = "ours"
 KEDRO_MLFLOW = "kedro-mlflow"
 _MARKER = ".kmr-bench.json"
@@ -179,6 +184,7 @@ def build_all(cache: Path, repo: Path, names: set[str], say: Callable[[str], Non
     log = cache / "pip.log"
     specs = {
         BARE: (Venv(BARE, cache / BARE, BASE_REQUIREMENTS), None),
+        BARE_MLFLOW: (Venv(BARE_MLFLOW, cache / BARE_MLFLOW, (*BASE_REQUIREMENTS, MLFLOW_REQUIREMENT)), None),
         # the plugin's own dependencies (mlflow>=3.4,<4, ...) come from its pyproject
         OURS: (Venv(OURS, cache / OURS, BASE_REQUIREMENTS, (repo / "pyproject.toml").read_text()), repo),
         KEDRO_MLFLOW: (Venv(KEDRO_MLFLOW, cache / KEDRO_MLFLOW, (*BASE_REQUIREMENTS, KEDRO_MLFLOW_REQUIREMENT)), None),
