@@ -141,6 +141,11 @@ class RunRecorder:
                 event["error"] = type(error).__name__
             self._emit(event)
 
+    def node_io(self, node_name: str, kind: str) -> None:
+        """A node's input starts to load (``load``) or one of its outputs was saved (``saved``)."""
+        if self.timeline:
+            self._emit(_node_event(kind, node_name))
+
     def dataset(self, name: str, data: Any, *, saved: bool) -> None:
         """A dataset was loaded or saved: note a persisted output's save, and a frame's schema once."""
         if not self.lineage or name not in self.watched:
@@ -192,7 +197,7 @@ class RunRecorder:
         part: dict[str, Any] = {"kedro_run_id": self.kedro_run_id}
         metrics: list[tuple[str, float, int]] = []
         if self.timeline:
-            timeline = entries([e for e in events if e["e"] in ("start", "end")], time.time())
+            timeline = entries([e for e in events if e["e"] in ("load", "start", "end", "saved")], time.time())
             part["timeline"], part["pipeline"] = timeline, self.pipeline
             metrics = duration_metrics(timeline)
         inputs: list[dict[str, Any]] = []

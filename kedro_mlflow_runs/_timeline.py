@@ -23,35 +23,60 @@ _INVALID_METRIC_CHARS = re.compile(r"[^\w\-. /]")
 COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
 
 
-def entries(events: Iterable[Mapping[str, Any]], end_time: float) -> list[dict[str, Any]]:
-    """One entry per node run, in start order, from ``start``/``end`` events.
+#: The order of a node run's events at one instant: its inputs load, it runs, its outputs are saved.
+_ORDER = {"load": 0, "start": 1, "end": 2, "saved": 3}
 
-    A node that started and never ended (the run failed elsewhere, or was killed) is
-    ``interrupted`` and ends at ``end_time``, when the run was closed.
+
+def entries(events: Iterable[Mapping[str, Any]], end_time: float) -> list[dict[str, Any]]:
+    """One entry per node run, in start order, from ``load``/``start``/``end``/``saved`` events.
+
+    A node run spans from its first input starting to load to its last output saved: ``start``,
+    ``end`` and ``duration_s`` cover all of it, split into ``load_s`` (reading the inputs),
+    ``compute_s`` (the node's function) and ``save_s`` (writing the outputs). A node that started
+    and never ended (the run failed elsewhere, or was killed) is ``interrupted`` and ends at
+    ``end_time``, when the run was closed.
     """
     open_runs: dict[tuple[Any, Any, str], dict[str, Any]] = {}
+    loading: dict[tuple[Any, Any, str], float] = {}  # first input load of the node run about to start
+    last: dict[tuple[Any, Any, str], dict[str, Any]] = {}  # the latest ended run: its outputs are being saved
     done: list[dict[str, Any]] = []
-    for event in sorted(events, key=lambda e: (e["t"], 0 if e["e"] == "start" else 1)):
+    for event in sorted(events, key=lambda e: (e["t"], _ORDER.get(e["e"], 1))):
         key = (event["pid"], event["tid"], event["node"])
-        if event["e"] == "start":
-            open_runs[key] = {"node": event["node"], "start": event["t"], "end": None, "duration_s": None,
-                              "worker": {"pid": event["pid"], "thread": event["thread"]}, "status": None}
-        elif event["e"] == "end":
+        kind, t = event["e"], event["t"]
+        if kind == "load":
+            loading.setdefault(key, t)
+        elif kind == "start":
+            open_runs[key] = _entry(event, loading.pop(key, t))
+        elif kind == "end":
             entry = open_runs.pop(key, None)
             if entry is None:  # an end without its start (a worker's spool lost a line): start unknown
-                entry = {"node": event["node"], "start": event["t"], "end": None, "duration_s": None,
-                         "worker": {"pid": event["pid"], "thread": event["thread"]}, "status": None}
-            entry["end"], entry["status"] = event["t"], event["status"]
+                entry = _entry(event, loading.pop(key, t))
+            entry["end"] = entry["compute_end"] = t
+            entry["status"] = event["status"]
             if event.get("error"):
                 entry["error"] = event["error"]
             done.append(entry)
+            last[key] = entry
+        elif kind == "saved" and key in last:
+            last[key]["end"] = max(last[key]["end"], t)
     for entry in open_runs.values():
-        entry["end"], entry["status"] = max(end_time, entry["start"]), INTERRUPTED
+        entry["end"] = entry["compute_end"] = max(end_time, entry["compute_start"])
+        entry["status"] = INTERRUPTED
         done.append(entry)
     for entry in done:
+        compute_start, compute_end = entry.pop("compute_start"), entry.pop("compute_end")
         entry["duration_s"] = round(entry["end"] - entry["start"], 6)
+        entry["load_s"] = round(compute_start - entry["start"], 6)
+        entry["compute_s"] = round(compute_end - compute_start, 6)
+        entry["save_s"] = round(entry["end"] - compute_end, 6)
     done.sort(key=lambda e: (e["start"], e["node"]))
     return done
+
+
+def _entry(event: Mapping[str, Any], first_load: float) -> dict[str, Any]:
+    return {"node": event["node"], "start": min(first_load, event["t"]), "end": None, "duration_s": None,
+            "worker": {"pid": event["pid"], "thread": event["thread"]}, "status": None,
+            "compute_start": event["t"], "compute_end": None}
 
 
 def metric_key(node_name: str) -> str:

@@ -45,7 +45,9 @@ def render(timeline: Sequence[Mapping[str, Any]], *, title: str, status: str) ->
         for entry in items:
             x0, x1 = x(entry["start"]), x(entry["end"])
             colour = _COLOURS.get(str(entry["status"]), "#999999")
-            tip = f"{entry['node']}: {entry['duration_s']:.3f} s, {entry['status']}"
+            tip = (f"{entry['node']}: {entry['duration_s']:.3f} s (load {entry.get('load_s', 0):.3f}, run "
+                   f"{entry.get('compute_s', entry['duration_s']):.3f}, save {entry.get('save_s', 0):.3f}), "
+                   f"{entry['status']}")
             svg.append(f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1.5):.1f}" height="{_LANE - 6}" '
                        f'fill="{colour}" rx="2"><title>{escape(tip)}</title></rect>')
             if x1 - x0 > 40:  # room for a label
@@ -56,6 +58,8 @@ def render(timeline: Sequence[Mapping[str, Any]], *, title: str, status: str) ->
     rows = "".join(
         f"<tr><td>{escape(e['node'])}</td><td>{escape(worker_label(e['worker']))}</td>"
         f"<td class=num>{e['start'] - start:.3f}</td><td class=num>{e['duration_s']:.3f}</td>"
+        f"<td class=num>{e.get('load_s', 0):.3f}</td><td class=num>{e.get('compute_s', e['duration_s']):.3f}</td>"
+        f"<td class=num>{e.get('save_s', 0):.3f}</td>"
         f"<td><span class=dot style=\"background:{_COLOURS.get(str(e['status']), '#999999')}\"></span>"
         f"{escape(str(e['status']))}</td></tr>"
         for e in timeline
@@ -93,7 +97,7 @@ svg line.grid {{ stroke: #eee; }}
 <h2 style="font-size:15px">Workers</h2>
 <table><thead><tr><th>worker</th><th>nodes</th><th>busy (s)</th><th>busy share</th></tr></thead><tbody>{busy}</tbody></table>
 <h2 style="font-size:15px">Node runs</h2>
-<table><thead><tr><th>node</th><th>worker</th><th>start (s)</th><th>duration (s)</th><th>status</th></tr></thead><tbody>{rows}</tbody></table>
+<table><thead><tr><th>node</th><th>worker</th><th>start (s)</th><th>duration (s)</th><th>load (s)</th><th>run (s)</th><th>save (s)</th><th>status</th></tr></thead><tbody>{rows}</tbody></table>
 </body>
 </html>
 """

@@ -134,8 +134,13 @@ class MlflowRunsHooks:
                                exc_info=True)
         ctx.unbind_thread()
 
-
     # -- datasets: the schema of persisted frames, and which outputs were written -------------
+
+    @hook_impl
+    def before_dataset_loaded(self, dataset_name: str, node: Any = None) -> None:
+        recorder = _recorder(None)
+        if recorder is not None and node is not None:
+            recorder.node_io(node.name, "load")
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
@@ -144,10 +149,12 @@ class MlflowRunsHooks:
             recorder.dataset(dataset_name, data, saved=False)
 
     @hook_impl
-    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Any = None) -> None:
         recorder = _recorder(None)
         if recorder is not None:
             recorder.dataset(dataset_name, data, saved=True)
+            if node is not None:
+                recorder.node_io(node.name, "saved")
 
 
 def _recorder(run_id: str | None) -> Any:

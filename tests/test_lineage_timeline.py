@@ -192,11 +192,16 @@ def _check_timeline(finished: Finished, *, statuses: dict[str, str]) -> list[dic
         assert entry["status"] == statuses[entry["node"]], entry
         assert entry["start"] <= entry["end"]
         assert entry["duration_s"] == pytest.approx(entry["end"] - entry["start"], abs=1e-5)
+        parts = (entry["load_s"], entry["compute_s"], entry["save_s"])
+        assert min(parts) >= 0 and sum(parts) == pytest.approx(entry["duration_s"], abs=1e-5)
         assert set(entry["worker"]) == {"pid", "thread"}
         assert entry["start"] * 1000 >= finished.run.info.start_time - 1
     by_node = {e["node"]: e for e in timeline}
-    # the data flows forward in time: a node starts after the nodes it depends on ended
+    # the data flows forward in time: a node starts after the nodes it depends on ended (outputs saved)
     assert by_node["create_model_input_table"]["start"] >= by_node["preprocess_companies"]["end"]
+    # reading a CSV and writing one are part of the node's time, apart from its function's
+    if statuses["preprocess_companies"] == "completed":
+        assert by_node["preprocess_companies"]["load_s"] > 0 and by_node["preprocess_companies"]["save_s"] > 0
     for node, status in statuses.items():
         if status != "interrupted":
             metric = finished.run.data.metrics[f"kedro.node_duration_s.{node}"]
@@ -346,6 +351,7 @@ def test_a_failed_forked_parallel_run_still_gets_its_timeline_and_lineage(forked
     assert os.getpid() not in {e["worker"]["pid"] for e in timeline}
     failed = next(e for e in timeline if e["node"] == "train_model")
     assert failed["error"] == "ValueError"
+    assert failed["save_s"] == 0 and failed["load_s"] > 0  # it read its input table, then raised
     text = _check_html(finished, timeline)
     assert "FAILED" in text
     _check_inputs(finished, finished.project)
