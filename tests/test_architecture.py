@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from conftest import all_runs
@@ -239,3 +240,25 @@ def test_a_failing_before_success_step_ends_the_run_failed_and_raises(project_fa
     (run,) = all_runs(client_for(project))
     assert run.info.status == "FAILED"
     assert "step two broke" in run.data.tags["kedro.error.message"]
+
+
+@pytest.mark.parametrize("setting, frozen", [(None, True), ("0", False)])
+def test_a_process_that_tracked_a_run_exits_fast_unless_told_not_to(project, setting, frozen):
+    """At exit the plugin freezes the objects alive (Python's shutdown then skips them);
+    KEDRO_MLFLOW_RUNS_FAST_EXIT=0 turns it off. A process that tracked nothing is left alone."""
+    env = kedro_env(**({"KEDRO_MLFLOW_RUNS_FAST_EXIT": setting} if setting else {}))
+    code = textwrap.dedent(f"""
+        import atexit, gc, sys
+        atexit.register(lambda: print("FROZEN", gc.get_freeze_count() > 0))  # runs after the plugin's
+        if sys.argv[1] == "run":
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            from kedro_project import run_session
+            run_session(__import__("pathlib").Path({str(project)!r}))
+        else:
+            import kedro_mlflow_runs, kedro_mlflow_runs.hooks
+    """)
+    ran = subprocess.run([sys.executable, "-c", code, "run"], env=env, capture_output=True, text=True, timeout=180)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert f"FROZEN {frozen}" in ran.stdout
+    idle = subprocess.run([sys.executable, "-c", code, "idle"], env=env, capture_output=True, text=True, timeout=180)
+    assert "FROZEN False" in idle.stdout
