@@ -6,6 +6,7 @@ would; the provider hands out a fresh token for every request, as one that refre
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 
@@ -150,3 +151,28 @@ def test_the_provider_is_given_to_mlflow_for_the_run_only(project_factory, clien
     assert header_providers() == before
     (run,) = all_runs(client_for(project))
     assert user_metrics(run.data.metrics) == {"score": 11.5}  # one TokenProvider while the node ran
+
+
+class InheritedProvider:
+    """Stands for the instance a forked worker inherited (worker_install only compares the class path)."""
+
+
+def test_a_forked_worker_keeps_the_inherited_provider_and_adds_none(monkeypatch):
+    import json
+
+    from kedro_mlflow_runs._header_provider import HEADER_PROVIDER_ENV_VAR, worker_install
+    from kedro_mlflow_runs.registry import registry
+    from kedro_mlflow_runs.tracking._compat import header_providers
+
+    inherited = InheritedProvider()
+    remove = registry().process.add_header_provider(inherited)
+    try:
+        before = list(header_providers())
+        monkeypatch.setenv(HEADER_PROVIDER_ENV_VAR, json.dumps(
+            {"type": f"{__name__}.InheritedProvider", "pass_context": False, "init_kwargs": {}}))
+        registry()._firsts.discard((os.getpid(), "header_provider"))  # as in a fresh worker
+        worker_install()
+        assert header_providers() == before  # no second instance: headers would be sent twice
+    finally:
+        remove()
+    assert inherited not in header_providers()
