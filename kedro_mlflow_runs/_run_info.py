@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+import os
+import socket
 import re
 import sys
 from collections.abc import Mapping
@@ -14,7 +16,7 @@ from ._redact import redact_uri
 from .config import MlflowConfig
 from .handle import RunHandle
 
-__all__ = ["current_user", "git_commit", "run_tags", "where"]
+__all__ = ["current_user", "git_commit", "opened_by_a_live_process", "run_tags", "where"]
 
 
 def runner_name(run_params: Mapping[str, Any]) -> str:
@@ -45,6 +47,9 @@ def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, s
         "kedro.version": str(run_params.get("kedro_version")),
         "kedro_mlflow_runs.version": __version__,
         "kedro.runner": runner_name(run_params),
+        # which process opened the run: `kedro mlflow close-run --stale` leaves a live one alone
+        "kedro.host": socket.gethostname(),
+        "kedro.pid": str(os.getpid()),
         "mlflow.source.name": "kedro run",
         "mlflow.source.type": "LOCAL",
     }
@@ -60,6 +65,23 @@ def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, s
     if commit:
         tags["mlflow.source.git.commit"] = commit
     return tags
+
+
+def opened_by_a_live_process(tags: Mapping[str, str]) -> bool | None:
+    """Whether the process that opened a run (its ``kedro.host`` / ``kedro.pid`` tags) is alive:
+    None when that cannot be told (another host, or a run without the tags)."""
+    host, pid = tags.get("kedro.host"), tags.get("kedro.pid")
+    if host != socket.gethostname() or not (pid or "").isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)  # type: ignore[arg-type]
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except OSError:
+        return None
+    return True
 
 
 def where(handle: RunHandle) -> str:

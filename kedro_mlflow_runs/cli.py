@@ -390,20 +390,34 @@ def _merge_parts(tracker, run_id: str, status: str) -> None:  # type: ignore[no-
 def _close_stale(tracker, config, status: str, yes: bool) -> None:  # type: ignore[no-untyped-def]
     from datetime import datetime, timezone
 
+    from ._run_info import opened_by_a_live_process
+
     runs = tracker.running_kedro_runs(config.experiment_name)
     if not runs:
         click.echo(f"No run of experiment '{config.experiment_name}' is RUNNING in {config.redacted_tracking_uri}.")
         return
-    click.echo(f"Runs of experiment '{config.experiment_name}' still RUNNING (a kedro run in progress is listed too):")
+    click.echo(f"Runs of experiment '{config.experiment_name}' still RUNNING:")
+    stale = []
     for run in runs:
         started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        click.echo(f"  {run.info.run_id}  kedro run {run.data.tags.get('kedro.run_id', '?')}  started {started}")
-    if not yes:
-        click.echo(f"Pass --yes to end them as {status}.")
+        alive = opened_by_a_live_process(run.data.tags)
+        if alive:
+            note = (f"in progress: process {run.data.tags['kedro.pid']} on this host is alive; left alone "
+                    f"(end it with: kedro mlflow close-run --run-id {run.info.run_id})")
+        else:
+            stale.append(run)
+            note = "its process is gone" if alive is False else (
+                f"opened on host {run.data.tags.get('kedro.host', '?')}: cannot tell whether it is still running")
+        click.echo(f"  {run.info.run_id}  kedro run {run.data.tags.get('kedro.run_id', '?')}  started {started}  ({note})")
+    if not stale:
+        click.echo("Nothing to end.")
         return
-    for run in runs:
+    if not yes:
+        click.echo(f"Pass --yes to end the {len(stale)} run(s) not known to be in progress as {status}.")
+        return
+    for run in stale:
         tracker.set_terminated(run.info.run_id, status)
-    click.echo(f"Ended {len(runs)} run(s) as {status}.")
+    click.echo(f"Ended {len(stale)} run(s) as {status}.")
 
 
 @mlflow_commands.command(name="migrate")

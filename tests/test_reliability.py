@@ -189,6 +189,12 @@ def test_close_run_stale_lists_and_ends_runs_left_running(project, client_for, t
                             cwd=project, env=kedro_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until_started(marker, proc)
+        (live,) = all_runs(client_for(project))
+        spared = subprocess.run(kedro_cmd("mlflow", "close-run", "--stale", "--yes"), cwd=project, env=kedro_env(),
+                                capture_output=True, text=True, timeout=120)
+        assert spared.returncode == 0, spared.stderr[-2000:]
+        assert f"process {proc.pid} on this host is alive; left alone" in spared.stdout  # a live run is not stale
+        assert client_for(project).get_run(live.info.run_id).info.status == "RUNNING"
         proc.kill()  # kill -9: nothing can end the run
         proc.wait()
     finally:
@@ -200,6 +206,7 @@ def test_close_run_stale_lists_and_ends_runs_left_running(project, client_for, t
                              capture_output=True, text=True, timeout=120)
     assert listing.returncode == 0, listing.stderr[-2000:]
     assert left.info.run_id in listing.stdout and left.data.tags["kedro.run_id"] in listing.stdout
+    assert "its process is gone" in listing.stdout
     assert client_for(project).get_run(left.info.run_id).info.status == "RUNNING"  # listing ends nothing
     ended = subprocess.run(kedro_cmd("mlflow", "close-run", "--stale", "--yes"), cwd=project, env=kedro_env(),
                            capture_output=True, text=True, timeout=120)
