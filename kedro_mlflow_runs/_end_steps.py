@@ -1,7 +1,8 @@
 """The steps that run just before a run ends, whatever its outcome: bounded, and never in the way.
 
 ``RunRegistry.finish`` is called from Kedro's hooks but also from signal handlers and atexit, so
-the steps (stop the system-metrics monitor, write the timeline and the lineage) run in a helper
+the steps (run before the run is closed, or right after it for a KILLED run, see
+:data:`KILLED_END_STEPS_TIMEOUT_S`) (stop the system-metrics monitor, write the timeline and the lineage) run in a helper
 thread that the caller waits for at most :data:`END_STEPS_TIMEOUT_S` seconds. A step that fails
 is logged as a warning and the others still run; the run's status is never changed by them.
 A ``KeyboardInterrupt`` while waiting (a second Ctrl-C) stops the wait: the caller closes the run
@@ -20,12 +21,15 @@ from .handle import Outcome
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext
 
-__all__ = ["END_STEPS_TIMEOUT_S", "run_end_steps"]
+__all__ = ["END_STEPS_TIMEOUT_S", "KILLED_END_STEPS_TIMEOUT_S", "run_end_steps"]
 
 logger = logging.getLogger(__name__)
 
 #: How long ``finish`` waits for the end steps of one run before it ends the run anyway.
 END_STEPS_TIMEOUT_S = 60.0
+#: For a KILLED run (a signal, the process exiting) the run is closed first and the steps then get
+#: this long: a container's SIGKILL follows its SIGTERM within seconds.
+KILLED_END_STEPS_TIMEOUT_S = 5.0
 
 
 def run_end_steps(

@@ -36,6 +36,9 @@ def open_run(ctx: RunContext, run_name: str | None, tags: Mapping[str, str] | No
         all_tags.setdefault(TAG_KEDRO_RUN_ID, ctx.kedro_run_id)
     if cfg.run_id:
         run = tracker.get_run(cfg.run_id, source=cfg.run_id_source)
+        # the process that opened the run owns it; an attaching step must not pose as its owner
+        # (close-run --stale tells live runs by these two tags)
+        all_tags = {k: v for k, v in all_tags.items() if k not in ("kedro.host", "kedro.pid")}
         if all_tags:
             tracker.log_batch(run.info.run_id, tags=clip_tags(all_tags), what="tag")
         return run, Ownership.ATTACHED, dict(run.data.params)

@@ -57,7 +57,7 @@ _PARTS_DIR = f"{ARTIFACT_DIR}/parts"
 class RunRecorder:
     """Collects a Kedro run's node and dataset events, and writes them into its MLflow run at the end."""
 
-    __slots__ = ("digest_mode", "events", "inputs", "kedro_run_id", "lineage", "outputs", "owner_pid", "pipeline",
+    __slots__ = ("closed_at", "digest_mode", "events", "inputs", "kedro_run_id", "lineage", "outputs", "owner_pid", "pipeline",
                  "seen", "spool", "timeline", "watched")
 
     def __init__(self, kedro_run_id: str, spool: str, owner_pid: int, *, timeline: bool, lineage: bool,
@@ -74,6 +74,7 @@ class RunRecorder:
         self.inputs: dict[str, tuple[Location, str]] = {}  # name -> (where, digest when the run started)
         self.outputs: dict[str, Location] = {}
         self.digest_mode = "auto"
+        self.closed_at: float | None = None  # when the run was closed (its interrupted nodes end then)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -169,8 +170,13 @@ class RunRecorder:
                          0o600)
         except FileNotFoundError:  # the run ended already and its owner removed the spool
             return
+        except OSError as exc:  # recording never fails a node
+            logger.debug("Could not record a timeline event: %s", exc)
+            return
         try:
             os.write(fd, line)
+        except OSError as exc:
+            logger.debug("Could not record a timeline event: %s", exc)
         finally:
             os.close(fd)
 
@@ -197,7 +203,8 @@ class RunRecorder:
         part: dict[str, Any] = {"kedro_run_id": self.kedro_run_id}
         metrics: list[tuple[str, float, int]] = []
         if self.timeline:
-            timeline = entries([e for e in events if e["e"] in ("load", "start", "end", "saved")], time.time())
+            timeline = entries([e for e in events if e["e"] in ("load", "start", "end", "saved")],
+                               self.closed_at or time.time())
             part["timeline"], part["pipeline"] = timeline, self.pipeline
             metrics = duration_metrics(timeline)
         inputs: list[dict[str, Any]] = []

@@ -71,8 +71,8 @@ def opened_by_a_live_process(tags: Mapping[str, str]) -> bool | None:
     """Whether the process that opened a run (its ``kedro.host`` / ``kedro.pid`` tags) is alive:
     None when that cannot be told (another host, or a run without the tags)."""
     host, pid = tags.get("kedro.host"), tags.get("kedro.pid")
-    if host != socket.gethostname() or not (pid or "").isdigit():
-        return None
+    if host != socket.gethostname() or not (pid or "").isdigit() or os.name == "nt":
+        return None  # (on Windows os.kill(pid, 0) would terminate the process, not probe it)
     try:
         os.kill(int(pid), 0)  # type: ignore[arg-type]
     except ProcessLookupError:

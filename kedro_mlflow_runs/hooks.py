@@ -138,23 +138,31 @@ class MlflowRunsHooks:
 
     @hook_impl
     def before_dataset_loaded(self, dataset_name: str, node: Any = None) -> None:
-        recorder = _recorder(None)
-        if recorder is not None and node is not None:
-            recorder.node_io(node.name, "load")
+        if node is not None:
+            _record(lambda recorder: recorder.node_io(node.name, "load"))
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
-        recorder = _recorder(None)
-        if recorder is not None:
-            recorder.dataset(dataset_name, data, saved=False)
+        _record(lambda recorder: recorder.dataset(dataset_name, data, saved=False))
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Any = None) -> None:
-        recorder = _recorder(None)
-        if recorder is not None:
+        def saved(recorder: Any) -> None:
             recorder.dataset(dataset_name, data, saved=True)
             if node is not None:
                 recorder.node_io(node.name, "saved")
+
+        _record(saved)
+
+
+def _record(event: Any) -> None:
+    """Hand an event to this thread's run recorder; recording never fails a node."""
+    try:
+        recorder = _recorder(None)
+        if recorder is not None:
+            event(recorder)
+    except Exception:
+        logger.debug("Could not record a dataset event for the timeline or lineage", exc_info=True)
 
 
 def _recorder(run_id: str | None) -> Any:

@@ -99,7 +99,7 @@ def _catalog(path: Path, plan: Migration, project: Path) -> None:
         plan.edits[path] = (old, new)
 
 
-_SOURCE_MODULES = re.compile(r"\bkedro_mlflow\.(pipeline|io)\b")
+_SOURCE_MODULES = re.compile(r"\bkedro_mlflow\.(pipeline|io(?:\.(?:artifacts|metrics|models))?)\b(?!\.)")
 _OTHER_USE = re.compile(r"\bkedro_mlflow\b(?!_runs)")
 
 

@@ -16,10 +16,11 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .handle import STORE_ENV_VAR, Outcome, handle_from_env
+from .handle import STORE_ENV_VAR, Outcome, RunState, handle_from_env
 from .process import ProcessState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -226,12 +227,20 @@ class RunRegistry:
                 self._active.remove(ctx)
         interrupted: BaseException | None = None
         try:
-            if tracked is not None and ctx.is_active and ctx.pid == os.getpid() and tracked.before_end:
+            steps = tracked.before_end if tracked is not None and ctx.is_active and ctx.pid == os.getpid() else []
+            killed = outcome.status is RunState.KILLED
+            if steps and not killed:
                 from ._end_steps import run_end_steps
 
-                interrupted = run_end_steps(tracked.before_end, ctx, outcome)
+                interrupted = run_end_steps(steps, ctx, outcome)
+            if tracked is not None and tracked.recorder is not None:
+                tracked.recorder.closed_at = time.time()  # interrupted nodes end when the run was closed
             if ctx.is_active:
                 ctx.close(outcome)
+            if steps and killed:  # a signal or exit: the true status first (a SIGKILL may follow a
+                from ._end_steps import KILLED_END_STEPS_TIMEOUT_S, run_end_steps  # SIGTERM), then the rest, briefly
+
+                interrupted = run_end_steps(steps, ctx, outcome, timeout=KILLED_END_STEPS_TIMEOUT_S)
         finally:
             if tracked is not None:
                 tracked.release()
@@ -286,15 +295,20 @@ class RunRegistry:
     def _at_exit(self) -> None:
         """A run still ACTIVE when the interpreter exits was interrupted. Then a fast exit: the
         final garbage collection skips the objects alive now (see :data:`FAST_EXIT_ENV_VAR`)."""
+        interrupted: BaseException | None = None
         for ctx in reversed(self.active(own_process_only=True)):
             try:
                 self.finish(ctx, Outcome.killed("the Python process exited while the run was active"))
             except Exception:
                 logger.debug("Could not end %r at exit", ctx, exc_info=True)
+            except BaseException as exc:  # a Ctrl-C while ending one run: end the others, then go on
+                interrupted = interrupted or exc
         if os.environ.get(FAST_EXIT_ENV_VAR, "1") != "0":
             import gc
 
             gc.freeze()
+        if interrupted is not None:
+            raise interrupted
 
     # -- the project's config, from after_context_created to before_pipeline_run ----------
 

@@ -262,3 +262,39 @@ def test_a_process_that_tracked_a_run_exits_fast_unless_told_not_to(project, set
     assert f"FROZEN {frozen}" in ran.stdout
     idle = subprocess.run([sys.executable, "-c", code, "idle"], env=env, capture_output=True, text=True, timeout=180)
     assert "FROZEN False" in idle.stdout
+
+
+_END_STEP_SETTINGS = '''
+from pathlib import Path
+from kedro.framework.hooks import hook_impl
+
+
+class EndStep:
+    @hook_impl
+    def before_pipeline_run(self, run_params):
+        from kedro_mlflow_runs.registry import registry
+
+        tracked = registry().tracked(run_params["run_id"])
+        seen = Path(run_params["project_path"]) / "seen.txt"
+
+        def step(ctx, outcome):  # what MLflow holds while the end steps run
+            seen.write_text(ctx.tracker.get_run(ctx.run_id).info.status)
+
+        tracked.before_end.append(step)
+
+
+HOOKS = (EndStep(),)
+'''
+
+
+def test_a_killed_run_gets_its_status_before_the_end_steps_run(project_factory):
+    """A signal or an exit may be followed by SIGKILL: the KILLED status goes first, the timeline
+    and lineage after; other outcomes record them first, then close."""
+    from kedro_project import run_session
+
+    project = project_factory(settings=_END_STEP_SETTINGS)
+    run_session(project)
+    assert (project / "seen.txt").read_text() == "RUNNING"
+    with pytest.raises(SystemExit):
+        run_session(project, runtime_params={"model": {"exit": 3}})
+    assert (project / "seen.txt").read_text() == "KILLED"

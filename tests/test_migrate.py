@@ -119,10 +119,13 @@ def test_what_cannot_be_migrated_is_named_and_fails_the_command(project_factory)
           type: kedro_mlflow.io.something.Else
     """))
     nodes = next((project / "src").iterdir()) / "nodes.py"
-    nodes.write_text(nodes.read_text() + "\n\ndef wrap(p, c):\n    return KedroPipelineModel(p, c, 'x')\n")
+    nodes.write_text(nodes.read_text() + "\n\ndef wrap(p, c):\n    return KedroPipelineModel(p, c, 'x')\n"
+                     "\nfrom kedro_mlflow.pipeline.pipeline_ml_factory import pipeline_ml_factory\n")
     result = _migrate(project)
     assert result.returncode != 0
     assert f"src/{nodes.parent.name}/nodes.py:" in result.stderr and "KedroPipelineModel built by hand" in result.stderr
+    # a module path that does not exist here is named, not rewritten into a broken import
+    assert "'from kedro_mlflow.pipeline.pipeline_ml_factory import pipeline_ml_factory' uses kedro-mlflow" in result.stderr
     assert "PartitionedDataset" not in result.stderr and "catalog.yml:2" not in result.stderr  # that one migrates
     assert "conf/base/catalog.yml:8: 'kedro_mlflow.io.something.Else' has no counterpart" in result.stderr
 

@@ -85,8 +85,11 @@ class _RequirementsCache:
 
     @staticmethod
     def _file() -> Path:
+        home = os.path.expanduser("~")
+        if home.startswith("~"):  # no HOME and no passwd entry (some containers): not the project folder
+            home = tempfile.gettempdir()
         root = os.environ.get(CACHE_DIR_ENV) or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "kedro-mlflow-runs")
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "kedro-mlflow-runs")
         environment = hashlib.sha1(f"{sys.prefix}|{sys.executable}|{sys.version}".encode()).hexdigest()[:16]
         return Path(root) / f"requirements-{environment}.json"
 
@@ -122,7 +125,11 @@ class _RequirementsCache:
             with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
                                              encoding="utf-8") as out:
                 json.dump({"fingerprint": self._fingerprint, "entries": self._entries}, out)
-            os.replace(out.name, path)
+            try:
+                os.replace(out.name, path)
+            except OSError:
+                os.unlink(out.name)
+                raise
         except OSError:
             logger.debug("Could not write the requirements cache %s", path, exc_info=True)
 

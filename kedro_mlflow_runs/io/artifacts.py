@@ -214,10 +214,10 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         except Exception as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise tracking_error(self._label(), f"download partitions '{folder}' from", target, exc) from safe_cause(exc)
+        keeper = _Downloaded(tmp)  # removed with the last loader that needs it (or now, on an error)
         twin = copy.deepcopy(self._dataset)
         twin._path = Path(downloaded).as_posix()  # type: ignore[attr-defined]
         twin._invalidate_caches()  # type: ignore[attr-defined]
-        keeper = _Downloaded(tmp)  # removed with the last loader that needs it
         return {partition: functools.partial(_load_kept, loader, keeper) for partition, loader in twin.load().items()}
 
     def _copy_at(self, path: Path) -> AbstractDataset:
