@@ -204,30 +204,33 @@ def test_the_mlflow_private_names_we_use_still_exist():
     assert _compat.verify() == []
 
 
-_STEPS_SETTINGS = '''
-from pathlib import Path
-from kedro.framework.hooks import hook_impl
+def _settings_adding_steps(steps: str) -> str:
+    """A settings.py whose hook gives the Kedro run's TrackedRun the steps ``steps`` defines
+    (``tracked`` and ``out``, a file in the project, are in scope)."""
+    body = textwrap.indent(textwrap.dedent(steps), " " * 8)
+    return (
+        "from pathlib import Path\n"
+        "from kedro.framework.hooks import hook_impl\n\n\n"
+        "class Steps:\n"
+        "    @hook_impl\n"
+        "    def before_pipeline_run(self, run_params):\n"
+        "        from kedro_mlflow_runs.registry import registry\n\n"
+        "        tracked = registry().tracked(run_params['run_id'])\n"
+        "        out = Path(run_params['project_path']) / 'steps.txt'\n"
+        f"{body}\n\n"
+        "HOOKS = (Steps(),)\n"
+    )
 
 
-class Steps:
-    @hook_impl
-    def before_pipeline_run(self, run_params):
-        from kedro_mlflow_runs.registry import registry
+_STEPS_SETTINGS = _settings_adding_steps("""
+    def first(ctx):
+        out.write_text(ctx.state.name)
 
-        tracked = registry().tracked(run_params["run_id"])
-        marker = Path(run_params["project_path"]) / "steps.txt"
+    def second(ctx):
+        raise RuntimeError("step two broke")
 
-        def first(ctx):
-            marker.write_text(ctx.state.name)
-
-        def second(ctx):
-            raise RuntimeError("step two broke")
-
-        tracked.before_success.extend([first, second])
-
-
-HOOKS = (Steps(),)
-'''
+    tracked.before_success.extend([first, second])
+""")
 
 
 def test_a_failing_before_success_step_ends_the_run_failed_and_raises(project_factory, client_for):
@@ -264,27 +267,12 @@ def test_a_process_that_tracked_a_run_exits_fast_unless_told_not_to(project, set
     assert "FROZEN False" in idle.stdout
 
 
-_END_STEP_SETTINGS = '''
-from pathlib import Path
-from kedro.framework.hooks import hook_impl
+_END_STEP_SETTINGS = _settings_adding_steps("""
+    def step(ctx, outcome):  # what MLflow holds while the end steps run
+        out.write_text(ctx.tracker.get_run(ctx.run_id).info.status)
 
-
-class EndStep:
-    @hook_impl
-    def before_pipeline_run(self, run_params):
-        from kedro_mlflow_runs.registry import registry
-
-        tracked = registry().tracked(run_params["run_id"])
-        seen = Path(run_params["project_path"]) / "seen.txt"
-
-        def step(ctx, outcome):  # what MLflow holds while the end steps run
-            seen.write_text(ctx.tracker.get_run(ctx.run_id).info.status)
-
-        tracked.before_end.append(step)
-
-
-HOOKS = (EndStep(),)
-'''
+    tracked.before_end.append(step)
+""")
 
 
 def test_a_killed_run_gets_its_status_before_the_end_steps_run(project_factory):
@@ -294,7 +282,7 @@ def test_a_killed_run_gets_its_status_before_the_end_steps_run(project_factory):
 
     project = project_factory(settings=_END_STEP_SETTINGS)
     run_session(project)
-    assert (project / "seen.txt").read_text() == "RUNNING"
+    assert (project / "steps.txt").read_text() == "RUNNING"
     with pytest.raises(SystemExit):
         run_session(project, runtime_params={"model": {"exit": 3}})
-    assert (project / "seen.txt").read_text() == "KILLED"
+    assert (project / "steps.txt").read_text() == "KILLED"
