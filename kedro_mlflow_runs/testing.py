@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +165,16 @@ class MlflowStore:
     def __repr__(self) -> str:
         return f"<MlflowStore {self.uri}>"
 
+    def close(self) -> None:
+        """Close the connections this process opened to the store (the fixture does it after the test)."""
+        from .tracking._compat import close_store_connections
+        from .tracking._store import CLIENTS
+
+        CLIENTS.release(self.uri)
+        if self._client is not None:
+            close_store_connections(self._client)
+            self._client = None
+
     @property
     def client(self) -> MlflowClient:
         """An ``MlflowClient`` on this store (imports MLflow on first use)."""
@@ -244,7 +255,10 @@ def _open_store(folder: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture
 def mlflow_store(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
-                 monkeypatch: pytest.MonkeyPatch) -> MlflowStore:
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowStore]:
     """A fresh sqlite MLflow store in the test's tmp dir, set as ``MLFLOW_TRACKING_URI`` for the test
-    (``monkeypatch`` gives the environment back after the test)."""
-    return _open_store(tmp_path / "mlflow_store", _template(tmp_path_factory), monkeypatch)
+    (``monkeypatch`` gives the environment back after the test). Afterwards the connections opened
+    to it are closed, so a long suite does not run out of file descriptors."""
+    store = _open_store(tmp_path / "mlflow_store", _template(tmp_path_factory), monkeypatch)
+    yield store
+    store.close()

@@ -90,3 +90,26 @@ def test_assert_one_run_lists_the_runs_when_there_are_several(mlflow_store):
     assert [r.run_id for r in mlflow_store.runs(status="KILLED")] == [second]
     with pytest.raises(AssertionError, match=r"expected one MLflow run in experiment 'other' .* found 0: none"):
         mlflow_store.assert_one_run(experiment="other")
+
+
+def test_a_store_thrown_away_closes_its_connections(tmp_path_factory, monkeypatch):
+    """Each cached sqlite store keeps a file open: the fixture's teardown closes them, so a suite of
+    thousands of tests does not run out of file descriptors."""
+    from kedro_mlflow_runs import RunContext, RunState, build_config
+    from kedro_mlflow_runs.testing import _open_store, _template
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = None
+    for i in range(12):
+        store = _open_store(tmp_path_factory.mktemp("thrown") / "s", _template(tmp_path_factory), monkeypatch)
+        ctx = RunContext(build_config({"server": {"mlflow_tracking_uri": store.uri}},
+                                      project_path=tmp_path_factory.mktemp("p")), kedro_run_id=f"fd-{i}")
+        ctx.start(publish=False)
+        ctx.end(RunState.FINISHED)
+        store.assert_one_run(status="FINISHED")
+        store.close()
+        if i == 1:  # after the one-off imports and caches of the first stores
+            before = open_files()
+    assert open_files() <= before + 2

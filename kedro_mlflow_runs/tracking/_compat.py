@@ -10,6 +10,8 @@ What we touch, and why:
 * ``mlflow.tracking._tracking_service.utils._tracking_uri`` and ``set_tracking_uri``: the
   process-wide tracking URI as set (None when unset).
 * ``mlflow.tracking._model_registry.utils._registry_uri``: the same for the registry URI.
+* ``MlflowClient._tracking_client.store.engine``: the SQLAlchemy engine of a database store, whose
+  pooled connections (an open file per sqlite store) we close when a test store is thrown away.
 * ``mlflow.tracking.request_header.registry._request_header_provider_registry``: the providers
   MLflow asks for headers on every request; a run adds ``server.request_header_provider`` there
   and takes it out again when it ends (MLflow only offers registration through entry points).
@@ -82,6 +84,14 @@ def SystemMetricsMonitor(run_id: str, **kwargs: Any) -> Any:  # noqa: N802 - mir
     return Monitor(run_id, **kwargs)
 
 
+def close_store_connections(client: Any) -> None:
+    """Close the pooled database connections of ``client``'s tracking store, if it has any (the
+    engine stays usable: it opens new ones when asked)."""
+    engine = getattr(getattr(getattr(client, "_tracking_client", None), "store", None), "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 def verify() -> list[str]:
     """The private names above that this MLflow no longer has (empty when all are there)."""
     missing = []
@@ -108,6 +118,13 @@ def verify() -> list[str]:
             missing.append("mlflow.tracking._model_registry.utils._registry_uri")
     except Exception as exc:  # pragma: no cover
         missing.append(f"mlflow.tracking._model_registry.utils ({exc})")
+    try:
+        from mlflow import MlflowClient
+
+        if not hasattr(MlflowClient("sqlite:///:memory:")._tracking_client.store, "engine"):
+            missing.append("MlflowClient._tracking_client.store.engine")
+    except Exception as exc:  # pragma: no cover
+        missing.append(f"MlflowClient._tracking_client.store.engine ({exc})")
     try:
         if not isinstance(header_providers(), list):
             missing.append("mlflow.tracking.request_header.registry._request_header_provider_registry._registry")

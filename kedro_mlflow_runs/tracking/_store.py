@@ -29,6 +29,17 @@ class _Clients:
     def reinit_after_fork(self) -> None:
         self._lock = threading.RLock()
 
+    def release(self, tracking_uri: str) -> None:
+        """Forget this process's clients of ``tracking_uri`` and close their connections (a store that
+        is thrown away, such as a test's: each cached sqlite store keeps a file open)."""
+        from ._compat import close_store_connections
+
+        with self._lock:
+            gone = [self._clients.pop(key) for key in list(self._clients)
+                    if key[0] == os.getpid() and key[1] == tracking_uri]
+        for client in gone:
+            close_store_connections(client)
+
     def get(self, tracking_uri: str, registry_uri: str | None) -> MlflowClient:
         key = (os.getpid(), tracking_uri, registry_uri)
         with self._lock:
