@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,38 +106,46 @@ _OTHER_USE = re.compile(r"\bkedro_mlflow\b(?!_runs)")
 
 def _source(path: Path, plan: Migration, project: Path) -> None:
     """Imports of kedro-mlflow's pipeline and io modules in the project's code become ours."""
-    old = path.read_text()
-    if "kedro_mlflow" not in old and "KedroPipelineModel(" not in old:
+    text = path.read_text()
+    if "kedro_mlflow" not in text and "KedroPipelineModel(" not in text:
         return
-    out = []
-    for number, line in enumerate(old.splitlines(True), 1):
+
+    def edit(where: str, line: str) -> str | None:
         line = _SOURCE_MODULES.sub(lambda m: f"kedro_mlflow_runs.{m.group(1)}", line)
         if _OTHER_USE.search(line):
-            plan.problems.append(f"{_where(path, project, number)}: '{line.strip()}' uses kedro-mlflow in a way this "
-                                 f"command does not rewrite; replace it by hand (see docs/migrating-from-kedro-mlflow.md).")
+            plan.problems.append(f"{where}: '{line.strip()}' uses kedro-mlflow in a way this command does not "
+                                 f"rewrite; replace it by hand (see docs/migrating-from-kedro-mlflow.md).")
         if "KedroPipelineModel(" in line:
-            plan.problems.append(f"{_where(path, project, number)}: a KedroPipelineModel built by hand: its constructor "
-                                 f"differs here (no catalog; artifacts are bundled when the model is logged). Use "
-                                 f"pipeline_ml_factory or `kedro mlflow modelify` (see docs/pipeline-models.md).")
-        out.append(line)
-    new = "".join(out)
-    if new != old:
-        plan.edits[path] = (old, new)
+            plan.problems.append(f"{where}: a KedroPipelineModel built by hand: its constructor differs here (no "
+                                 f"catalog; artifacts are bundled when the model is logged). Use pipeline_ml_factory "
+                                 f"or `kedro mlflow modelify` (see docs/pipeline-models.md).")
+        return line
+
+    _edit_lines(path, plan, project, edit)
 
 
 def _settings(path: Path, plan: Migration, project: Path) -> None:
-    old = path.read_text()
-    out = []
-    for number, line in enumerate(old.splitlines(True), 1):
+    def edit(where: str, line: str) -> str | None:
         if _HOOK_IMPORT.match(line):
-            continue
+            return None
         if _HOOKS_LINE.match(line):  # HOOKS = (..., MlflowHook(), ...) on one line
             line = _HOOK_CALL.sub("", line)
         if ("kedro_mlflow" in line and "kedro_mlflow_runs" not in line) or "MlflowHook" in line:
-            plan.problems.append(f"{_where(path, project, number)}: '{line.strip()}' uses kedro-mlflow in a way "
-                                 f"this command does not rewrite; remove it by hand (this plugin registers its "
-                                 f"hooks itself).")
-        out.append(line)
+            plan.problems.append(f"{where}: '{line.strip()}' uses kedro-mlflow in a way this command does not "
+                                 f"rewrite; remove it by hand (this plugin registers its hooks itself).")
+        return line
+
+    _edit_lines(path, plan, project, edit)
+
+
+def _edit_lines(path: Path, plan: Migration, project: Path, edit: Callable[[str, str], str | None]) -> None:
+    """Plan ``path`` rewritten line by line: ``edit(file:line, line)`` returns the new line, or None to drop it."""
+    old = path.read_text()
+    out = []
+    for number, line in enumerate(old.splitlines(True), 1):
+        changed = edit(_where(path, project, number), line)
+        if changed is not None:
+            out.append(changed)
     new = "".join(out)
     if new != old:
         plan.edits[path] = (old, new)
