@@ -28,7 +28,6 @@ cannot be walked (it does not pickle).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.metadata as metadata
 import inspect
@@ -39,6 +38,7 @@ import pickle
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -63,13 +63,21 @@ _USER_KEYS = ("pip_requirements", "conda_env")
 class _RequirementsCache:
     """Pinned requirements per ``flavor|module,module``: in memory, backed by one JSON file per environment."""
 
-    __slots__ = ("_entries", "_fingerprint", "_lock", "_loaded")
+    __slots__ = ("_distributions", "_entries", "_fingerprint", "_lock", "_loaded")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, list[str]] = {}
         self._loaded = False
         self._fingerprint: list[list[object]] = []
+        self._distributions: Mapping[str, list[str]] | None = None
+
+    def module_distributions(self) -> Mapping[str, list[str]]:
+        """Top-level module -> installed distributions (a scan of every distribution: done once)."""
+        with self._lock:
+            if self._distributions is None:
+                self._distributions = metadata.packages_distributions()
+            return self._distributions
 
     def get(self, key: str) -> list[str] | None:
         with self._lock:
@@ -232,9 +240,8 @@ def referenced_modules(model: Any) -> set[str]:
     return {name for name in found if name not in stdlib and not name.startswith("_")}
 
 
-@functools.lru_cache(maxsize=1)
-def _module_distributions() -> dict[str, list[str]]:
-    return metadata.packages_distributions()
+def _module_distributions() -> Mapping[str, list[str]]:
+    return REQUIREMENTS_CACHE.module_distributions()
 
 
 def _pinned_distributions(modules: set[str]) -> list[str]:
