@@ -176,3 +176,19 @@ def test_a_forked_worker_keeps_the_inherited_provider_and_adds_none(monkeypatch)
     finally:
         remove()
     assert inherited not in header_providers()
+
+
+def test_a_pipeline_with_tracking_disabled_does_not_build_the_provider(project_factory):
+    """Disabled means no MLflow: the provider class is not even imported (a missing one is no error)."""
+    import sys
+
+    project = _project(project_factory, None, {"type": "{package}.auth.Missing"})
+    yml = project / "conf" / "base" / "mlflow.yml"
+    config = yaml.safe_load(yml.read_text())
+    config["tracking"]["disable_tracking"] = {"pipelines": ["__default__"]}
+    yml.write_text(yaml.safe_dump(config))
+    catalog = project / "conf" / "base" / "catalog.yml"
+    catalog.write_text(yaml.safe_dump({"score": {"type": "json.JSONDataset", "filepath": "data/score.json"}}))
+    run_session(project)
+    assert (project / "data" / "score.json").exists()
+    assert f"{project.name}.auth" not in sys.modules
