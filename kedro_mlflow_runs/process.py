@@ -216,7 +216,10 @@ class ProcessState:
         if "mlflow" not in _loaded():
             stack.append(_Deferred(run, tracking_uri))
             self._bind_when_mlflow_is_imported()
+            if "mlflow" in _loaded():  # another thread imported it meanwhile: its hook may not bind this one
+                self._bind_deferred()
             return
+        self._bind_deferred()  # bindings this thread deferred while another thread imported MLflow
         stack.append(self._binding(run(), tracking_uri))
 
     def _binding(self, run: Any, tracking_uri: str) -> tuple[list[Any], Any, str] | None:
