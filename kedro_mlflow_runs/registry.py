@@ -32,13 +32,6 @@ __all__ = ["RunRegistry", "TrackedRun", "active_contexts", "current_run_context"
 
 logger = logging.getLogger(__name__)
 
-#: ``0`` turns off the fast exit of a process that tracked a run: at exit, after its runs are
-#: ended, the plugin calls ``gc.freeze()`` so that Python's shutdown does not walk every object of
-#: the ~1,500 modules MLflow loads (1.2 s of a `kedro run` on a 2-core machine, ~0.1 s with it).
-#: Python does not promise to run ``__del__`` of objects still alive at exit either way.
-FAST_EXIT_ENV_VAR = "KEDRO_MLFLOW_RUNS_FAST_EXIT"
-
-
 class TrackedRun:
     """What one Kedro run holds while it is in progress in this process."""
 
@@ -293,8 +286,8 @@ class RunRegistry:
         CLIENTS.reinit_after_fork()
 
     def _at_exit(self) -> None:
-        """A run still ACTIVE when the interpreter exits was interrupted. Then a fast exit: the
-        final garbage collection skips the objects alive now (see :data:`FAST_EXIT_ENV_VAR`)."""
+        """A run still ACTIVE when the interpreter exits was interrupted. Then the fast exit, when
+        nothing written could be lost by it (see ``_fast_exit.py``)."""
         interrupted: BaseException | None = None
         for ctx in reversed(self.active(own_process_only=True)):
             try:
@@ -303,10 +296,9 @@ class RunRegistry:
                 logger.debug("Could not end %r at exit", ctx, exc_info=True)
             except BaseException as exc:  # a Ctrl-C while ending one run: end the others, then go on
                 interrupted = interrupted or exc
-        if os.environ.get(FAST_EXIT_ENV_VAR, "1") != "0":
-            import gc
+        from ._fast_exit import fast_exit
 
-            gc.freeze()
+        logger.debug("Fast exit: %s", fast_exit())
         if interrupted is not None:
             raise interrupted
 
