@@ -58,12 +58,24 @@ def flatten(
     With ``recursive=False`` only the mapping's own keys are expanded: nested mappings stay
     values (logged as their string form).
     """
+    start = (prefix,) if prefix else ()
+    for path, leaf in _leaves(value, start, recursive):
+        yield sep.join(path), leaf
+
+
+def _leaves(value: Mapping[str, Any], path: tuple[str, ...], recursive: bool) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """``(path of keys, leaf)`` of each leaf of a nested mapping."""
     for k, v in value.items():
-        key = f"{prefix}{sep}{k}" if prefix else str(k)
+        key = (*path, str(k))
         if isinstance(v, Mapping) and v and recursive:
-            yield from flatten(v, prefix=key, sep=sep, recursive=recursive)
+            yield from _leaves(v, key, recursive)
         else:
             yield key, v
+
+
+def _spelling(path: tuple[str, ...]) -> str:
+    """How a parameter at ``path`` is written in parameters.yml: ``model: {C: ...}``."""
+    return "".join(f"{k}: {{" for k in path[:-1]) + f"{path[-1]}: ..." + "}" * (len(path) - 1)
 
 
 def to_mlflow_params(
@@ -77,36 +89,46 @@ def to_mlflow_params(
 
     ``params:model`` with ``{"C": 1}`` becomes ``model.C`` when flattening; the whole
     ``parameters`` input contributes its top-level keys without a prefix.
+
+    Raises:
+        ParameterError: two different parameters become the same MLflow key (``model: {C: 1}`` and a
+            top-level ``model.C``, or keys that differ only in characters MLflow refuses).
     """
     out: dict[str, Any] = {}
-    origin: dict[str, str] = {}
+    origin: dict[str, tuple[str, ...]] = {}
 
-    def put(key: str, leaf: Any) -> None:
+    def put(path: tuple[str, ...], leaf: Any) -> None:
+        key = sep.join(path)
         clean = sanitise_key(key)
-        if clean in origin and origin[clean] != key:
+        before = origin.get(clean)
+        if before is not None and before != path:
+            if sep.join(before) != key:
+                first, second, why = sep.join(before), key, "MLflow refuses some characters; they are replaced with '_'"
+            else:
+                first, second, why = _spelling(before), _spelling(path), f"nested keys are joined with '{sep}'"
             raise ParameterError(
-                f"Parameters '{origin[clean]}' and '{key}' both become the MLflow parameter '{clean}' "
-                f"(MLflow refuses some characters; they are replaced with '_'). Rename one of them.",
+                f"Parameters '{first}' and '{second}' both become the MLflow parameter '{clean}' ({why}), "
+                f"so one value would be lost. Rename one of them.",
                 key=key,
             )
-        origin[clean] = key
+        origin[clean] = path
         out[clean] = leaf
 
     for name, value in named_values.items():
         prefix = param_prefix(name)
+        start = (prefix,) if prefix else ()
         if isinstance(value, Mapping) and (flatten_dicts or not prefix):
             if not value and prefix:  # an empty dict is a value too
-                put(prefix, "{}")
+                put(start, "{}")
                 continue
-            pairs: Iterable[tuple[str, Any]]
             if flatten_dicts:
-                pairs = flatten(value, prefix=prefix, sep=sep, recursive=recursive)
+                for path, leaf in _leaves(value, start, recursive):
+                    put(path, leaf)
             else:  # `parameters` without flattening: one param per top-level key
-                pairs = ((str(k), v) for k, v in value.items())
-            for key, leaf in pairs:
-                put(key, leaf)
+                for k, v in value.items():
+                    put((str(k),), v)
         else:
-            put(prefix, value)
+            put(start, value)
     return out
 
 

@@ -60,3 +60,28 @@ def test_valid_keys_are_kept_as_they_are():
     assert sanitise_key("bad$key!") == "bad_key_"
     assert sanitise_key("a//b/") == "a/_/b/_"
     assert sanitise_key("..") == "_"
+
+
+def test_a_nested_parameter_and_a_dotted_one_that_meet_are_an_error_naming_both():
+    """`model: {C: 0.5}` and a top-level `model.C: 99` would both be `model.C`: one would be lost."""
+    with pytest.raises(ParameterError, match=r"'model: \{C: \.\.\.\}' and 'model\.C: \.\.\.' both become the "
+                                             r"MLflow parameter 'model\.C'") as info:
+        to_mlflow_params({"parameters": {"model": {"C": 0.5}, "model.C": 99}})
+    assert info.value.key == "model.C"
+    # the same parameter read twice (params:model and parameters) is one parameter, not a clash
+    both = to_mlflow_params({"params:model": {"C": 0.5}, "parameters": {"model": {"C": 0.5}}})
+    assert both == {"model.C": 0.5}
+
+
+def test_a_run_whose_parameters_meet_in_one_key_fails_before_any_node(project_factory, client_for, tmp_path):
+    from conftest import all_runs
+    from kedro_project import run_session
+
+    params = {"data": {"n": 2}, "model": {"C": 0.5, "started_marker": str(tmp_path / "started")}, "model.C": 99,
+              "seed": 1}
+    project = project_factory(parameters=params)
+    with pytest.raises(ParameterError, match="both become the MLflow parameter 'model.C'"):
+        run_session(project)
+    assert not (tmp_path / "started").exists()
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FAILED" and "model.C" not in run.data.params
