@@ -7,7 +7,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from ._runner_guard import guard_runner, session_runner
+from ._runner_guard import guard_runner, session_runner, shutdown_manager
 from ._signals import SignalGuard
 from .config import MlflowConfig
 from .handle import Outcome
@@ -74,7 +74,9 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     except BaseException:
         reg.finish(kedro_run_id, Outcome.killed("the MLflow run could not be opened"))  # forget it
         raise
-    guard = SignalGuard(lambda signum: reg.kill(kedro_run_id, f"{signal.Signals(signum).name} received"))
+    runner = session_runner()
+    guard = SignalGuard(lambda signum: reg.kill(kedro_run_id, f"{signal.Signals(signum).name} received"),
+                        stop_workers=(lambda: shutdown_manager(runner)) if runner is not None else None)
     if tracked is not None and guard.install():
         tracked.guard = guard
     if tracked is not None and recorder is not None:

@@ -13,7 +13,8 @@ logs everything in a handful of requests:
 Where the events go: in the process that runs the Kedro run, into a list in memory; in a
 runner's worker process (a forked copy of the recorder, or one a spawned worker builds from
 ``KEDRO_MLFLOW_RUNS_RECORDER``), one JSON line per event appended to ``<spool>/<pid>.jsonl``
-in a private temporary folder the run created; the owner reads them all when the run ends.
+in a private temporary folder the run created (``_spool.py``); the owner reads them all when the run
+ends.
 
 Several processes attached to one run (the orchestrator pattern) each log their part as
 ``kedro/parts/<kedro run>-<pid>.json`` and rewrite the merged files from every part there;
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._lineage import INPUT_CONTEXT, Location, digest, frame_schema, location, persisted
+from ._spool import Spool
 from ._timeline import duration_metrics, entries, pipeline_description
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,8 +59,8 @@ _PARTS_DIR = f"{ARTIFACT_DIR}/parts"
 class RunRecorder:
     """Collects a Kedro run's node and dataset events, and writes them into its MLflow run at the end."""
 
-    __slots__ = ("closed_at", "digest_mode", "events", "inputs", "kedro_run_id", "lineage", "outputs", "owner_pid", "pipeline",
-                 "seen", "spool", "timeline", "watched")
+    __slots__ = ("closed_at", "digest_mode", "events", "inputs", "kedro_run_id", "lineage", "outputs", "owner_pid",
+                 "owner_spool", "pipeline", "seen", "spool", "timeline", "watched")
 
     def __init__(self, kedro_run_id: str, spool: str, owner_pid: int, *, timeline: bool, lineage: bool,
                  watched: Iterable[str] = ()) -> None:
@@ -75,6 +77,7 @@ class RunRecorder:
         self.outputs: dict[str, Location] = {}
         self.digest_mode = "auto"
         self.closed_at: float | None = None  # when the run was closed (its interrupted nodes end then)
+        self.owner_spool: Spool | None = None  # the owner process's hold on the spool folder
 
     # -- building ---------------------------------------------------------------------------
 
@@ -85,8 +88,10 @@ class RunRecorder:
             return None
         inputs = persisted(catalog, sorted(pipeline.inputs())) if config.lineage else {}
         outputs = persisted(catalog, sorted(pipeline.all_outputs())) if config.lineage else {}
-        recorder = cls(kedro_run_id, tempfile.mkdtemp(prefix="kedro-mlflow-runs-"), os.getpid(),
+        spool = Spool.create()  # (and remove those of runs killed before they could)
+        recorder = cls(kedro_run_id, spool.path, os.getpid(),
                        timeline=config.timeline, lineage=config.lineage, watched=[*inputs, *outputs])
+        recorder.owner_spool = spool
         recorder.digest_mode = config.lineage_digest
         if config.timeline:
             recorder.pipeline = pipeline_description(pipeline)
@@ -126,7 +131,10 @@ class RunRecorder:
     def cleanup(self) -> None:
         """Remove the spool folder (the owner process only)."""
         if os.getpid() == self.owner_pid:
-            shutil.rmtree(self.spool, ignore_errors=True)
+            if self.owner_spool is not None:
+                self.owner_spool.remove()
+            else:
+                shutil.rmtree(self.spool, ignore_errors=True)
 
     # -- events (hooks) ---------------------------------------------------------------------
 

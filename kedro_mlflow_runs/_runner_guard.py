@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["guard_runner", "session_runner"]
+__all__ = ["guard_runner", "session_runner", "shutdown_manager"]
 
 
 def session_runner() -> Any | None:
@@ -70,3 +70,14 @@ def guard_runner(runner: Any, on_escape: Callable[[BaseException], None]) -> Cal
     except (AttributeError, TypeError):
         return None
     return remove
+
+
+def shutdown_manager(runner: Any) -> None:
+    """Ask the multiprocessing manager of Kedro's ParallelRunner (its ``_manager``, a Kedro detail pinned
+    by ``tests/test_architecture.py``) to shut down: the manager process then exits on its own terms and
+    removes its ``pymp-*`` temporary folder, which terminating it would leave behind."""
+    from multiprocessing.managers import BaseManager
+
+    manager = getattr(runner, "_manager", None)
+    if isinstance(manager, BaseManager):
+        manager.shutdown()

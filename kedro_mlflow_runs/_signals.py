@@ -26,10 +26,17 @@ GUARDED_SIGNALS = tuple(
 
 
 class SignalGuard:
-    """Calls ``on_signal(signum)`` once when a guarded signal arrives in this process."""
+    """Calls ``on_signal(signum)`` once when a guarded signal arrives in this process.
 
-    def __init__(self, on_signal: Callable[[int], None]):
+    For a signal that ends the process, ``stop_workers`` (if given) is called first to stop the
+    runner's helper processes cleanly (a multiprocessing manager removes its temporary folder when
+    asked to shut down, not when terminated); then every multiprocessing child still alive is
+    terminated.
+    """
+
+    def __init__(self, on_signal: Callable[[int], None], stop_workers: Callable[[], None] | None = None):
         self._on_signal = on_signal
+        self._stop_workers = stop_workers
         self._previous: dict[int, Any] = {}
         self._pid = os.getpid()
         self._fired = False
@@ -68,6 +75,11 @@ class SignalGuard:
             except Exception:
                 logger.exception("Could not end the MLflow run on %s", signal.Signals(signum).name)
             if signum != signal.SIGINT:  # the process is going down: do not leave its workers behind
+                if self._stop_workers is not None:
+                    try:
+                        self._stop_workers()
+                    except Exception:
+                        logger.debug("Could not stop the runner's workers cleanly", exc_info=True)
                 _stop_workers()
         self.restore()
         if callable(previous):
