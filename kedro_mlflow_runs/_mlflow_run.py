@@ -99,7 +99,7 @@ def clip_tags(tags: Mapping[str, Any]) -> dict[str, str]:
 def error_tags(error: BaseException, node_name: str | None = None) -> dict[str, str]:
     """The tags recording ``error`` (and the node it came from) on a run."""
     kind = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
-    tags = {TAG_ERROR_TYPE: kind, TAG_ERROR_MESSAGE: redact_uri(str(error) or repr(error))}
+    tags = {TAG_ERROR_TYPE: kind, TAG_ERROR_MESSAGE: redact_uri(str(error) or repr(error), limit=MAX_TAG_VALUE_LENGTH)}
     if node_name:
         tags[TAG_ERROR_NODE] = node_name
     dataset = getattr(error, "dataset", None)  # our dataset errors name their dataset

@@ -15,6 +15,7 @@ from . import __version__
 from ._redact import redact_uri
 from .config import MlflowConfig
 from .handle import RunHandle
+from .params import MAX_TAG_VALUE_LENGTH
 
 __all__ = ["current_user", "git_commit", "opened_by_a_live_process", "run_tags", "where"]
 
@@ -34,7 +35,9 @@ def _command_line() -> str | None:
         ctx = click.get_current_context(silent=True)
     except Exception:  # pragma: no cover
         ctx = None
-    return redact_uri(" ".join(["kedro", *sys.argv[1:]])) if ctx is not None else None
+    if ctx is None:
+        return None
+    return redact_uri(" ".join(["kedro", *sys.argv[1:]]), limit=MAX_TAG_VALUE_LENGTH)
 
 
 def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, str]:

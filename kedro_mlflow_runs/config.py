@@ -459,7 +459,7 @@ def load_config(context: Any) -> MlflowConfig:
             if "oc.env" in str(exc) else " It must be a mapping of the keys in docs/mlflow_yml.md."
         )
         raise ConfigError(
-            f"Could not read mlflow.yml under {conf_source}: {type(exc).__name__}: {redact_uri(str(exc))}.{hint}"
+            f"Could not read mlflow.yml under {conf_source}: {type(exc).__name__}: {redact_uri(str(exc), limit=2000)}.{hint}"
         ) from safe_cause(exc)
     files = _raw_files(loader, conf_source) if raw else {}
     source = " and ".join(files) if files else f"mlflow.yml under {conf_source}"

@@ -135,7 +135,13 @@ def to_mlflow_params(
 def split_long_values(
     params: Mapping[str, Any], strategy: str, *, config_key: str = "tracking.params.long_params_strategy"
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Stringify values and apply the long-value strategy.
+    """Stringify values, apply the long-value strategy, then redact what is kept.
+
+    The strategy looks at the length of the value as written (not redacted): ``fail`` refuses a
+    value over MLflow's 6000-character limit, ``truncate`` keeps its first 6000 characters and
+    ``tag`` its first 8000, as a tag. Only the kept part is redacted (``scheme://user:***@``,
+    see ``_redact``), so a megabyte-long value costs no more than a short one; a URI cut inside
+    its userinfo or host is hidden from ``://`` on, so a cut password never shows.
 
     Returns:
         ``(params, tags)``: what to log as parameters, and (strategy ``tag``) what goes to tags.
@@ -146,17 +152,16 @@ def split_long_values(
     as_params: dict[str, str] = {}
     as_tags: dict[str, str] = {}
     for key, raw in params.items():
-        value = redact_uri(str(raw))  # a URI with a password in a parameter is logged as user:***@
-        if len(value) <= MAX_PARAM_VALUE_LENGTH:
-            as_params[key] = value
-        elif strategy == "truncate":
-            as_params[key] = value[:MAX_PARAM_VALUE_LENGTH]
+        value = str(raw)
+        if len(value) <= MAX_PARAM_VALUE_LENGTH or strategy == "truncate":
+            as_params[key] = redact_uri(value, limit=MAX_PARAM_VALUE_LENGTH)
         elif strategy == "tag":
-            as_tags[key] = value[:MAX_TAG_VALUE_LENGTH]
+            as_tags[key] = redact_uri(value, limit=MAX_TAG_VALUE_LENGTH)
         else:
             raise ParameterError(
                 f"Parameter '{key}' is {len(value)} characters long, over MLflow's limit of "
                 f"{MAX_PARAM_VALUE_LENGTH}. Shorten it, or set {config_key} to 'tag' (log it "
-                f"as a tag) or 'truncate' (cut it to {MAX_PARAM_VALUE_LENGTH} characters) in mlflow.yml."
+                f"as a tag) or 'truncate' (cut it to {MAX_PARAM_VALUE_LENGTH} characters) in mlflow.yml.",
+                key=key,
             )
     return as_params, as_tags

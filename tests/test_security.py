@@ -178,3 +178,69 @@ def test_outside_a_run_dataset_calls_get_the_uri_credentials_and_give_them_back(
     assert "MLFLOW_TRACKING_PASSWORD" not in os.environ
     assert user_metrics(client.get_run(run_id).data.metrics) == {"outside": 1.0}
     client.set_terminated(run_id)
+
+
+# -- long values: redaction is linear, and applied to what is kept -------------------------------
+
+LONG_NODES = '''
+def make_data(data):
+    return [float(i) for i in range(int(data["n"]))]
+
+
+def train(values, model):
+    if model["fail_size"]:
+        raise RuntimeError("could not reach http://u:S3cretPw@db/x " + "x" * int(model["fail_size"]))
+    return {"coef": float(model["C"]) * sum(values)}
+
+
+def report(result, parameters):
+    return {"coef": result["coef"]}
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["truncate", "tag"])
+def test_a_megabyte_string_parameter_is_logged_cut_and_redacted_and_the_run_finishes(project_factory, client_for,
+                                                                                    strategy):
+    """The old redaction kept such a run at 100% CPU for 22 minutes, before cutting the value."""
+    big = f"http://alice:{SECRET}@host/x " + "a" * 1_000_000
+    project = project_factory(
+        nodes=LONG_NODES, mlflow_yml={"tracking": {"params": {"long_params_strategy": strategy}}},
+        parameters={"data": {"n": 3}, "model": {"C": 1.0, "fail_size": 0}, "big": big})
+    result = kedro_run(project, timeout=120)  # TimeoutExpired: the run hangs
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FINISHED"
+    logged = run.data.params.get("big") if strategy == "truncate" else run.data.tags.get("big")
+    assert (6000 if strategy == "truncate" else 8000) - 5 <= len(logged) <= (6000 if strategy == "truncate" else 8000)
+    assert logged.startswith("http://alice:***@host/x aaa")
+    assert SECRET not in _everything_stored(None, run)
+
+
+PLAIN_LOGGING = """\
+version: 1
+disable_existing_loggers: false
+handlers:
+  console: {class: logging.StreamHandler, stream: ext://sys.stdout}
+root: {handlers: [console], level: INFO}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [60_000, 200_000])
+def test_a_node_failing_with_a_long_message_ends_the_run_failed_promptly(project_factory, client_for, size):
+    """The old redaction made such a run take 12 s (60 kB) and minutes (200 kB) instead of 3 s.
+
+    Kedro's default rich log handler is replaced by a plain one: wrapping the message into its
+    columns takes Kedro about a minute on its own, with or without this plugin.
+    """
+    project = project_factory(nodes=LONG_NODES, local_files={"conf/logging.yml": PLAIN_LOGGING},
+                              parameters={"data": {"n": 3}, "model": {"C": 1.0, "fail_size": size}})
+    result = kedro_run(project, env=kedro_env(KEDRO_LOGGING_CONFIG=str(project / "conf" / "logging.yml")),
+                       timeout=60)  # TimeoutExpired: the run hangs over the message
+    assert result.returncode != 0 and "could not reach" in result.stdout + result.stderr
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FAILED"
+    message = run.data.tags["kedro.error.message"]
+    assert message.startswith("could not reach http://u:***@db/x xxx") and 7990 <= len(message) <= 8000
+    assert SECRET not in _everything_stored(None, run)

@@ -160,7 +160,7 @@ def tracking_error(dataset: str, what: str, target: RunTarget, exc: BaseExceptio
     detail = str(exc) if isinstance(exc, TrackingError) else f"{type(exc).__name__}: {exc}"
     return MlflowDatasetError(
         f"{dataset} could not {what} MLflow run '{target.run_id}' in "
-        f"{redact_uri(target.tracking_uri)}: {redact_uri(detail)[:1000]}",
+        f"{redact_uri(target.tracking_uri)}: {redact_uri(detail, limit=1000)}",
         run_id=target.run_id,
         dataset=dataset,
     )

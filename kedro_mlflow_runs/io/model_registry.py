@@ -112,7 +112,7 @@ class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
         except Exception as exc:
             raise MlflowDatasetError(
                 f"{self._label()} could not load {self.model_uri} from the registry at "
-                f"{redact_uri(store.registry_uri or store.tracking_uri)}: {type(exc).__name__}: {redact_uri(str(exc))}. Check "
+                f"{redact_uri(store.registry_uri or store.tracking_uri)}: {type(exc).__name__}: {redact_uri(str(exc), limit=2000)}. Check "
                 f"the model name, version or alias.", dataset=self._label()) from safe_cause(exc)
 
     def save(self, data: Any) -> None:

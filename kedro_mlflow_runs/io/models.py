@@ -141,7 +141,7 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
             raise MlflowDatasetError(
                 f"{self._label()} could not load model '{self.model_name}' from MLflow run "
                 f"'{target.run_id}' ({uri}) in {redact_uri(target.tracking_uri)}: "
-                f"{type(exc).__name__}: {redact_uri(str(exc))}. Check that the run logged a model with this name "
+                f"{type(exc).__name__}: {redact_uri(str(exc), limit=2000)}. Check that the run logged a model with this name "
                 f"(save_args.name) and flavor.",
                 run_id=target.run_id or None,
                 dataset=self._label(),
