@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import all_runs, user_metrics
@@ -244,3 +245,92 @@ def test_a_node_failing_with_a_long_message_ends_the_run_failed_promptly(project
     message = run.data.tags["kedro.error.message"]
     assert message.startswith("could not reach http://u:***@db/x xxx") and 7990 <= len(message) <= 8000
     assert SECRET not in _everything_stored(None, run)
+
+
+# -- lineage: where an input came from, without the credentials in its address -------------------
+
+REMOTE_NODES = '''
+def count(remote):
+    return {"rows": len(remote)}
+'''
+
+REMOTE_REGISTRY = '''
+from kedro.pipeline import node, pipeline
+
+from .nodes import count
+
+
+def register_pipelines():
+    return {"__default__": pipeline([node(count, "remote", "summary", name="count")])}
+'''
+
+
+class _JsonServer:
+    """Serves ``[1, 2, 3]`` at every path of a free loopback port, recording what it was asked."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.paths: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.paths.append(self.path)
+                body = b"[1, 2, 3]"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_HEAD(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", "9")
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> _JsonServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+QUERY_SECRETS = {"access_token": "Acc3ssTok", "sig": "S1gnat", "X-Amz-Signature": "AmzS1g", "api_key": "Ap1Key",
+                 "X-Amz-Credential": "AmzCred", "X-Amz-Security-Token": "AmzSess", "code": "C0de"}
+
+
+@pytest.mark.slow
+def test_an_input_read_with_credentials_in_its_url_is_recorded_without_them(project_factory, client_for, tmp_path):
+    """The lineage source of an http input keeps its host, path and plain query values, never a
+    token in the userinfo or a credential in the query string."""
+    query = "&".join(f"{k}={v}" for k, v in QUERY_SECRETS.items())
+    with _JsonServer() as server:
+        port = server.httpd.server_address[1]
+        url = f"http://UserT0ken@127.0.0.1:{port}/data.json?{query}&page=2"
+        project = project_factory(nodes=REMOTE_NODES, registry=REMOTE_REGISTRY,
+                                  catalog={"remote": {"type": "json.JSONDataset", "filepath": url}})
+        result = kedro_run(project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any("access_token=Acc3ssTok" in path for path in server.paths)  # the node really read that URL
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FINISHED"
+    (remote,) = [i.dataset for i in run.inputs.dataset_inputs if i.dataset.name == "remote"]
+    assert remote.source_type == "http"
+    masked = "&".join(f"{k}=***" for k in QUERY_SECRETS)
+    assert json.loads(remote.source) == {"url": f"http://***@127.0.0.1:{port}/data.json?{masked}&page=2"}
+    recorded = client_for(project).download_artifacts(run.info.run_id, "kedro", str(tmp_path))
+    texts = [p.read_text() for p in Path(recorded).rglob("*") if p.is_file()]  # lineage, timeline, pipeline
+    for secret in ("UserT0ken", *QUERY_SECRETS.values()):
+        assert secret not in result.stdout + result.stderr
+        assert secret not in _everything_stored(None, run)
+        assert all(secret not in text for text in texts)
