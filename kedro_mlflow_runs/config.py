@@ -9,6 +9,7 @@ Nothing here imports MLflow: a pipeline with tracking disabled never pays for it
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 from kedro.config import MissingConfigException
 
-from ._redact import redact_uri, safe_cause, split_credentials
+from ._redact import MLFLOW_AUTH_ENV_VAR, has_token_only_userinfo, redact_uri, safe_cause, split_credentials
 from ._schema import Locator, OptionalOf, describe, validate
 from .errors import ConfigError
 from .params import LONG_PARAMS_STRATEGIES
@@ -35,6 +36,8 @@ __all__ = [
     "resolve_tracking_uri",
     "safe_cause",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Where Kedro's config loader looks for our file(s) in every environment.
 CONFIG_PATTERNS = ["mlflow*", "mlflow*/**", "**/mlflow*"]
@@ -298,11 +301,14 @@ def build_config(
     uri = server["mlflow_tracking_uri"] or env.get("MLFLOW_TRACKING_URI") or None
     default_store = uri is None
     tracking_uri = default_tracking_uri(project_path) if uri is None else resolve_tracking_uri(uri, project_path)
-    tracking_uri, uri_credentials = split_credentials(tracking_uri)
+    tracking_uri, uri_credentials = _split_uri(
+        tracking_uri, "server.mlflow_tracking_uri" if server["mlflow_tracking_uri"] else "MLFLOW_TRACKING_URI", env)
     registry = server["mlflow_registry_uri"] or env.get("MLFLOW_REGISTRY_URI") or None
     if registry is not None:
-        registry, registry_credentials = split_credentials(resolve_tracking_uri(registry, project_path))
-        clash = {k for k, v in registry_credentials.items() if uri_credentials.get(k, v) != v}
+        registry, registry_credentials = _split_uri(
+            resolve_tracking_uri(registry, project_path),
+            "server.mlflow_registry_uri" if server["mlflow_registry_uri"] else "MLFLOW_REGISTRY_URI", env)
+        clash = _clashing(uri_credentials, registry_credentials)
         if clash:
             key = "server.mlflow_registry_uri"
             raise ConfigError(
@@ -366,6 +372,31 @@ def build_config(
         ui_port=cfg["ui"]["port"],
         source=source,
     )
+
+
+def _split_uri(uri: str, key: str, env: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """:func:`split_credentials`, saying when a userinfo was dropped because MLflow sends nothing for
+    it, and leaving a request-auth provider the environment names (``MLFLOW_TRACKING_AUTH``) in
+    charge: MLflow hands it to ``requests``, which then ignores the URI's userinfo."""
+    if has_token_only_userinfo(uri):
+        logger.warning(
+            "%s (%s) has a user or token but no ':' before '@': MLflow's HTTP client sends no credentials "
+            "for it, so it is left out of the URI and nothing else changes. To authenticate, write "
+            "http(s)://<user>:<password>@<host> (or <token>:@ for basic auth with an empty password), or set "
+            "MLFLOW_TRACKING_TOKEN (a bearer token) through server.credentials.", key, redact_uri(uri))
+    clean, credentials = split_credentials(uri)
+    if env.get(MLFLOW_AUTH_ENV_VAR) and MLFLOW_AUTH_ENV_VAR in credentials:
+        credentials = {}
+    return clean, credentials
+
+
+def _clashing(tracking: Mapping[str, str], registry: Mapping[str, str]) -> set[str]:
+    """The variables the tracking and registry URIs' credentials would set differently."""
+    names = {k for k, v in registry.items() if tracking.get(k, v) != v}
+    basic = "MLFLOW_TRACKING_USERNAME"
+    if (basic in tracking and MLFLOW_AUTH_ENV_VAR in registry) or (MLFLOW_AUTH_ENV_VAR in tracking and basic in registry):
+        names |= {basic, MLFLOW_AUTH_ENV_VAR}  # the auth provider's basic auth replaces MLflow's own
+    return names
 
 
 def _truthy(value: str | None) -> bool:

@@ -103,6 +103,59 @@ def _password_in_the_uri(project_factory, mlflow_server, gateway, tmp_path) -> N
     assert user_metrics(finished.data.metrics) == {"from_node": 1.0}
 
 
+TOKEN = "T0kenXyz"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("userinfo", [TOKEN, f"{TOKEN}:"], ids=["token-only", "token-and-empty-password"])
+def test_a_token_in_the_tracking_uri_is_never_printed_or_stored_and_authenticates_as_before(
+        project_factory, mlflow_server, tmp_path, userinfo):
+    """``http://TOKEN@host``: MLflow's client (``requests``) sends no credentials for it;
+    ``http://TOKEN:@host``: basic auth ``TOKEN:``. The plugin takes the token out of the URI and
+    sends exactly what plain MLflow sends, from the session and from node code."""
+    from mlflow import MlflowClient
+
+    with FlakyProxy(mlflow_server.url, fail_every=0, drop_every=0) as probe:  # what plain MLflow sends
+        MlflowClient(probe.url.replace("http://", f"http://{userinfo}@")).search_experiments()
+        sent = probe.seen_headers[-1].get("Authorization")
+    assert sent == (None if ":" not in userinfo else "Basic " + base64.b64encode(f"{TOKEN}:".encode()).decode())
+    with FlakyProxy(mlflow_server.url, fail_every=0, drop_every=0,
+                    allow=lambda headers: headers.get("Authorization") == sent) as gateway:
+        dump = tmp_path / "env.json"
+        experiment = f"token-{tmp_path.name}"
+        project = project_factory(
+            nodes=NODES,
+            mlflow_yml={"server": {"mlflow_tracking_uri": gateway.url.replace("http://", f"http://{userinfo}@")},
+                        "tracking": {"experiment": {"name": experiment}}},
+            parameters={"data": {"n": 3}, "model": {"C": 1.0, "env_dump": str(dump), "fail": ""}, "seed": 1},
+        )
+        ok = kedro_run(project)
+        assert ok.returncode == 0, ok.stderr[-3000:]
+        failed = kedro_run(project, "--params", "model.fail=the server")
+        assert failed.returncode != 0
+        listed = subprocess.run(kedro_cmd("mlflow", "runs"), cwd=project, env=kedro_env(), capture_output=True,
+                                text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        assert gateway.requests > 10 and gateway.refused == 0  # every request carried what MLflow sends
+    for result in (ok, failed, listed):
+        assert TOKEN not in result.stdout + result.stderr
+    assert "View run" in ok.stdout and gateway.url.removeprefix("http://") in ok.stdout  # MLflow's own line
+    if ":" not in userinfo:
+        assert "no ':' before '@'" in ok.stdout + ok.stderr  # said once why the token is left out
+    seen = json.loads(dump.read_text())
+    assert TOKEN not in seen["tracking_uri"]
+    holding = [name for name, value in seen["env"].items() if TOKEN in value]
+    assert holding == ([] if ":" not in userinfo else ["KEDRO_MLFLOW_RUNS_TRACKING_USERINFO"])
+    client = MlflowClient(mlflow_server.url)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+    for run in runs:
+        assert TOKEN not in _everything_stored(client, run)
+    (finished,) = [r for r in runs if r.info.status == "FINISHED"]
+    assert user_metrics(finished.data.metrics) == {"from_node": 1.0}  # node code went through the gateway too
+
+
 def test_an_error_message_holding_a_password_is_stored_redacted(project, client_for):
     from kedro_project import run_session
 
@@ -122,6 +175,11 @@ def test_an_error_message_holding_a_password_is_stored_redacted(project, client_
         (f"postgresql+psycopg://me:{SECRET}@db:5432/mlflow", "postgresql+psycopg://me@db:5432/mlflow",
          {"PGPASSWORD": SECRET}),
         ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db", {}),
+        (f"https://{SECRET}@host", "https://host", {}),  # requests sends nothing for a token-only userinfo
+        (f"https://{SECRET}:@host", "https://host",
+         {"MLFLOW_TRACKING_AUTH": "kedro-mlflow-runs-userinfo", "KEDRO_MLFLOW_RUNS_TRACKING_USERINFO": f"{SECRET}:"}),
+        (f"http://:{SECRET}@host", "http://host",
+         {"MLFLOW_TRACKING_AUTH": "kedro-mlflow-runs-userinfo", "KEDRO_MLFLOW_RUNS_TRACKING_USERINFO": f":{SECRET}"}),
     ],
 )
 def test_credentials_move_from_the_uri_to_the_variables_the_client_reads(tmp_path, uri, clean, env):
@@ -143,6 +201,18 @@ def test_a_registry_uri_is_split_too_and_other_credentials_there_are_an_error(tm
     with pytest.raises(ConfigError, match="other credentials than the tracking URI") as info:
         build_config({"server": other}, project_path=tmp_path)
     assert info.value.key == "server.mlflow_registry_uri" and "other@" not in str(info.value)
+    # basic auth from MLflow's variables and from our auth provider cannot both apply
+    token = {**server, "mlflow_registry_uri": f"https://{SECRET}:@registry:443"}
+    with pytest.raises(ConfigError, match="MLFLOW_TRACKING_AUTH") as info:
+        build_config({"server": token}, project_path=tmp_path)
+    assert SECRET not in str(info.value)
+
+
+def test_a_request_auth_provider_named_in_the_environment_keeps_precedence_over_a_token_uri(tmp_path):
+    """As in plain MLflow, where the provider's auth replaces what requests takes from the URI."""
+    server = {"mlflow_tracking_uri": f"https://{SECRET}:@host"}
+    config = build_config({"server": server}, project_path=tmp_path, environ={"MLFLOW_TRACKING_AUTH": "custom"})
+    assert config.tracking_uri == "https://host" and dict(config.uri_credentials) == {}
 
 
 @pytest.mark.slow
