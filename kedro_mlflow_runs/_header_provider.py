@@ -4,10 +4,18 @@ For a server behind a gateway that wants a token MLflow cannot send by itself (o
 say: MLflow asks the provider on every request, so a provider that refreshes its token keeps a
 long run working). The class, a subclass of MLflow's ``RequestHeaderProvider``, is imported and
 built when a tracked run starts (``pass_context: true`` adds ``kedro_context=<KedroContext>`` to
-``init_kwargs``) and given to MLflow until the run ends. Forked workers inherit it; spawned workers
-build their own from ``KEDRO_MLFLOW_RUNS_HEADER_PROVIDER``, which the run publishes (with
-``kedro_context=None``: a KedroContext does not cross processes). ``kedro mlflow`` commands that
-talk to the store build it too.
+``init_kwargs``) and given to MLflow until the run ends. ``kedro mlflow`` commands that talk to the
+store build it too.
+
+Forked workers inherit it; spawned workers build their own (with ``kedro_context=None``: a
+KedroContext does not cross processes) from what a tracked run publishes, and only a tracked run:
+
+* ``KEDRO_MLFLOW_RUNS_HEADER_PROVIDER`` in the environment holds the class, ``pass_context`` and,
+  when there are ``init_kwargs``, the path of the file holding them; never their values, which
+  may be tokens and which every node and its child processes would otherwise see;
+* the ``init_kwargs`` themselves are in that file, mode 0600, in a private folder (mode 0700, a
+  spool folder of ``_spool.py``) that the run holds while it lasts and removes when it ends,
+  whatever way it ends; a folder left by a ``kill -9`` is removed by the next run.
 """
 
 from __future__ import annotations
@@ -21,10 +29,11 @@ from typing import Any
 from .config import HeaderProviderSpec
 from .errors import ConfigError
 
-__all__ = ["HEADER_PROVIDER_ENV_VAR", "build_provider", "header_provider_env", "install", "worker_install"]
+__all__ = ["HEADER_PROVIDER_ENV_VAR", "build_provider", "install", "publish", "worker_install"]
 
 HEADER_PROVIDER_ENV_VAR = "KEDRO_MLFLOW_RUNS_HEADER_PROVIDER"
 _KEY = "server.request_header_provider.type"
+_INIT_KWARGS_FILE = "header_provider_init_kwargs.json"
 
 
 def build_provider(spec: HeaderProviderSpec, kedro_context: Any) -> Any:
@@ -66,10 +75,34 @@ def build_provider(spec: HeaderProviderSpec, kedro_context: Any) -> Any:
         ) from exc
 
 
-def header_provider_env(spec: HeaderProviderSpec) -> dict[str, str]:
-    """What a run publishes so that spawned workers can build the provider themselves."""
-    text = json.dumps({"type": spec.type, "pass_context": spec.pass_context, "init_kwargs": dict(spec.init_kwargs)})
-    return {HEADER_PROVIDER_ENV_VAR: text}
+def publish(spec: HeaderProviderSpec) -> tuple[dict[str, str], Callable[[], None]]:
+    """What a tracked run publishes so that spawned workers can build the provider themselves, and
+    what takes it away again (call it when the run ends).
+
+    Returns:
+        ``({KEDRO_MLFLOW_RUNS_HEADER_PROVIDER: json}, remove)``: the JSON names the class,
+        ``pass_context`` and the 0600 file holding ``init_kwargs`` (none when they are empty).
+    """
+    published: dict[str, Any] = {"type": spec.type, "pass_context": spec.pass_context}
+    if not spec.init_kwargs:
+        return {HEADER_PROVIDER_ENV_VAR: json.dumps(published)}, _nothing
+    from ._spool import Spool
+
+    spool = Spool.create()  # mode 0700, held by this process until removed
+    try:
+        path = os.path.join(spool.path, _INIT_KWARGS_FILE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(dict(spec.init_kwargs), out)
+    except BaseException:
+        spool.remove()
+        raise
+    published["init_kwargs_file"] = path
+    return {HEADER_PROVIDER_ENV_VAR: json.dumps(published)}, spool.remove
+
+
+def _nothing() -> None:
+    """Nothing to take away."""
 
 
 def install(spec: HeaderProviderSpec, kedro_context: Any) -> Callable[[], None]:
@@ -92,5 +125,25 @@ def worker_install() -> None:
     if any(f"{type(p).__module__}.{type(p).__qualname__}" == published["type"] for p in header_providers()):
         return  # a forked worker inherited the parent's instance
     spec = HeaderProviderSpec(published["type"], bool(published.get("pass_context")),
-                              published.get("init_kwargs") or {})
+                              _read_init_kwargs(published.get("init_kwargs_file")))
     install(spec, None)  # for the life of the worker process
+
+
+def _read_init_kwargs(path: str | None) -> dict[str, Any]:
+    """The ``init_kwargs`` the run wrote to ``path`` (none without a path).
+
+    Raises:
+        ConfigError: the file is gone or unreadable (the run that wrote it has ended).
+    """
+    if path is None:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as source:
+            return dict(json.load(source))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"'server.request_header_provider.init_kwargs' cannot be read from {path}, where the Kedro run "
+            f"that started this worker wrote them ({type(exc).__name__}). That run has probably ended: start "
+            f"this worker from a running `kedro run`.",
+            key="server.request_header_provider.init_kwargs",
+        ) from None

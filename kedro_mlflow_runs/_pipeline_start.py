@@ -40,10 +40,6 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         from ._autolog import autolog_env
 
         environment.update(autolog_env(config.autolog_flavors, config.autolog_kwargs))
-    if config.header_provider is not None:  # for spawned workers, too
-        from ._header_provider import header_provider_env
-
-        environment.update(header_provider_env(config.header_provider))
     pipelines = run_params.get("pipeline_names") or ["__default__"]
     if config.tracking_disabled_for(pipelines):
         reg.disable(kedro_run_id, environment)
@@ -59,12 +55,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         environment.update(recorder.environment())
     try:
         if config.header_provider is not None:  # before the first request
-            from ._header_provider import install
-
-            registered = reg.tracked(kedro_run_id)
-            remove = install(config.header_provider, kedro_context)
-            if registered is not None:
-                registered.cleanups.append(remove)
+            _header_provider(config, kedro_context, reg.tracked(kedro_run_id), environment)
         if config.system_metrics:  # a missing psutil is a clear error before the run opens
             from ._system_metrics import check_system_metrics
 
@@ -100,6 +91,24 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
             logger.exception("Could not record the failure in MLflow run %s", ctx.run_id)
         raise
     _guard_session_runner(kedro_run_id)
+
+
+def _header_provider(config: MlflowConfig, kedro_context: Any, tracked: Any, environment: dict[str, str]) -> None:
+    """Give the project's header provider to MLflow for the run, and publish it (``init_kwargs`` in a
+    private file, never in ``environment``) for spawned workers; both are undone when the run ends."""
+    from ._header_provider import install, publish
+
+    spec = config.header_provider
+    if spec is None:
+        return
+    remove = install(spec, kedro_context)
+    if tracked is None:  # nothing would take it out again: the session's process only
+        remove()
+        return
+    tracked.cleanups.append(remove)
+    published, unpublish = publish(spec)
+    tracked.cleanups.append(unpublish)
+    environment.update(published)
 
 
 def _recorder(kedro_run_id: str, config: MlflowConfig, pipeline: Any, catalog: Any, tracked: Any) -> Any:

@@ -192,3 +192,83 @@ def test_a_pipeline_with_tracking_disabled_does_not_build_the_provider(project_f
     run_session(project)
     assert (project / "data" / "score.json").exists()
     assert f"{project.name}.auth" not in sys.modules
+
+
+ENV_NODES = '''
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def make_data(data):
+    return [float(i) for i in range(int(data["n"]))]
+
+
+def score(values):
+    """Dump this process's environment (and the modes of the published init_kwargs file) for the test."""
+    published = json.loads(os.environ.get("KEDRO_MLFLOW_RUNS_HEADER_PROVIDER") or "null")
+    path = (published or {}).get("init_kwargs_file")
+    modes = [oct(os.stat(p).st_mode & 0o777) for p in (path, os.path.dirname(path))] if path else None
+    dump = Path(os.environ["ENV_DUMP_DIR"]) / f"{os.getpid()}.json"
+    dump.write_text(json.dumps({"env": dict(os.environ), "modes": modes}))
+    built = 0
+    if "mlflow" in sys.modules:  # the providers MLflow asks while the node runs, built with the secret
+        from kedro_mlflow_runs.tracking._compat import header_providers
+
+        built = sum(type(p).__name__ == "TokenProvider" and p.secret == "sesame" for p in header_providers())
+    return sum(values) / len(values) + 10 * built
+'''
+
+
+def _dumps(folder):
+    import json
+
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runner", ["SequentialRunner", "ParallelRunner"])
+def test_init_kwargs_never_reach_the_environment_of_nodes_and_spawned_workers_still_build_the_provider(
+        project_factory, client_for, tmp_path, runner):
+    import json
+
+    from conftest import all_runs
+
+    project = _project(project_factory, None, {"type": "{package}.auth.TokenProvider",
+                                                "init_kwargs": {"secret": "sesame"}})
+    (next(p for p in (project / "src").iterdir() if p.name.startswith("kmr_proj_")) / "nodes.py").write_text(ENV_NODES)
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    result = kedro_run(project, "--runner", runner,
+                       env=kedro_env(KEDRO_MP_CONTEXT="spawn", ENV_DUMP_DIR=str(dumps)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FINISHED"
+    assert user_metrics(run.data.metrics) == {"score": 11.5}  # the node's process had the provider, with the secret
+    (seen,) = _dumps(dumps)
+    assert all("sesame" not in value for value in seen["env"].values())
+    published = json.loads(seen["env"]["KEDRO_MLFLOW_RUNS_HEADER_PROVIDER"])
+    assert set(published) == {"type", "pass_context", "init_kwargs_file"}
+    assert seen["modes"] == ["0o600", "0o700"]  # the file and its private folder, while the run lasted
+    assert not os.path.exists(os.path.dirname(published["init_kwargs_file"]))  # removed when the run ended
+    assert "sesame" not in result.stdout + result.stderr
+
+
+def test_with_tracking_disabled_the_header_provider_is_not_published(project_factory, tmp_path, monkeypatch):
+    project = _project(project_factory, None, {"type": "{package}.auth.TokenProvider",
+                                                "init_kwargs": {"secret": "sesame"}})
+    (next(p for p in (project / "src").iterdir() if p.name.startswith("kmr_proj_")) / "nodes.py").write_text(ENV_NODES)
+    yml = project / "conf" / "base" / "mlflow.yml"
+    yml.write_text(yaml.safe_dump({**yaml.safe_load(yml.read_text()),
+                                   "tracking": {"disable_tracking": {"pipelines": ["__default__"]}}}))
+    (project / "conf" / "base" / "catalog.yml").write_text(
+        yaml.safe_dump({"score": {"type": "json.JSONDataset", "filepath": "data/score.json"}}))
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    monkeypatch.setenv("ENV_DUMP_DIR", str(dumps))
+    run_session(project)
+    (seen,) = _dumps(dumps)
+    assert "KEDRO_MLFLOW_RUNS_HEADER_PROVIDER" not in seen["env"]
+    assert all("sesame" not in value for value in seen["env"].values())
+    assert (project / "data" / "score.json").read_text() == "1.5"  # the node ran, without any provider
