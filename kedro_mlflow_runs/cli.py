@@ -433,11 +433,15 @@ def migrate(env: str | None, write: bool) -> None:
     """
     from kedro.framework.startup import bootstrap_project
 
+    from .errors import KedroMlflowRunsError
     from .migrate import plan_migration
 
     metadata = bootstrap_project(_project_root())
     root = Path(metadata.project_path)
-    plan = plan_migration(root, metadata.package_name, env)
+    try:
+        plan = plan_migration(root, metadata.package_name, env)
+    except KedroMlflowRunsError as exc:
+        raise click.ClickException(str(exc)) from None
     diff = plan.diff(root)
     click.echo(diff or "Nothing to rewrite: no kedro-mlflow dataset type or hook found.")
     if write and plan.edits and plan.problems:

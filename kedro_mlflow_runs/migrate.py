@@ -13,15 +13,26 @@ What is rewritten:
 * ``conf/**/mlflow*.yml``: kedro-mlflow's keys are accepted as they are; nothing to rewrite.
 
 What cannot be migrated is reported with the file, the line and why; nothing is guessed.
+
+Files are read and written as bytes in their own encoding (UTF-8 for YAML, as Kedro reads it; a
+Python file's PEP 263 coding line, else UTF-8), so line endings and everything not rewritten stay as
+they were; a file that is not valid text in that encoding stops the command, naming the file. With
+``--write``, the original is kept as ``<file>.bak`` and both it and the rewritten file keep the
+original's permission bits (a 0600 catalog gives a 0600 backup).
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .errors import KedroMlflowRunsError
 
 __all__ = ["Migration", "plan_migration"]
 
@@ -46,6 +57,7 @@ class Migration:
 
     edits: dict[Path, tuple[str, str]] = field(default_factory=dict)  # path -> (old, new)
     problems: list[str] = field(default_factory=list)
+    encodings: dict[Path, str] = field(default_factory=dict)  # path -> its encoding, when not UTF-8
 
     def diff(self, root: Path) -> str:
         chunks = []
@@ -56,11 +68,74 @@ class Migration:
         return "".join(chunks)
 
     def write(self) -> list[Path]:
-        """Write every edit, keeping the original beside it as ``<file>.bak``; return the files written."""
+        """Write every edit, keeping the original beside it as ``<file>.bak``, both with the original's
+        permission bits; return the files written."""
         for path, (old, new) in self.edits.items():
-            path.with_name(path.name + ".bak").write_text(old)
-            path.write_text(new)
+            mode = stat.S_IMODE(path.stat().st_mode)
+            encoding = self.encodings.get(path, "utf-8")
+            _write(path.with_name(path.name + ".bak"), old, encoding, mode)
+            _write(path, new, encoding, mode)
         return sorted(self.edits)
+
+
+def _write(path: Path, text: str, encoding: str, mode: int) -> None:
+    """Write ``text`` to ``path`` with permission bits ``mode``, set before any byte is written
+    (a ``.bak`` left by an earlier run may have wider ones)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.chmod(path, mode)
+        data = text.encode(encoding)
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path, project: Path, plan: Migration) -> str:
+    """The text of ``path``, decoded as Kedro (YAML) or Python (a ``.py`` file) would decode it.
+
+    Raises:
+        KedroMlflowRunsError: the file cannot be read, or is not valid text in its encoding; naming it.
+    """
+    name = path.relative_to(project).as_posix()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KedroMlflowRunsError(f"kedro mlflow migrate cannot read {name}: {exc.strerror or exc}. "
+                                   f"Check that the file is readable, then run again.") from None
+    encoding = _python_encoding(data, name) if path.suffix == ".py" else "utf-8"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise KedroMlflowRunsError(
+            f"kedro mlflow migrate cannot read {name}: it is not {encoding} text (byte "
+            f"{exc.object[exc.start]:#04x} at offset {exc.start}). "
+            + ("Kedro reads configuration files as UTF-8 too: " if path.suffix != ".py" else "")
+            + f"convert it (e.g. iconv -f latin1 -t utf-8 {name} -o {name}.utf8, then move that over "
+            f"{name}), then run again. Nothing was changed.") from None
+    if encoding != "utf-8":
+        plan.encodings[path] = encoding
+    return text
+
+
+_CODING_LINE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+
+
+def _python_encoding(data: bytes, name: str) -> str:
+    """The encoding a Python file declares on one of its first two lines (PEP 263), else UTF-8."""
+    for line in data.splitlines()[:2]:
+        found = _CODING_LINE.match(line)
+        if found:
+            declared = found.group(1).decode("ascii", "replace")
+            try:
+                return codecs.lookup(declared).name
+            except LookupError:
+                raise KedroMlflowRunsError(
+                    f"kedro mlflow migrate cannot read {name}: its coding line names the unknown encoding "
+                    f"{declared!r}. Fix that line (or remove it: Python reads UTF-8), then run again.") from None
+        if not line.lstrip().startswith(b"#"):
+            break
+    return "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
 
 
 def plan_migration(project: Path, package: str, env: str | None = None) -> Migration:
@@ -86,7 +161,7 @@ def _where(path: Path, project: Path, number: int) -> str:
 
 
 def _catalog(path: Path, plan: Migration, project: Path) -> None:
-    old = path.read_text()
+    old = _read(path, project, plan)
     lines = old.splitlines(True)
     for number, line in enumerate(lines, 1):
         for found in _KEDRO_MLFLOW_TYPE.findall(line):
@@ -106,7 +181,7 @@ _OTHER_USE = re.compile(r"\bkedro_mlflow\b(?!_runs)")
 
 def _source(path: Path, plan: Migration, project: Path) -> None:
     """Imports of kedro-mlflow's pipeline and io modules in the project's code become ours."""
-    text = path.read_text()
+    text = _read(path, project, plan)
     if "kedro_mlflow" not in text and "KedroPipelineModel(" not in text:
         return
 
@@ -140,7 +215,7 @@ def _settings(path: Path, plan: Migration, project: Path) -> None:
 
 def _edit_lines(path: Path, plan: Migration, project: Path, edit: Callable[[str, str], str | None]) -> None:
     """Plan ``path`` rewritten line by line: ``edit(file:line, line)`` returns the new line, or None to drop it."""
-    old = path.read_text()
+    old = _read(path, project, plan)
     out = []
     for number, line in enumerate(old.splitlines(True), 1):
         changed = edit(_where(path, project, number), line)

@@ -141,3 +141,48 @@ def test_migrate_refuses_to_write_anything_when_part_cannot_be_migrated(project_
     assert "settings.py:2" in result.stderr and "Nothing was written" in result.stdout
     assert (project / "conf" / "base" / "catalog.yml").read_text() == catalog_before
     assert settings.read_text().endswith("hook = MlflowHook()  # mine\n")
+
+
+def test_migrate_write_keeps_the_permissions_and_bytes_of_the_original(project_factory):
+    """A 0600 catalog (it may hold credentials) gives a 0600 backup, even over a wider old backup."""
+    import os
+    import stat
+
+    project = project_factory()
+    catalog = project / "conf" / "base" / "catalog.yml"
+    original = CATALOG.replace("\n", "\r\n").encode()  # Windows line endings are kept too
+    catalog.write_bytes(original)
+    catalog.chmod(0o600)
+    backup = catalog.with_name("catalog.yml.bak")
+    backup.write_text("left by an earlier run\n")
+    backup.chmod(0o644)
+    applied = _migrate(project, "--write")
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600 and stat.S_IMODE(os.stat(catalog).st_mode) == 0o600
+    assert backup.read_bytes() == original
+    assert b"type: kedro_mlflow_runs.io.models.MlflowModelLoggerDataset  # logged into the run\r\n" in catalog.read_bytes()
+
+
+def test_a_file_that_is_not_text_in_its_encoding_is_named_and_nothing_is_written(project_factory):
+    project = project_factory()
+    package = next((project / "src").iterdir())
+    catalog = project / "conf" / "base" / "catalog.yml"
+    catalog.write_bytes(CATALOG.encode() + "# café\n".encode("latin-1"))
+    result = _migrate(project, "--write")
+    assert result.returncode != 0
+    assert "conf/base/catalog.yml: it is not utf-8 text (byte 0xe9" in result.stderr
+    assert "iconv" in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert not catalog.with_name("catalog.yml.bak").exists()
+
+    catalog.write_text(CATALOG)
+    nodes = package / "nodes.py"
+    nodes.write_bytes(b"from kedro_mlflow.io.metrics import MlflowMetricDataset  # caf\xe9\n")
+    result = _migrate(project, "--write")
+    assert result.returncode != 0 and f"src/{package.name}/nodes.py: it is not utf-8 text" in result.stderr
+    assert catalog.read_text() == CATALOG
+
+    # a Python file that declares its encoding is read and written in it
+    nodes.write_bytes(b"# -*- coding: latin-1 -*-\nfrom kedro_mlflow.io.metrics import MlflowMetricDataset  # caf\xe9\n")
+    result = _migrate(project, "--write")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert nodes.read_bytes().endswith(b"from kedro_mlflow_runs.io.metrics import MlflowMetricDataset  # caf\xe9\n")
