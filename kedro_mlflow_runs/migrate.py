@@ -109,9 +109,9 @@ def _read(path: Path, project: Path, plan: Migration) -> str:
     except UnicodeDecodeError as exc:
         raise KedroMlflowRunsError(
             f"kedro mlflow migrate cannot read {name}: it is not {encoding} text (byte "
-            f"{exc.object[exc.start]:#04x} at offset {exc.start}). "
-            + ("Kedro reads configuration files as UTF-8 too: " if path.suffix != ".py" else "")
-            + f"convert it (e.g. iconv -f latin1 -t utf-8 {name} -o {name}.utf8, then move that over "
+            f"{exc.object[exc.start]:#04x} at offset {exc.start})"
+            + (", and Kedro reads configuration files as UTF-8 too" if path.suffix != ".py" else "")
+            + f". Convert it (e.g. iconv -f latin1 -t utf-8 {name} -o {name}.utf8, then move that over "
             f"{name}), then run again. Nothing was changed.") from None
     if encoding != "utf-8":
         plan.encodings[path] = encoding

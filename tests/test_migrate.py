@@ -170,7 +170,7 @@ def test_a_file_that_is_not_text_in_its_encoding_is_named_and_nothing_is_written
     catalog.write_bytes(CATALOG.encode() + "# café\n".encode("latin-1"))
     result = _migrate(project, "--write")
     assert result.returncode != 0
-    assert "conf/base/catalog.yml: it is not utf-8 text (byte 0xe9" in result.stderr
+    assert f"conf/base/catalog.yml: it is not utf-8 text (byte 0xe9 at offset {len(CATALOG) + 5}), and Kedro reads" in result.stderr
     assert "iconv" in result.stderr and "Traceback" not in result.stderr + result.stdout
     assert not catalog.with_name("catalog.yml.bak").exists()
 
