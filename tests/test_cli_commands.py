@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+import yaml
 from conftest import all_runs
 from kedro_project import kedro_cmd, kedro_env, run_session
 
@@ -92,3 +93,38 @@ def test_ui_serves_the_project_store_on_the_port_given(project, client_for):
         if not stopped:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("where", ["conf/base/mlflow/tracking.yml", "conf/base/sub/mlflow.yml",
+                                   "conf/staging/mlflow_team.json"])
+def test_init_refuses_when_kedro_reads_an_mlflow_configuration_from_a_folder(project_factory, where):
+    """Every file Kedro's config loader reads for mlflow.yml counts, nested ones included."""
+    import json
+
+    from kedro_mlflow_runs.config import config_from_project
+
+    project = project_factory()
+    content = {"tracking": {"experiment": {"name": "team"}}}
+    (project / where).parent.mkdir(parents=True, exist_ok=True)
+    (project / where).write_text(json.dumps(content) if where.endswith(".json") else yaml.safe_dump(content))
+    if "staging" not in where:  # kedro run reads it: init would redirect the runs
+        assert config_from_project(project).experiment_name == "team"
+    result = subprocess.run(kedro_cmd("mlflow", "init"), cwd=project, env=kedro_env(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"already has an mlflow configuration ({where})" in result.stderr
+    assert not (project / "conf" / "local" / "mlflow.yml").exists()
+
+
+def test_init_ignores_files_kedro_does_not_read(project_factory):
+    project = project_factory()
+    for rel in ("conf/base/mlflow/notes.txt", "conf/base/.old/mlflow.yml", "conf/base/mlflow_backup/.hidden.yml"):
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text("tracking: {experiment: {name: ignored}}\n")
+    from kedro_mlflow_runs.config import config_from_project
+
+    assert config_from_project(project).experiment_name != "ignored"  # Kedro reads none of them
+    result = subprocess.run(kedro_cmd("mlflow", "init"), cwd=project, env=kedro_env(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (project / "conf" / "local" / "mlflow.yml").exists()
