@@ -250,3 +250,20 @@ def test_the_datasets_page_shows_every_argument_of_every_dataset():
         args = set(inspect.signature(cls.__init__).parameters) - {"self"}
         assert args <= shown.get(cls.__name__, set()), (cls.__name__, args - shown.get(cls.__name__, set()))
         assert f"`{cls.__name__}`" in page
+
+
+def test_the_security_page_lists_every_variable_and_every_secret_query_name():
+    """Every environment variable the plugin sets or reads (``KEDRO_MLFLOW_RUNS_*``, and MLflow's
+    ``MLFLOW_TRACKING_AUTH`` it sets for a token URI) has a row; every secret query name and suffix
+    redaction uses is listed."""
+    from kedro_mlflow_runs._redact import SECRET_QUERY_NAMES, SECRET_QUERY_SUFFIXES
+
+    page = (DOCS / "security.md").read_text()
+    source = "\n".join(p.read_text() for p in (REPO / "kedro_mlflow_runs").rglob("*.py"))
+    variables = set(re.findall(r"KEDRO_MLFLOW_RUNS_[A-Z_]*[A-Z]", source)) | {"MLFLOW_TRACKING_AUTH"}
+    assert len(variables) >= 9
+    missing = sorted(v for v in variables if f"`{v}`" not in page)
+    assert not missing, f"docs/security.md does not list {missing}"
+    row = next(line for line in page.splitlines() if line.startswith("| query string values"))
+    assert all(f"`{name}`" in row.lower() for name in SECRET_QUERY_NAMES)
+    assert all(f"`{suffix}`" in row for suffix in SECRET_QUERY_SUFFIXES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -272,3 +273,25 @@ def test_with_tracking_disabled_the_header_provider_is_not_published(project_fac
     assert "KEDRO_MLFLOW_RUNS_HEADER_PROVIDER" not in seen["env"]
     assert all("sesame" not in value for value in seen["env"].values())
     assert (project / "data" / "score.json").read_text() == "1.5"  # the node ran, without any provider
+
+
+def test_the_init_kwargs_folder_of_a_killed_run_is_removed_by_the_next_one(tmp_path):
+    """A run killed with kill -9 cannot remove its folder: it is a spool folder, which the next run
+    reclaims once no process holds it."""
+    import json
+    import sys
+
+    from kedro_mlflow_runs._spool import reclaim_abandoned
+
+    code = ("import json, os, sys\n"
+            "from kedro_mlflow_runs._header_provider import publish\n"
+            "from kedro_mlflow_runs.config import HeaderProviderSpec\n"
+            "env, _ = publish(HeaderProviderSpec('pkg.Provider', False, {'secret': 'sesame'}))\n"
+            "print(env['KEDRO_MLFLOW_RUNS_HEADER_PROVIDER'], flush=True)\n"
+            "os.kill(os.getpid(), 9)\n")
+    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    path = json.loads(killed.stdout)["init_kwargs_file"]
+    assert json.loads(Path(path).read_text()) == {"secret": "sesame"}
+    assert os.path.dirname(path) in reclaim_abandoned()  # what Spool.create does when a run starts
+    assert not os.path.exists(os.path.dirname(path))

@@ -151,3 +151,26 @@ def test_what_redaction_hides(text, expected):
     from kedro_mlflow_runs._redact import redact_uri
 
     assert redact_uri(text) == expected
+
+
+#: the names docs/security.md lists, and examples of its suffixes
+DOCUMENTED_QUERY_NAMES = ["password", "passwd", "pwd", "token", "secret", "key", "apikey", "sig", "signature", "code",
+                          "auth", "authorization", "credential", "credentials", "AWSAccessKeyId", "access_token",
+                          "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Signature",
+                          "client_secret", "api_key", "x-api-key", "db_password", "db_passwd", "refresh_token"]
+
+
+@pytest.mark.parametrize("name", DOCUMENTED_QUERY_NAMES)
+def test_every_documented_secret_query_name_is_redacted_in_any_case(name):
+    from kedro_mlflow_runs._redact import redact_uri
+
+    for spelled in (name, name.upper(), name.lower()):
+        assert redact_uri(f"https://h/p?{spelled}=V4lue&page=2") == f"https://h/p?{spelled}=***&page=2"
+        assert redact_uri(f"s3://b/k?page=2&{spelled}=V4lue") == f"s3://b/k?page=2&{spelled}=***"
+
+
+@pytest.mark.parametrize("name", ["page", "monkey", "keyboard", "tokens", "X-Amz-Date", "X-Amz-Expires", "sv"])
+def test_other_query_values_are_kept(name):
+    from kedro_mlflow_runs._redact import redact_uri
+
+    assert redact_uri(f"https://h/p?{name}=V4lue") == f"https://h/p?{name}=V4lue"

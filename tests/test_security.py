@@ -113,7 +113,7 @@ def test_a_token_in_the_tracking_uri_is_never_printed_or_stored_and_authenticate
         project_factory, mlflow_server, tmp_path, userinfo):
     """``http://TOKEN@host``: MLflow's client (``requests``) sends no credentials for it;
     ``http://TOKEN:@host``: basic auth ``TOKEN:``. The plugin takes the token out of the URI and
-    sends exactly what plain MLflow sends, from the session and from node code."""
+    sends exactly what plain MLflow sends, from the session and from node code in a spawned worker."""
     from mlflow import MlflowClient
 
     with FlakyProxy(mlflow_server.url, fail_every=0, drop_every=0) as probe:  # what plain MLflow sends
@@ -130,7 +130,8 @@ def test_a_token_in_the_tracking_uri_is_never_printed_or_stored_and_authenticate
                         "tracking": {"experiment": {"name": experiment}}},
             parameters={"data": {"n": 3}, "model": {"C": 1.0, "env_dump": str(dump), "fail": ""}, "seed": 1},
         )
-        ok = kedro_run(project)
+        # the node runs in a spawned worker: what it sends, it sends from the environment it inherited
+        ok = kedro_run(project, "--runner", "ParallelRunner", env=kedro_env(KEDRO_MP_CONTEXT="spawn"))
         assert ok.returncode == 0, ok.stderr[-3000:]
         failed = kedro_run(project, "--params", "model.fail=the server")
         assert failed.returncode != 0
@@ -153,7 +154,7 @@ def test_a_token_in_the_tracking_uri_is_never_printed_or_stored_and_authenticate
     for run in runs:
         assert TOKEN not in _everything_stored(client, run)
     (finished,) = [r for r in runs if r.info.status == "FINISHED"]
-    assert user_metrics(finished.data.metrics) == {"from_node": 1.0}  # node code went through the gateway too
+    assert user_metrics(finished.data.metrics) == {"from_node": 1.0}  # the worker went through the gateway too
 
 
 def test_an_error_message_holding_a_password_is_stored_redacted(project, client_for):
