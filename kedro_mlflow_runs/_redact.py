@@ -21,10 +21,12 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "MLFLOW_AUTH_ENV_VAR",
     "SECRET_QUERY_NAMES",
     "SECRET_QUERY_SUFFIXES",
     "USERINFO_AUTH_ENV_VAR",
     "USERINFO_AUTH_NAME",
+    "has_token_only_userinfo",
     "redact_uri",
     "safe_cause",
     "split_credentials",
