@@ -175,7 +175,14 @@ def digest(loc: Location, mode: str) -> str:
     ``content``: a hash of the bytes; ``stat``: of size and modification time (folders: of every
     file's relative path, size and mtime); ``auto``: content up to
     :data:`CONTENT_DIGEST_MAX_BYTES`, stat above; ``none``: the constant ``"none"``.
-    A dataset whose data is missing gets ``"missing"``.
+
+    Besides a digest: ``"missing"`` when the data does not exist (no such local path; the
+    dataset's filesystem says not found); ``"unknown"`` for a SQL table or query (never queried)
+    and for a remote path without an fsspec filesystem (``_fs``) to ask.
+
+    Raises:
+        Exception: the digest could not be computed (an unreadable file, a server that did not
+            answer); the recorder logs a warning and records ``"unknown"``.
     """
     if mode == "none":
         return "none"
@@ -201,7 +208,9 @@ def digest(loc: Location, mode: str) -> str:
     path = f"{loc.protocol}://{loc.path}" if loc.protocol in ("http", "https") else loc.path
     try:
         info = fs.info(path)
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        if not _absent(exc):
+            raise  # the caller records "unknown" and says why
         return "missing"
     size = info.get("size") or 0
     if info.get("type") != "directory" and (mode == "content" or (mode == "auto" and size <= CONTENT_DIGEST_MAX_BYTES)):
@@ -209,6 +218,23 @@ def digest(loc: Location, mode: str) -> str:
     else:
         hasher.update(json.dumps({k: str(v) for k, v in info.items() if k != "name"}, sort_keys=True).encode())
     return hasher.hexdigest()[:_DIGEST_LENGTH]
+
+
+def _absent(exc: FileNotFoundError) -> bool:
+    """Whether a filesystem's ``FileNotFoundError`` means that the data does not exist.
+
+    fsspec's http filesystem raises it for a server that did not answer, or answered with an
+    error, too: then the data may well exist (its cause is a connection error, or a status other
+    than 404 / 410).
+    """
+    cause = exc.__cause__
+    if cause is None:
+        return True
+    kind = type(cause).__name__.lower()
+    if isinstance(cause, (ConnectionError, TimeoutError)) or "connect" in kind or "timeout" in kind:
+        return False
+    status = getattr(cause, "status", None)
+    return status is None or status in (404, 410)
 
 
 def _digest_folder(root: str, mode: str, hasher: Any) -> None:
