@@ -142,15 +142,19 @@ def test_sql_tables_and_queries_are_recorded_as_sql_sources(project_factory, cli
         conn.executemany("INSERT INTO companies VALUES (?, ?)", [(1, 1), (2, 0), (3, 1)])
         conn.commit()
     con = f"sqlite:///{db.as_posix()}"
+    query_file = tmp_path / "count.sql"
+    query_file.write_text("SELECT COUNT(*) AS n FROM companies")
     catalog = {
         "companies": {"type": "pandas.SQLTableDataset", "table_name": "companies", "credentials": "warehouse"},
         "approved": {"type": "pandas.SQLQueryDataset", "sql": SQL_QUERY, "credentials": "warehouse"},
+        "counted": {"type": "pandas.SQLQueryDataset", "filepath": str(query_file), "credentials": "warehouse"},
         "summary": {"type": "pandas.SQLTableDataset", "table_name": "summary", "credentials": "warehouse",
                     "save_args": {"if_exists": "replace", "index": False}},
     }
-    registry = ("from kedro.pipeline import node, pipeline\nfrom .nodes import report\n\n\n"
+    registry = ("from kedro.pipeline import node, pipeline\nfrom .nodes import report, rows\n\n\n"
                 "def register_pipelines():\n"
-                "    return {'__default__': pipeline([node(report, ['companies', 'approved'], 'summary', name='report')])}\n")
+                "    return {'__default__': pipeline([node(report, ['companies', 'approved'], 'summary', name='report'),\n"
+                "                                     node(rows, 'counted', 'n_counts', name='count')])}\n")
     project = project_factory(nodes=NODES, registry=registry, catalog=catalog,
                               local_files={"conf/local/credentials.yml": f"warehouse:\n  con: {con}\n"})
     run_session(project)
@@ -158,11 +162,13 @@ def test_sql_tables_and_queries_are_recorded_as_sql_sources(project_factory, cli
     (run,) = all_runs(client)
     assert run.info.status == "FINISHED"
     inputs = _inputs(client, run)
-    assert {name: d.source_type for name, d in inputs.items()} == {"companies": "sql", "approved": "sql"}
+    assert {name: d.source_type for name, d in inputs.items()} == {"companies": "sql", "approved": "sql",
+                                                                   "counted": "sql"}
+    assert json.loads(inputs["counted"].source) == {"uri": con, "query_file": query_file.as_posix()}
     assert json.loads(inputs["companies"].source) == {"uri": con, "table": "companies"}
     assert json.loads(inputs["approved"].source) == {
         "uri": con, "query_sha256": hashlib.sha256(SQL_QUERY.encode()).hexdigest()}
-    assert inputs["companies"].digest == inputs["approved"].digest == "unknown"
+    assert inputs["companies"].digest == inputs["approved"].digest == inputs["counted"].digest == "unknown"
     with tempfile_dir() as tmp:
         outputs = json.loads(Path(client.download_artifacts(run.info.run_id, "kedro/outputs.json", tmp)).read_text())
     (summary,) = outputs
@@ -220,6 +226,9 @@ def test_missing_and_unknown_digests_say_exactly_why(project_factory, client_for
     assert {name: d.digest for name, d in inputs.items()} == {
         "local_missing": "missing", "http_missing": "missing", "http_down": "unknown", "no_filesystem": "unknown"}
     assert json.loads(inputs["no_filesystem"].source) == {"uri": "s3://bucket/data.csv"}
+    failed = run.data.tags["kedro.error.dataset"]  # the load that failed first, and its node
+    assert failed in ("local_missing", "http_missing", "http_down")
+    assert run.data.tags["kedro.error.node"] == f"{failed}_rows"
     warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
     assert any(m.startswith("Could not compute the digest of dataset 'http_down'") for m in warnings), warnings
     assert not any("local_missing" in m or "http_missing" in m for m in warnings)

@@ -62,6 +62,21 @@ def test_a_full_or_read_only_artifact_folder_fails_the_run_naming_the_dataset_no
     assert str(raised.value) == message  # the error the user gets is the one recorded
 
 
+def test_a_failed_save_of_any_dataset_records_its_catalog_entry_and_node(project_factory, client_for, tmp_path):
+    """A plain kedro-datasets dataset whose save fails (its folder is a file): Kedro's node error hook
+    never sees it (it is outside the node's function), yet the run names the node and the entry."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the dataset wants a folder")
+    project = project_factory(catalog={"result": {"type": "json.JSONDataset",
+                                                  "filepath": str(blocker / "result.json")}})
+    with pytest.raises(DatasetError):
+        run_session(project)
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "FAILED"
+    assert run.data.tags["kedro.error.node"] == "train"
+    assert run.data.tags["kedro.error.dataset"] == "result"
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into a read-only folder anyway")
 def test_a_read_only_artifact_folder_for_real(project_factory, client_for, tmp_path):
     """The same without fault injection: ``chmod 0555`` on the artifact folder (not as root)."""
@@ -247,6 +262,26 @@ def test_kedro_run_against_a_database_that_is_down_fails_fast_with_one_clear_err
     assert "sqlite" not in flat.lower()
     assert "Traceback" not in output and "sqlalchemy" not in flat.lower()
     assert all_runs(client_for(project)) == []  # nothing was written to the project's own store
+
+
+def test_with_our_logger_at_debug_the_command_line_prints_the_traceback_too(project_factory, tmp_path):
+    """``Error: <class>: <message>`` by default; the traceback as well with kedro_mlflow_runs at DEBUG."""
+    from mlflow_server import free_port
+
+    project = project_factory(mlflow_yml={"server": {"mlflow_tracking_uri": f"postgresql://u@127.0.0.1:{free_port()}/x"}})
+    logging_yml = tmp_path / "logging.yml"
+    logging_yml.write_text(
+        "version: 1\ndisable_existing_loggers: false\n"
+        "handlers:\n  console: {class: logging.StreamHandler, level: DEBUG, stream: ext://sys.stderr}\n"
+        "loggers:\n  kedro_mlflow_runs: {level: DEBUG}\n"
+        "root: {level: WARNING, handlers: [console]}\n")
+    quiet = kedro_run(project, env=kedro_env(PYTHONWARNINGS="ignore"))
+    verbose = kedro_run(project, env=kedro_env(PYTHONWARNINGS="ignore", KEDRO_LOGGING_CONFIG=str(logging_yml)))
+    for result in (quiet, verbose):
+        assert result.returncode != 0
+        assert "Error: TrackingUnavailableError: Could not open the MLflow tracking store" in result.stderr
+    assert "Traceback" not in quiet.stdout + quiet.stderr
+    assert "Traceback (most recent call last)" in verbose.stderr and "in probe_database" in verbose.stderr
 
 
 def test_a_database_uri_without_a_host_is_not_probed(mocker):
