@@ -334,7 +334,7 @@ class RunContext:
 
     def _failed_io(self, error: BaseException) -> tuple[str | None, str | None]:
         """``(catalog entry, node)`` of the load or save that raised ``error``, or ``(None, None)``."""
-        pending = sorted(self._io, key=lambda item: (item[0], item[1] or ""))
+        pending = sorted(self._io.copy(), key=lambda item: (item[0], item[1] or ""))  # copy: one atomic step
         if not pending:
             return None, None
         texts: list[str] = []

@@ -196,7 +196,10 @@ class Tracker:
             raise
         except Exception as exc:
             logger.debug("Could not %s", what, exc_info=True)
-            raise self.translate(what, exc, run_id=run_id) from safe_cause(exc)
+            error = self.translate(what, exc, run_id=run_id)
+            if storage_failure(exc, self.tracking_uri) is not None:  # our message says it all: no chained
+                raise error from None  # traceback through MLflow's and SQLAlchemy's frames (DEBUG has it)
+            raise error from safe_cause(exc)
 
     def translate(self, what: str, exc: BaseException, *, run_id: str | None = None) -> Exception:
         """Our error for ``exc``, raised while trying to ``what``."""
