@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,8 +154,9 @@ def test_sql_tables_and_queries_are_recorded_as_sql_sources(project_factory, cli
     }
     registry = ("from kedro.pipeline import node, pipeline\nfrom .nodes import report, rows\n\n\n"
                 "def register_pipelines():\n"
-                "    return {'__default__': pipeline([node(report, ['companies', 'approved'], 'summary', name='report'),\n"
-                "                                     node(rows, 'counted', 'n_counts', name='count')])}\n")
+                "    return {'__default__': pipeline([\n"
+                "        node(report, ['companies', 'approved'], 'summary', name='report'),\n"
+                "        node(rows, 'counted', 'n_counts', name='count')])}\n")
     project = project_factory(nodes=NODES, registry=registry, catalog=catalog,
                               local_files={"conf/local/credentials.yml": f"warehouse:\n  con: {con}\n"})
     run_session(project)
@@ -169,7 +171,7 @@ def test_sql_tables_and_queries_are_recorded_as_sql_sources(project_factory, cli
     assert json.loads(inputs["approved"].source) == {
         "uri": con, "query_sha256": hashlib.sha256(SQL_QUERY.encode()).hexdigest()}
     assert inputs["companies"].digest == inputs["approved"].digest == inputs["counted"].digest == "unknown"
-    with tempfile_dir() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         outputs = json.loads(Path(client.download_artifacts(run.info.run_id, "kedro/outputs.json", tmp)).read_text())
     (summary,) = outputs
     assert summary["name"] == "summary" and summary["source_type"] == "sql" and summary["digest"] == "unknown"
@@ -232,11 +234,3 @@ def test_missing_and_unknown_digests_say_exactly_why(project_factory, client_for
     warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
     assert any(m.startswith("Could not compute the digest of dataset 'http_down'") for m in warnings), warnings
     assert not any("local_missing" in m or "http_missing" in m for m in warnings)
-
-
-@contextlib.contextmanager
-def tempfile_dir() -> Iterator[str]:
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        yield tmp

@@ -156,7 +156,8 @@ def test_a_full_disk_under_mlflow_db_leaves_the_run_running_and_says_how_to_end_
         output = printed.out + printed.err
         (run,) = all_runs(client_for(project))
         (logged,) = [r for r in records if r.levelno >= logging.ERROR]
-        assert logged.getMessage().startswith(f"Could not record the failure of Kedro run {run.data.tags['kedro.run_id']}")
+        kedro_run_id = run.data.tags["kedro.run_id"]
+        assert logged.getMessage().startswith(f"Could not record the failure of Kedro run {kedro_run_id}")
         assert not logged.exc_info
         _left_running_message(logged.getMessage(), run.info.run_id, db, "FAILED")
         status = "FAILED"
@@ -268,7 +269,8 @@ def test_with_our_logger_at_debug_the_command_line_prints_the_traceback_too(proj
     """``Error: <class>: <message>`` by default; the traceback as well with kedro_mlflow_runs at DEBUG."""
     from mlflow_server import free_port
 
-    project = project_factory(mlflow_yml={"server": {"mlflow_tracking_uri": f"postgresql://u@127.0.0.1:{free_port()}/x"}})
+    uri = f"postgresql://u@127.0.0.1:{free_port()}/x"
+    project = project_factory(mlflow_yml={"server": {"mlflow_tracking_uri": uri}})
     logging_yml = tmp_path / "logging.yml"
     logging_yml.write_text(
         "version: 1\ndisable_existing_loggers: false\n"
