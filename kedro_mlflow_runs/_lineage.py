@@ -22,6 +22,7 @@ __all__ = [
     "CONTENT_DIGEST_MAX_BYTES",
     "INPUT_CONTEXT",
     "Location",
+    "SqlLocation",
     "digest",
     "frame_schema",
     "location",
@@ -59,6 +60,64 @@ class Location:
         return {"name": name, "source_type": self.source_type, "source": self.source}
 
 
+class SqlLocation(Location):
+    """A table or query of a SQL database (a dataset with a SQLAlchemy connection string, such as
+    kedro-datasets' ``pandas.SQLTableDataset`` and ``pandas.SQLQueryDataset``).
+
+    Its source is ``{"uri": <connection without password or query string>, "table": ...}``, or
+    ``"query_sha256"`` (a query given inline) or ``"query_file"`` (a query read from a file) instead
+    of ``"table"``. Its digest is ``unknown``: the plugin never queries a database to digest it.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, dataset: Any, connection: str, *, table: str | None = None, query: str | None = None,
+                 query_file: str | None = None) -> None:
+        self.dataset = dataset
+        self.path = ""
+        self.protocol = "sql"
+        self.source_type = "sql"
+        source: dict[str, str] = {"uri": _connection_without_secrets(connection)}
+        if table:
+            source["table"] = table
+        elif query:
+            source["query_sha256"] = hashlib.sha256(query.encode()).hexdigest()
+        elif query_file:
+            source["query_file"] = redact_uri(query_file)
+        self.source = json.dumps(source)
+
+
+def _connection_without_secrets(connection: str) -> str:
+    """A SQLAlchemy URL without its password and its query string (driver options may hold secrets)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(connection)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return redact_uri(connection.partition("?")[0])
+    user = f"{parts.username}@" if parts.username else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+
+
+def _sql_location(dataset: Any) -> SqlLocation | None:
+    """The :class:`SqlLocation` of a dataset with a SQLAlchemy connection string, else None."""
+    connection = getattr(dataset, "_connection_str", None)
+    if not isinstance(connection, str):
+        return None
+    load_args = getattr(dataset, "_load_args", None) or {}
+    save_args = getattr(dataset, "_save_args", None) or {}
+    table = load_args.get("table_name") or save_args.get("name")
+    query = load_args.get("sql")
+    path = getattr(dataset, "_filepath", None)
+    protocol = getattr(dataset, "_protocol", None) or "file"
+    query_file = None if path is None else (str(path) if protocol == "file" else f"{protocol}://{path}")
+    return SqlLocation(dataset, connection, table=str(table) if table else None,
+                       query=str(query) if query else None, query_file=query_file)
+
+
 def persisted(catalog: Any, names: Iterable[str]) -> dict[str, Any]:
     """``{name: dataset}`` of the catalog entries among ``names`` that persist their data.
 
@@ -85,6 +144,9 @@ def location(dataset: Any, *, saving: bool = False) -> Location | None:
     for attr in ("_dataset", "_wrapped_dataset"):  # wrappers (our artifact dataset, CachedDataset, ...)
         if getattr(inner, "_filepath", None) is None and getattr(inner, attr, None) is not None:
             inner = getattr(inner, attr)
+    sql = _sql_location(inner)
+    if sql is not None:  # the data is in a database: its query file, if any, is not the data
+        return sql
     path: Any = getattr(inner, "_filepath", None)
     protocol = getattr(inner, "_protocol", None)
     if path is None:
@@ -113,10 +175,19 @@ def digest(loc: Location, mode: str) -> str:
     ``content``: a hash of the bytes; ``stat``: of size and modification time (folders: of every
     file's relative path, size and mtime); ``auto``: content up to
     :data:`CONTENT_DIGEST_MAX_BYTES`, stat above; ``none``: the constant ``"none"``.
-    A dataset whose data is missing gets ``"missing"``.
+
+    Besides a digest: ``"missing"`` when the data does not exist (no such local path; the
+    dataset's filesystem says not found); ``"unknown"`` for a SQL table or query (never queried)
+    and for a remote path without an fsspec filesystem (``_fs``) to ask.
+
+    Raises:
+        Exception: the digest could not be computed (an unreadable file, a server that did not
+            answer); the recorder logs a warning and records ``"unknown"``.
     """
     if mode == "none":
         return "none"
+    if isinstance(loc, SqlLocation):
+        return "unknown"
     hasher = hashlib.sha256()
     if loc.protocol in ("file", "", None):
         if not os.path.exists(loc.path):
@@ -133,10 +204,13 @@ def digest(loc: Location, mode: str) -> str:
     fs = getattr(loc.dataset, "_fs", None)
     if fs is None:
         return "unknown"
-    path = loc.path
+    # fsspec's http filesystem wants the whole URL; the others take the path without its protocol
+    path = f"{loc.protocol}://{loc.path}" if loc.protocol in ("http", "https") else loc.path
     try:
         info = fs.info(path)
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        if not _absent(exc):
+            raise  # the caller records "unknown" and says why
         return "missing"
     size = info.get("size") or 0
     if info.get("type") != "directory" and (mode == "content" or (mode == "auto" and size <= CONTENT_DIGEST_MAX_BYTES)):
@@ -144,6 +218,23 @@ def digest(loc: Location, mode: str) -> str:
     else:
         hasher.update(json.dumps({k: str(v) for k, v in info.items() if k != "name"}, sort_keys=True).encode())
     return hasher.hexdigest()[:_DIGEST_LENGTH]
+
+
+def _absent(exc: FileNotFoundError) -> bool:
+    """Whether a filesystem's ``FileNotFoundError`` means that the data does not exist.
+
+    fsspec's http filesystem raises it for a server that did not answer, or answered with an
+    error, too: then the data may well exist (its cause is a connection error, or a status other
+    than 404 / 410).
+    """
+    cause = exc.__cause__
+    if cause is None:
+        return True
+    kind = type(cause).__name__.lower()
+    if isinstance(cause, (ConnectionError, TimeoutError)) or "connect" in kind or "timeout" in kind:
+        return False
+    status = getattr(cause, "status", None)
+    return status is None or status in (404, 410)
 
 
 def _digest_folder(root: str, mode: str, hasher: Any) -> None:

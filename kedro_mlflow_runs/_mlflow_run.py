@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._redact import redact_uri
-from .errors import TrackingError
+from .errors import TrackingError, TrackingUnavailableError
 from .handle import Ownership, RunState
 from .params import MAX_TAG_VALUE_LENGTH
 from .registry import registry
@@ -64,17 +64,18 @@ def close_run(ctx: RunContext, status: RunState, error_tags: Mapping[str, str] |
     terminate = ctx.ownership is Ownership.OWNED or cfg.attached_end_run or (
         status is not RunState.FINISHED and cfg.attached_record_failure
     )
-    problems: list[BaseException] = []
+    untagged: BaseException | None = None
     if error_tags and status is not RunState.FINISHED:
         try:
             ctx.tracker.log_batch(handle.run_id, tags=error_tags, what="record the error of")
         except Exception as exc:
-            problems.append(exc)
+            untagged = exc
     if terminate:
         try:
             ctx.tracker.set_terminated(handle.run_id, status.value)
         except Exception as exc:
-            problems.append(exc)
+            logger.debug("Could not end MLflow run %s", handle.run_id, exc_info=True)
+            raise left_running(handle.run_id, status.value, exc) from None
         except BaseException:  # Ctrl-C during this last request: end the run once more, then go on
             try:
                 ctx.tracker.set_terminated(handle.run_id, status.value)
@@ -85,25 +86,61 @@ def close_run(ctx: RunContext, status: RunState, error_tags: Mapping[str, str] |
     else:
         logger.info("Kedro run %s; left MLflow run %s open for its owner (attached run).",
                     status.value.lower(), handle.run_id)
-    if problems:
-        first = problems[0]
-        if isinstance(first, TrackingError):
-            raise first
-        raise TrackingError(f"Could not end MLflow run {handle.run_id}: {first}", run_id=handle.run_id) from first
+    if untagged is not None:
+        logger.debug("Could not record the error of MLflow run %s", handle.run_id, exc_info=True)
+        ended = f"ended as {status.value}" if terminate else "left open for its owner"
+        error_class = TrackingUnavailableError if isinstance(untagged, TrackingUnavailableError) else TrackingError
+        raise error_class(
+            f"MLflow run {handle.run_id} was {ended}, but the error that ended the Kedro run could not be "
+            f"recorded on it (kedro.error.* tags): {untagged}", run_id=handle.run_id,
+        ) from None
+
+
+def left_running(run_id: str, status: str, cause: BaseException) -> TrackingError | TrackingUnavailableError:
+    """The error saying that MLflow run ``run_id`` is left RUNNING because ending it as ``status``
+    failed with ``cause``, and the command that ends it later (the same class as ``cause``: a
+    store that did not answer stays a :class:`TrackingUnavailableError`)."""
+    reason = str(cause) if isinstance(cause, (TrackingError, TrackingUnavailableError)) else (
+        f"{type(cause).__name__}: {redact_uri(str(cause))}")
+    error_class = TrackingUnavailableError if isinstance(cause, TrackingUnavailableError) else TrackingError
+    return error_class(
+        f"MLflow run {run_id} is left RUNNING: it could not be ended as {status}. {reason} Once the store "
+        f"can be written again, end it from the project folder with: kedro mlflow close-run --run-id {run_id} "
+        f"--status {status} (add --env <env> if this run used one); or, after this process has exited, "
+        f"kedro mlflow close-run --stale --yes ends every run left RUNNING, as KILLED.",
+        run_id=run_id,
+    )
 
 
 def clip_tags(tags: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v)[:MAX_TAG_VALUE_LENGTH] for k, v in tags.items()}
 
 
-def error_tags(error: BaseException, node_name: str | None = None) -> dict[str, str]:
-    """The tags recording ``error`` (and the node it came from) on a run."""
+def error_tags(error: BaseException, node_name: str | None = None, *, dataset: str | None = None) -> dict[str, str]:
+    """The tags recording ``error`` (and the node and dataset it came from) on a run.
+
+    The dataset is the one our error names (also when Kedro wrapped it in its own ``DatasetError``),
+    else ``dataset`` (the catalog entry whose load or save raised).
+    """
     kind = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
     tags = {TAG_ERROR_TYPE: kind, TAG_ERROR_MESSAGE: redact_uri(str(error) or repr(error), limit=MAX_TAG_VALUE_LENGTH)}
     if node_name:
         tags[TAG_ERROR_NODE] = node_name
-    dataset = getattr(error, "dataset", None)  # our dataset errors name their dataset
-    if isinstance(dataset, str) and dataset:
-        tags[TAG_ERROR_DATASET] = dataset
+    named = _named_dataset(error) or dataset
+    if named:
+        tags[TAG_ERROR_DATASET] = named
     return clip_tags(tags)
+
+
+def _named_dataset(error: BaseException) -> str | None:
+    """The dataset named by ``error`` or by an error it chains (our dataset errors carry one)."""
+    seen: BaseException | None = error
+    for _ in range(20):
+        if seen is None:
+            return None
+        dataset = getattr(seen, "dataset", None)
+        if isinstance(dataset, str) and dataset:
+            return dataset
+        seen = seen.__cause__ or seen.__context__
+    return None
 

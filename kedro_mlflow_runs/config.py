@@ -463,7 +463,11 @@ def _ensure_resolvers() -> None:
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("km.random_name"):
-        OmegaConf.register_new_resolver("km.random_name", random_run_name, use_cache=False)
+        register = getattr(OmegaConf, "register_resolver", None)  # OmegaConf 2.4 deprecates register_new_resolver
+        if register is not None:
+            register("km.random_name", random_run_name, use_cache=False)
+        else:  # pragma: no cover - OmegaConf < 2.4
+            OmegaConf.register_new_resolver("km.random_name", random_run_name, use_cache=False)
 
 
 def load_config(context: Any) -> MlflowConfig:

@@ -68,6 +68,7 @@ class RunContext:
         self._error_node: str | None = None
         self._entered: list[bool] = []
         self.inherited = False  # attached from the handle a parent process published
+        self._io: set[tuple[str, str | None]] = set()  # (dataset, node) being loaded or saved in this process
 
     @property
     def in_worker(self) -> bool:
@@ -226,7 +227,11 @@ class RunContext:
             self._state = outcome.status
             if outcome.error is not None and self.error is None:
                 self.error, self._error_node = outcome.error, outcome.node
-            close_run(self, outcome.status, error_tags(self.error, self._error_node) if self.error else None)
+            tags = None
+            if self.error is not None:
+                dataset, node = self._failed_io(self.error) if self._error_node is None else (None, None)
+                tags = error_tags(self.error, self._error_node or node, dataset=dataset)
+            close_run(self, outcome.status, tags)
 
     def __enter__(self) -> RunContext:
         """Start an IDLE context, or publish an attached one, and bind the run to this thread.
@@ -314,6 +319,33 @@ class RunContext:
         now = int(time.time() * 1000)
         self.tracker.log_batch(handle.run_id, metrics=[(k, v, now, step) for k, v in metrics.items()],
                                what="log metrics to")
+
+    def dataset_io(self, dataset_name: str, node_name: str | None, *, done: bool) -> None:
+        """A node's input or output starts to load or save (``done=False``), or is done with it.
+
+        A load or save that raises never gets ``done``: Kedro's node error hook does not see it
+        (it runs outside the node's function), so the run's error tags take the dataset and the
+        node from what is still pending here.
+        """
+        if done:
+            self._io.discard((dataset_name, node_name))
+        else:
+            self._io.add((dataset_name, node_name))
+
+    def _failed_io(self, error: BaseException) -> tuple[str | None, str | None]:
+        """``(catalog entry, node)`` of the load or save that raised ``error``, or ``(None, None)``."""
+        pending = sorted(self._io.copy(), key=lambda item: (item[0], item[1] or ""))  # copy: one atomic step
+        if not pending:
+            return None, None
+        texts: list[str] = []
+        seen: BaseException | None = error
+        while seen is not None and len(texts) < 20:
+            texts.append(str(seen))
+            seen = seen.__cause__ or seen.__context__
+        for name, node in pending:  # Kedro's catalog prefixes a dataset's error with "<name>: "
+            if any(text.startswith(f"{name}: ") or f"catalog entry '{name}'" in text for text in texts):
+                return name, node
+        return pending[0] if len(pending) == 1 else (None, None)
 
     def record_error(self, error: BaseException, node_name: str | None = None) -> None:
         """Remember the first error of the run (and its node); it is written when the run ends."""

@@ -1,7 +1,10 @@
 """The errors kedro-mlflow-runs raises.
 
 Every error says what happened, to which run, dataset or config key, and what to do; the same
-facts are attributes (``run_id``, ``dataset``, ``key``; None when they do not apply)::
+facts are attributes (``run_id``, ``dataset``, ``key``; None when they do not apply). Each is also a
+``click.ClickException``: when one ends a command line (``kedro run``, ``kedro mlflow ...``) it is
+printed as one message, ``Error: <class>: <message>``, not as a traceback (with the
+``kedro_mlflow_runs`` logger at DEBUG the traceback is printed too)::
 
     KedroMlflowRunsError
     ├── ConfigError            mlflow.yml is invalid (unknown key, wrong type, bad value)
@@ -21,6 +24,12 @@ facts are attributes (``run_id``, ``dataset``, ``key``; None when they do not ap
 
 from __future__ import annotations
 
+import logging
+import sys
+import traceback
+from typing import IO
+
+import click
 from kedro.io.core import DatasetError
 
 __all__ = [
@@ -41,7 +50,7 @@ __all__ = [
 ]
 
 
-class KedroMlflowRunsError(Exception):
+class KedroMlflowRunsError(click.ClickException):
     """Base class of every error raised by kedro-mlflow-runs.
 
     Attributes:
@@ -57,6 +66,19 @@ class KedroMlflowRunsError(Exception):
         self.run_id = run_id
         self.dataset = dataset
         self.key = key
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def format_message(self) -> str:
+        """What a command line prints after ``Error:`` (the class, then the message)."""
+        return f"{type(self).__name__}: {self}"
+
+    def show(self, file: IO[str] | None = None) -> None:
+        """Print the error as a command line shows it; its traceback too when our logger is at DEBUG."""
+        if logging.getLogger("kedro_mlflow_runs").isEnabledFor(logging.DEBUG):
+            click.echo("".join(traceback.format_exception(self)), file=file or sys.stderr, nl=False)
+        super().show(file)
 
 
 class ConfigError(KedroMlflowRunsError, ValueError):

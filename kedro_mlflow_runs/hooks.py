@@ -82,8 +82,9 @@ class MlflowRunsHooks:
 
         try:
             registry().finish(str(run_params.get("run_id")), Outcome.failed(error))
-        except Exception:  # never hide the pipeline's own error behind a tracking one
-            logger.exception("Could not record the failure of Kedro run %s in MLflow", run_params.get("run_id"))
+        except Exception as exc:  # never hide the pipeline's own error behind a tracking one (nor its traceback)
+            logger.error("Could not record the failure of Kedro run %s in MLflow: %s", run_params.get("run_id"), exc,
+                         exc_info=logger.isEnabledFor(logging.DEBUG))
 
     # -- nodes --------------------------------------------------------------------------
 
@@ -138,21 +139,43 @@ class MlflowRunsHooks:
 
     @hook_impl
     def before_dataset_loaded(self, dataset_name: str, node: Any = None) -> None:
+        _dataset_io(dataset_name, node, done=False)
         if node is not None:
             _record(lambda recorder: recorder.node_io(node.name, "load"))
 
     @hook_impl
-    def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+    def after_dataset_loaded(self, dataset_name: str, data: Any, node: Any = None) -> None:
+        _dataset_io(dataset_name, node, done=True)
         _record(lambda recorder: recorder.dataset(dataset_name, data, saved=False))
 
     @hook_impl
+    def before_dataset_saved(self, dataset_name: str, node: Any = None) -> None:
+        _dataset_io(dataset_name, node, done=False)
+
+    @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Any = None) -> None:
+        _dataset_io(dataset_name, node, done=True)
+
         def saved(recorder: Any) -> None:
             recorder.dataset(dataset_name, data, saved=True)
             if node is not None:
                 recorder.node_io(node.name, "saved")
 
         _record(saved)
+
+
+def _dataset_io(dataset_name: str, node: Any, *, done: bool) -> None:
+    """Tell this thread's run that a load or save starts or ended (the error tags of a failed one)."""
+    if node is None:
+        return
+    try:
+        from .registry import registry
+
+        ctx = registry().current()
+        if ctx is not None and ctx.is_active:
+            ctx.dataset_io(dataset_name, getattr(node, "name", None), done=done)
+    except Exception:
+        logger.debug("Could not note a dataset load or save", exc_info=True)
 
 
 def _record(event: Any) -> None:

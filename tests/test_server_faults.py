@@ -139,6 +139,7 @@ def test_server_gone_at_the_end_names_the_failed_call(project_factory, mlflow_se
 
     assert code != 0
     assert "TrackingUnavailableError" in output and "Could not end run" in output
+    assert "is left RUNNING" in output and "kedro mlflow close-run --run-id" in output  # and how to end it
     for name in ("values", "result", "summary"):  # every node output is on disk
         assert (project / "data" / f"{name}.json").exists(), name
 

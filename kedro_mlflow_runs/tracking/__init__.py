@@ -12,9 +12,12 @@ MLflow's fluent state (the active-run stack, the global URIs) is not changed her
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._redact import redact_uri, safe_cause
@@ -47,9 +50,112 @@ def _is_not_found(exc: BaseException) -> bool:
 
 
 def _is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store did not answer (a network error), not that a local file failed."""
+    import socket
+
     text = f"{type(exc).__name__} {exc}".lower()
     markers = ("connection", "max retries", "timed out", "unreachable", "refused", "operationalerror")
-    return isinstance(exc, (ConnectionError, OSError)) or any(m in text for m in markers)
+    network = isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, socket.herror)) or (
+        isinstance(exc, OSError) and exc.errno is None)  # requests' errors are OSErrors without an errno
+    return network or any(m in text for m in markers)
+
+
+#: errno of a local write that failed -> why, as the user should read it
+_STORAGE_ERRNOS: dict[int, str] = {
+    code: why
+    for name, why in (
+        ("ENOSPC", "the disk is full"),
+        ("EDQUOT", "the disk quota is used up"),
+        ("EROFS", "the file system is read-only"),
+        ("EACCES", "permission denied"),
+        ("EPERM", "operation not permitted"),
+        ("EFBIG", "the file is too large for the file system"),
+    )
+    if (code := getattr(errno, name, None)) is not None
+}
+#: what a sqlite store says when it cannot write its database file -> why
+_SQLITE_STORAGE_TEXTS = (
+    ("database or disk is full", "the disk holding the database is full"),
+    ("attempt to write a readonly database", "the database file is read-only"),
+    ("disk i/o error", "the disk holding the database failed to write (disk I/O error)"),
+)
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql")
+
+
+class StorageFailure:
+    """A write that failed on a local disk (not a store that did not answer): what, where, why."""
+
+    __slots__ = ("cause", "path", "why")
+
+    def __init__(self, why: str, path: str | None, cause: BaseException) -> None:
+        self.why = why
+        self.path = path
+        self.cause = cause
+
+    @property
+    def full(self) -> bool:
+        return "full" in self.why or "quota" in self.why or "too large" in self.why
+
+
+def storage_failure(exc: BaseException, tracking_uri: str | None = None) -> StorageFailure | None:
+    """The local write failure behind ``exc`` (its chain included), or None when it is something else.
+
+    A local OS error (disk full, read-only file system, permission denied, ...) that is not a
+    network error, or a sqlite store's "database or disk is full" / "readonly database"; for the
+    latter the path is the database file of ``tracking_uri``.
+    """
+    found: StorageFailure | None = None
+    seen: BaseException | None = exc
+    for _ in range(20):
+        if seen is None:
+            break
+        if (isinstance(seen, OSError) and not isinstance(seen, (ConnectionError, TimeoutError))
+                and seen.errno in _STORAGE_ERRNOS):
+            path = seen.filename if isinstance(seen.filename, str) else None
+            return StorageFailure(_STORAGE_ERRNOS[seen.errno], path, seen)
+        text = str(seen).lower()
+        for marker, why in _SQLITE_STORAGE_TEXTS:
+            if marker in text:  # the innermost such error names the driver's own exception
+                found = StorageFailure(why, sqlite_path(tracking_uri or ""), seen)
+        seen = seen.__cause__ or seen.__context__
+    return found
+
+
+def sqlite_path(uri: str) -> str | None:
+    """The database file of a ``sqlite:///`` URI, or None for another store (or an in-memory one)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].partition("?")[0]
+    return None if path in ("", ":memory:") else os.path.abspath(path)
+
+
+class _DropStoreTraceback(logging.Filter):
+    """Drops the traceback MLflow logs for a database error raised in one thread during one of our
+    calls: the error reaches us, and we report it (our own logger has the whole chain at DEBUG)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.thread == self.thread and record.exc_info and record.levelno >= logging.ERROR)
+
+
+@contextlib.contextmanager
+def _quiet_store_errors(tracking_uri: str) -> Iterator[None]:
+    """Keep MLflow's own traceback of a database error out of the output while we make one call."""
+    if tracking_uri.partition(":")[0].partition("+")[0].lower() not in _DATABASE_SCHEMES:
+        yield
+        return
+    from ._compat import store_error_logger
+
+    target = store_error_logger()
+    quiet = _DropStoreTraceback()
+    target.addFilter(quiet)
+    try:
+        yield
+    finally:
+        target.removeFilter(quiet)
 
 
 class Tracker:
@@ -79,16 +185,21 @@ class Tracker:
     def _call(self, what: str, call: Callable[[], T], *, run_id: str | None = None) -> T:
         """Run ``call``; turn any failure into our error saying ``what`` failed."""
         try:
-            if self.environment:
-                from ..registry import registry
+            with _quiet_store_errors(self.tracking_uri):
+                if self.environment:
+                    from ..registry import registry
 
-                with registry().process.environment(self.environment):
-                    return call()
-            return call()
+                    with registry().process.environment(self.environment):
+                        return call()
+                return call()
         except (TrackingError, RunNotFoundError, ParameterError, TrackingUnavailableError):
             raise
         except Exception as exc:
-            raise self.translate(what, exc, run_id=run_id) from safe_cause(exc)
+            logger.debug("Could not %s", what, exc_info=True)
+            error = self.translate(what, exc, run_id=run_id)
+            if storage_failure(exc, self.tracking_uri) is not None:  # our message says it all: no chained
+                raise error from None  # traceback through MLflow's and SQLAlchemy's frames (DEBUG has it)
+            raise error from safe_cause(exc)
 
     def translate(self, what: str, exc: BaseException, *, run_id: str | None = None) -> Exception:
         """Our error for ``exc``, raised while trying to ``what``."""
@@ -100,6 +211,9 @@ class Tracker:
                 f"sharing this run the same parameters, or start a new run.",
                 run_id=run_id,
             )
+        failure = storage_failure(exc, self.tracking_uri)
+        if failure is not None:
+            return TrackingError(self._storage_message(what, failure, run_id), run_id=run_id)
         if _is_unreachable(exc):
             return TrackingUnavailableError(
                 f"Could not {what}: the MLflow tracking store at {redact_uri(self.tracking_uri)} did "
@@ -108,6 +222,27 @@ class Tracker:
                 run_id=run_id,
             )
         return TrackingError(f"Could not {what} in {redact_uri(self.tracking_uri)}: {detail}", run_id=run_id)
+
+    def _storage_message(self, what: str, failure: StorageFailure, run_id: str | None) -> str:
+        """What could not be written where, why, and what to do (see :func:`storage_failure`)."""
+        cause = failure.cause
+        kind = f"{type(cause).__module__}.{type(cause).__name__}".removeprefix("builtins.")
+        detail = redact_uri(str(cause).strip().splitlines()[0] if str(cause).strip() else repr(cause))[:300]
+        database = sqlite_path(self.tracking_uri)
+        path = failure.path
+        if path is not None and path == database:
+            where = f"the tracking database '{path}'"
+            elsewhere = "or move the store (server.mlflow_tracking_uri in mlflow.yml)"
+        else:
+            folder = _artifact_folder(path, run_id)
+            where = (f"the artifact folder of MLflow run '{run_id}' ('{redact_uri(folder)}')" if folder
+                     else f"'{redact_uri(path)}'" if path else "a local file")
+            elsewhere = ("or give new runs another artifact folder (tracking.experiment.create_experiment_kwargs."
+                         "artifact_location in mlflow.yml, for a new experiment name)")
+        todo = ("Free space on that disk (or raise the quota)" if failure.full
+                else "Make it writable for the user running Kedro")
+        return (f"Could not {what}: {where} could not be written because {failure.why} ({kind}: {detail}). "
+                f"{todo}, {elsewhere}.")
 
     # -- experiments and runs ----------------------------------------------------------------
 
@@ -402,6 +537,15 @@ class Tracker:
             run_id=run_id,
         )
         return len(found) > 0
+
+
+def _artifact_folder(path: str | None, run_id: str | None) -> str | None:
+    """The run's artifact folder (``.../<run_id>/artifacts``) that ``path`` lies in, if it does."""
+    if not path or not run_id:
+        return None
+    marker = f"/{run_id}/artifacts"
+    head, found, _ = path.replace(os.sep, "/").partition(marker)
+    return head + marker if found else None
 
 
 def check_param_conflicts(run_id: str, new: Mapping[str, str], existing: Mapping[str, str]) -> dict[str, str]:

@@ -12,6 +12,9 @@ What we touch, and why:
 * ``mlflow.tracking._model_registry.utils._registry_uri``: the same for the registry URI.
 * ``MlflowClient._tracking_client.store.engine``: the SQLAlchemy engine of a database store, whose
   pooled connections (an open file per sqlite store) we close when a test store is thrown away.
+* the logger of ``mlflow.store.db.utils`` (its module's ``_logger``): on a database error MLflow
+  logs the whole SQLAlchemy traceback there before raising; during our own calls we drop that
+  record (we report the error ourselves), see ``tracking._quiet_store_errors``.
 * ``mlflow.tracking.request_header.registry._request_header_provider_registry``: the providers
   MLflow asks for headers on every request; a run adds ``server.request_header_provider`` there
   and takes it out again when it ends (MLflow only offers registration through entry points).
@@ -28,10 +31,11 @@ the package may name an MLflow private attribute.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 __all__ = ["ActiveRun", "SystemMetricsMonitor", "fluent_stack", "global_uris", "header_providers", "set_global_uris",
-           "verify"]
+           "store_error_logger", "verify"]
 
 _MONITOR_METHODS = ("start", "finish", "collect_metrics", "aggregate_metrics", "publish_metrics")
 _MONITOR_ARGS = ("run_id", "sampling_interval", "samples_before_logging", "resume_logging", "tracking_uri")
@@ -75,6 +79,15 @@ def header_providers() -> list[Any]:
     from mlflow.tracking.request_header import registry
 
     return registry._request_header_provider_registry._registry
+
+
+#: The logger MLflow's database stores log their SQLAlchemy errors to (with the traceback).
+STORE_ERROR_LOGGER = "mlflow.store.db.utils"
+
+
+def store_error_logger() -> logging.Logger:
+    """The logger of :data:`STORE_ERROR_LOGGER` (no MLflow import)."""
+    return logging.getLogger(STORE_ERROR_LOGGER)
 
 
 def SystemMetricsMonitor(run_id: str, **kwargs: Any) -> Any:  # noqa: N802 - mirrors the class it builds
@@ -125,6 +138,13 @@ def verify() -> list[str]:
             missing.append("MlflowClient._tracking_client.store.engine")
     except Exception as exc:  # pragma: no cover
         missing.append(f"MlflowClient._tracking_client.store.engine ({exc})")
+    try:
+        from mlflow.store.db import utils as db_utils
+
+        if db_utils._logger.name != STORE_ERROR_LOGGER:
+            missing.append(f"mlflow.store.db.utils._logger named {STORE_ERROR_LOGGER}")
+    except Exception as exc:  # pragma: no cover
+        missing.append(f"mlflow.store.db.utils._logger ({exc})")
     try:
         if not isinstance(header_providers(), list):
             missing.append("mlflow.tracking.request_header.registry._request_header_provider_registry._registry")

@@ -14,7 +14,7 @@ from ..errors import TrackingError, TrackingUnavailableError
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
 
-__all__ = ["CLIENTS"]
+__all__ = ["CLIENTS", "PROBE_TIMEOUT_S", "probe_database"]
 
 
 class _Clients:
@@ -61,6 +61,7 @@ def _open_store(tracking_uri: str, registry_uri: str | None) -> MlflowClient:
     """
     from mlflow import MlflowClient
 
+    probe_database(tracking_uri)
     try:
         with _store_creation_lock(tracking_uri):
             return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
@@ -68,12 +69,64 @@ def _open_store(tracking_uri: str, registry_uri: str | None) -> MlflowClient:
         from . import Tracker
 
         error = Tracker(tracking_uri, registry_uri).translate("open the MLflow tracking store", exc)
-        error.args = (f"{error} The URI comes from server.mlflow_tracking_uri in mlflow.yml, else "
-                      f"MLFLOW_TRACKING_URI, else the default sqlite:///<project>/mlflow.db; fix it there "
-                      f"(a sqlite file MLflow cannot migrate can be moved aside to start afresh).",)
+        error.args = (f"{error} {_uri_sources(tracking_uri)}.",)
         if isinstance(error, (TrackingError, TrackingUnavailableError)):
             error.key = "server.mlflow_tracking_uri"
         raise error from safe_cause(exc)
+
+
+def _uri_sources(tracking_uri: str) -> str:
+    """Where the tracking URI comes from, and (for a sqlite store only) what to do with a bad file."""
+    if tracking_uri.startswith("sqlite:"):
+        return ("The URI comes from server.mlflow_tracking_uri in mlflow.yml, else MLFLOW_TRACKING_URI, else the "
+                "default sqlite:///<project>/mlflow.db; fix it there (a sqlite file MLflow cannot migrate can be "
+                "moved aside to start afresh)")
+    return "The URI comes from server.mlflow_tracking_uri in mlflow.yml, else MLFLOW_TRACKING_URI; fix it there"
+
+
+#: The default port of each database server MLflow can keep runs in (the URI's dialect).
+_DATABASE_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
+#: How long :func:`probe_database` waits for a database server to accept a connection.
+PROBE_TIMEOUT_S = 3.0
+
+
+def probe_database(tracking_uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast when a database store's server does not accept connections.
+
+    MLflow retries creating its engine for about 100 s (with a logged traceback each time) before it
+    gives up on a database that is down; one TCP connect to the URI's host and port answers in
+    ``timeout`` seconds at most. URIs of other stores, and database URIs without a host (a unix
+    socket), are not probed.
+
+    Raises:
+        TrackingUnavailableError: nothing accepts connections at the URI's host and port.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    from .._redact import redact_uri
+
+    parts = urlsplit(tracking_uri)
+    dialect = parts.scheme.partition("+")[0].lower()
+    if dialect not in _DATABASE_PORTS:
+        return
+    try:
+        host, port = parts.hostname, parts.port or _DATABASE_PORTS[dialect]
+    except ValueError:  # a malformed port: MLflow's own error says so
+        return
+    if not host:
+        return
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+        raise TrackingUnavailableError(
+            f"Could not open the MLflow tracking store {redact_uri(tracking_uri)}: its database server at "
+            f"{host}:{port} does not accept connections ({reason}, after at most {timeout:.0f} s). Start the "
+            f"database server, or fix the URI. {_uri_sources(tracking_uri)}.",
+            key="server.mlflow_tracking_uri",
+        ) from None
 
 
 @contextlib.contextmanager
