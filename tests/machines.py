@@ -10,14 +10,14 @@ several machines that share nothing but the tracking server. This module plays t
   (passed or failed) kills every step still running, with everything it started.
 * :class:`Machine`: a working copy of a Kedro project copied from a template folder (like a container
   image), with its own ``HOME``, ``TMPDIR``, working directory, ``data/`` and plugin cache folder.
-  When the host allows Linux namespaces (root, or unprivileged user namespaces are not needed: we
-  check by trying), each step runs in its own UTS namespace (``socket.gethostname()`` is the
-  machine's name), its own PID namespace (the ``kedro`` process is PID 1, as in a container started
-  without ``--init``: a signal it installed no handler for is ignored, SIGKILL always works) and its
-  own mount namespace in which the other machines' folders and the server's folder are hidden behind
-  empty read-only tmpfs mounts: a step that relies on a shared disk fails as it would on a real
-  cluster. Without namespaces, a step is a plain process group with ``HOSTNAME`` set; nothing is
-  hidden (``Isolation.reason`` says why).
+  When the host allows Linux namespaces (checked once, by trying; it needs root or CAP_SYS_ADMIN),
+  each step runs in its own UTS namespace (``socket.gethostname()`` is the machine's name), its own
+  PID namespace (the ``kedro`` process is PID 1, as in a container started without ``--init``: a
+  signal it installed no handler for is ignored, SIGKILL always works) and its own mount namespace in
+  which the other machines' folders (those existing when the step starts) and the server's folder
+  are covered by empty read-only tmpfs mounts: a step that relies on a shared disk fails as it would
+  on a real cluster. Without namespaces, a step is a plain process group with ``HOSTNAME`` set and
+  nothing hidden (``Isolation.reason`` says why; ``KMR_MACHINES_NO_NAMESPACES=1`` forces this mode).
 * :class:`Step`: one running command on a machine (``Machine.start``): ``signal`` (to the ``kedro``
   process only, as ``docker stop`` or the kubelet do), ``kill`` (SIGKILL to the whole step),
   ``terminate`` (SIGTERM, then SIGKILL after a grace period), ``wait``, ``wait_for`` (a marker file
@@ -34,15 +34,17 @@ Usage::
         run_id = cluster.new_run()
         a.run("run", "--nodes", "prep", run_id=run_id).check()
         step = b.start("run", "--nodes", "train", run_id=run_id,
-                       params={"model.started_marker": b.marker("train")})
+                       env={"STEP_MARKER": str(b.marker("train"))})   # the node writes it, then sleeps
         step.wait_for(b.marker("train"))
-        step.kill()
+        step.kill()                                  # the whole step, as a machine lost
+        assert step.wait().returncode == -signal.SIGKILL and step.processes() == []
         a.run("mlflow", "close-run", "--status", "FAILED", run_id=run_id).check()
         record = cluster.read(run_id)
         assert record.status == "FAILED" and record.params["data.n"] == "4"
 
-``python -m`` is not needed: the per-step launcher is :func:`_launch`, sent to a fresh interpreter
-with ``python -c`` (it imports nothing but the standard library).
+Each step is started by :func:`_launch`, run in a fresh interpreter with ``python -I -S -c`` (standard
+library only, about 60 ms): it enters the namespaces, forks the command, writes its pid and exits the
+way the command did (same exit code, or killed by the same signal).
 """
 
 from __future__ import annotations
@@ -292,7 +294,8 @@ class Step:
         return self.wait()
 
     def wait(self, timeout: float = 240) -> StepResult:
-        """Wait for the step to end; a step still running after ``timeout`` s is killed and fails the test."""
+        """Wait for the step to end; a step still running after ``timeout`` s is killed and fails the test.
+        Any process the step left behind in its process group is killed too."""
         if self._result is None:
             try:
                 returncode = self._launcher.wait(timeout=timeout)
@@ -377,7 +380,14 @@ class Machine:
 
     def start(self, *kedro_args: str, run_id: str | None = None, params: Mapping[str, Any] | None = None,
               env: Mapping[str, str] | None = None) -> Step:
-        """Start ``kedro <kedro_args>`` here (``--params`` added from ``params``); returns at once."""
+        """Start ``kedro <kedro_args>`` here; returns at once.
+
+        Args:
+            kedro_args: what follows ``kedro``: ``"run", "--nodes", "prep"`` or ``"mlflow", "close-run"``.
+            run_id: the MLflow run to attach to (``MLFLOW_RUN_ID``).
+            params: added as ``--params k=v,...`` (values without commas).
+            env: extra environment variables for this step only.
+        """
         args = list(kedro_args)
         if params:
             args += ["--params", ",".join(f"{k}={v}" for k, v in params.items())]
@@ -424,7 +434,8 @@ class Fleet:
 
     def hidden_from(self, machine: Machine) -> list[Path]:
         """What a step on ``machine`` must not see: the other machines' folders and the server's."""
-        return [m.root for m in self.machines.values() if m is not machine] + self.cluster.private_folders
+        folders = [m.root for m in self.machines.values() if m is not machine] + self.cluster.private_folders
+        return [folder for folder in folders if folder.is_dir()]
 
     def reap(self) -> list[str]:
         """Kill every step still running; the machines (names) that had one."""
@@ -467,7 +478,7 @@ class RunRecord:
 class Cluster:
     """A tracking server the machines talk to, and the host's isolation (see module doc).
 
-    ``server``: an started ``tests/mlflow_server.MlflowServer`` to use (the session's ``mlflow_server``),
+    ``server``: a started ``tests/mlflow_server.MlflowServer`` to use (the session's ``mlflow_server``),
     left running on :meth:`close`; None: the cluster starts its own on a fresh PostgreSQL database and
     stops it, and drops the database, on :meth:`close`.
     """
