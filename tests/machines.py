@@ -4,8 +4,9 @@ An orchestrator (Airflow, Argo, Kubernetes Jobs, Dask) runs a pipeline as severa
 several machines that share nothing but the tracking server. This module plays that out on one host:
 
 * :class:`Cluster` (one per test session, fixture ``cluster``): the `mlflow server` (PostgreSQL
-  backend, proxied artifacts: clients upload and download over HTTP only), an ``MlflowClient`` on it,
-  and what this host allows for isolation, detected once (:class:`Isolation`).
+  backend, proxied artifacts: clients upload and download over HTTP only; the fixture reuses the
+  session's ``mlflow_server``, ``Cluster(root)`` alone starts its own on a fresh database), an
+  ``MlflowClient`` on it, and what this host allows for isolation, detected once (:class:`Isolation`).
 * :class:`Fleet` (one per test, fixture ``machines``): the machines of one test. Leaving the test
   (passed or failed) kills every step still running, with everything it started.
 * :class:`Machine`: a working copy of a Kedro project copied from a template folder (like a container
