@@ -76,7 +76,8 @@ class MlflowServer:
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2",
         ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+        # TMPDIR: the server leaves a db_init_lock-<hash> file in its temporary folder
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "TMPDIR": str(self.workdir)}
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
                                      start_new_session=True, env=env)
         log.close()
