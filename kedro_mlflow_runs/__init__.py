@@ -10,7 +10,7 @@ configuration (:func:`build_config`, :func:`load_config`, :class:`MlflowConfig`)
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from typing import TYPE_CHECKING, Any
 
@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Any
 #: plugin's hooks and commands for every ``kedro`` command pays for those two modules only.
 _EXPORTS = {
     **{name: "config" for name in ("MlflowConfig", "build_config", "load_config")},
-    "RunContext": "context",
+    "RunContext": "core.context",
     **{name: "errors" for name in (
         "ConfigError", "DatasetRunNotFoundError", "KedroMlflowRunsError", "MissingDependencyError",
         "MlflowDatasetError", "NoActiveRunError", "ParameterError", "PipelineModelError", "RunConflictError",
         "RunInterruptedError", "RunNotFoundError", "RunStateError", "TrackingError", "TrackingUnavailableError")},
     **{name: "handle" for name in ("Outcome", "Ownership", "RunHandle", "RunState")},
-    "MlflowRunsHooks": "hooks",
-    **{name: "registry" for name in ("active_contexts", "current_run_context")},
+    "MlflowRunsHooks": "framework.hooks",
+    **{name: "core.registry" for name in ("active_contexts", "current_run_context")},
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import MlflowConfig, build_config, load_config
-    from .context import RunContext
+    from .core.context import RunContext
     from .errors import (
         ConfigError,
         DatasetRunNotFoundError,
@@ -48,8 +48,8 @@ if TYPE_CHECKING:  # pragma: no cover
         TrackingUnavailableError,
     )
     from .handle import Outcome, Ownership, RunHandle, RunState
-    from .hooks import MlflowRunsHooks
-    from .registry import active_contexts, current_run_context
+    from .framework.hooks import MlflowRunsHooks
+    from .core.registry import active_contexts, current_run_context
 
 
 def __getattr__(name: str) -> Any:

@@ -161,7 +161,7 @@ _PASSWORD_ENV = {"http": "MLFLOW_TRACKING_PASSWORD", "https": "MLFLOW_TRACKING_P
 #: postgresql drivers built on libpq, which reads PGPASSWORD (pg8000 and asyncpg do not)
 _LIBPQ_DRIVERS = ("", "psycopg", "psycopg2", "psycopg2cffi")
 #: MLflow's variable naming the request-auth provider to use, and the name of ours
-#: (``kedro_mlflow_runs._uri_auth``), which sends the basic auth of an http(s) userinfo with one
+#: (``kedro_mlflow_runs.tracking.auth``), which sends the basic auth of an http(s) userinfo with one
 #: empty part (``http://TOKEN:@host``) that MLFLOW_TRACKING_USERNAME/PASSWORD cannot express.
 MLFLOW_AUTH_ENV_VAR = "MLFLOW_TRACKING_AUTH"
 USERINFO_AUTH_NAME = "kedro-mlflow-runs-userinfo"

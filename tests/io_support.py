@@ -165,7 +165,7 @@ def write_module(root: Path, name: str, source: str) -> Path:
 def project_store(project: Path) -> Iterator[None]:
     """Make ``project``'s store the one datasets use outside a run (as the hooks do), then forget it."""
     from kedro_mlflow_runs import build_config
-    from kedro_mlflow_runs.registry import registry
+    from kedro_mlflow_runs.core.registry import registry
 
     registry().remember_config(None, build_config({}, project_path=project), {})
     try:

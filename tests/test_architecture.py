@@ -105,14 +105,15 @@ def test_what_kedro_loads_for_every_command_is_two_small_modules():
     ours (config, run state, datasets load on first use), and the package's names still resolve."""
     result = _python("""
         import sys
-        import kedro_mlflow_runs.cli, kedro_mlflow_runs.hooks
+        import kedro_mlflow_runs.cli, kedro_mlflow_runs.framework.hooks
         print("LOADED", sorted(m for m in sys.modules if m.startswith("kedro_mlflow_runs")))
         import kedro_mlflow_runs
         print("RESOLVED", all(getattr(kedro_mlflow_runs, name) is not None for name in kedro_mlflow_runs.__all__))
     """)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert ("LOADED ['kedro_mlflow_runs', 'kedro_mlflow_runs._redact', 'kedro_mlflow_runs.cli', "
-            "'kedro_mlflow_runs.handle', 'kedro_mlflow_runs.hooks']") in result.stdout
+    assert ("LOADED ['kedro_mlflow_runs', 'kedro_mlflow_runs._redact', 'kedro_mlflow_runs._version', "
+            "'kedro_mlflow_runs.cli', 'kedro_mlflow_runs.framework', 'kedro_mlflow_runs.framework.hooks', "
+            "'kedro_mlflow_runs.handle']") in result.stdout
     assert "RESOLVED True" in result.stdout
 
 
@@ -214,7 +215,7 @@ def _settings_adding_steps(steps: str) -> str:
         "class Steps:\n"
         "    @hook_impl\n"
         "    def before_pipeline_run(self, run_params):\n"
-        "        from kedro_mlflow_runs.registry import registry\n\n"
+        "        from kedro_mlflow_runs.core.registry import registry\n\n"
         "        tracked = registry().tracked(run_params['run_id'])\n"
         "        out = Path(run_params['project_path']) / 'steps.txt'\n"
         f"{body}\n\n"

@@ -243,7 +243,7 @@ def test_runs_and_show_read_a_tracking_server_with_the_project_credentials(proje
 
 
 def test_the_table_shows_three_metrics_and_the_time_so_far_of_a_running_run():
-    from kedro_mlflow_runs._runs_view import RunSummary, format_duration, render_table
+    from kedro_mlflow_runs.cli.view import RunSummary, format_duration, render_table
 
     running = RunSummary(run_id="a" * 32, name="nightly", status="RUNNING", start_ms=1_000, end_ms=None,
                          pipeline="training", runner="ThreadRunner", kedro_run_id="k",

@@ -161,8 +161,8 @@ class InheritedProvider:
 def test_a_forked_worker_keeps_the_inherited_provider_and_adds_none(monkeypatch):
     import json
 
-    from kedro_mlflow_runs._header_provider import HEADER_PROVIDER_ENV_VAR, worker_install
-    from kedro_mlflow_runs.registry import registry
+    from kedro_mlflow_runs.framework.header_provider import HEADER_PROVIDER_ENV_VAR, worker_install
+    from kedro_mlflow_runs.core.registry import registry
     from kedro_mlflow_runs.tracking._compat import header_providers
 
     inherited = InheritedProvider()
@@ -281,10 +281,10 @@ def test_the_init_kwargs_folder_of_a_killed_run_is_removed_by_the_next_one(tmp_p
     import json
     import sys
 
-    from kedro_mlflow_runs._spool import reclaim_abandoned
+    from kedro_mlflow_runs.recording.spool import reclaim_abandoned
 
     code = ("import json, os, sys\n"
-            "from kedro_mlflow_runs._header_provider import publish\n"
+            "from kedro_mlflow_runs.framework.header_provider import publish\n"
             "from kedro_mlflow_runs.config import HeaderProviderSpec\n"
             "env, _ = publish(HeaderProviderSpec('pkg.Provider', False, {'secret': 'sesame'}))\n"
             "print(env['KEDRO_MLFLOW_RUNS_HEADER_PROVIDER'], flush=True)\n"

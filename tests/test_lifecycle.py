@@ -175,7 +175,7 @@ def test_the_commit_is_read_from_git_files_in_every_layout(tmp_path):
     """No git subprocess: HEAD, loose and packed refs, detached HEAD, a worktree, a subfolder."""
     import subprocess
 
-    from kedro_mlflow_runs._run_info import git_commit
+    from kedro_mlflow_runs.framework.run_info import git_commit
 
     repo = tmp_path / "repo"
     (repo / "src" / "pkg").mkdir(parents=True)

@@ -219,7 +219,7 @@ def test_missing_and_unknown_digests_say_exactly_why(project_factory, client_for
             *[(name, f"{name}_rows") for name in catalog]))
         text = (project / "conf/base/catalog.yml").read_text().replace("PACKAGE", project.name)
         (project / "conf/base/catalog.yml").write_text(text)
-        with _records("kedro_mlflow_runs._recorder") as records, pytest.raises(Exception):
+        with _records("kedro_mlflow_runs.recording.recorder") as records, pytest.raises(Exception):
             run_session(project)
     client = client_for(project)
     (run,) = all_runs(client)

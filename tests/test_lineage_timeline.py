@@ -407,7 +407,7 @@ def test_bad_feature_config_names_the_key(tmp_path, yml, key):
 def test_digest_modes(tmp_path):
     from kedro_datasets.pandas import CSVDataset
 
-    from kedro_mlflow_runs._lineage import digest, location
+    from kedro_mlflow_runs.recording.lineage import digest, location
 
     path = tmp_path / "a.csv"
     path.write_text("x\n1\n")
@@ -454,13 +454,13 @@ def test_a_lineage_failure_is_a_warning_and_changes_nothing_else(project_factory
             self.messages.append(record.getMessage())
 
     keep = Keep()
-    logging.getLogger("kedro_mlflow_runs._end_steps").addHandler(keep)
+    logging.getLogger("kedro_mlflow_runs.core.end_steps").addHandler(keep)
     mocker.patch.object(Tracker, "log_inputs", side_effect=RuntimeError("store refused the inputs"))
     project = project_factory(nodes=NODES, registry=REGISTRY, catalog=CATALOG, local_files=RAW)
     try:
         run_session(project)
     finally:
-        logging.getLogger("kedro_mlflow_runs._end_steps").removeHandler(keep)
+        logging.getLogger("kedro_mlflow_runs.core.end_steps").removeHandler(keep)
     finished = Finished(project)
     assert finished.run.info.status == "FINISHED"
     assert finished.run.inputs.dataset_inputs == []
@@ -469,7 +469,7 @@ def test_a_lineage_failure_is_a_warning_and_changes_nothing_else(project_factory
 
 
 def test_node_duration_metric_keys_are_valid_mlflow_names():
-    from kedro_mlflow_runs._timeline import metric_key
+    from kedro_mlflow_runs.recording.timeline import metric_key
 
     assert metric_key("ns.train_model") == "kedro.node_duration_s.ns.train_model"
     assert metric_key("f([a;params:b]) -> [c]") == "kedro.node_duration_s.f__a_params_b__ -_ _c_"
@@ -477,7 +477,7 @@ def test_node_duration_metric_keys_are_valid_mlflow_names():
 
 
 def test_folder_digests_and_redacted_sources(tmp_path):
-    from kedro_mlflow_runs._lineage import Location, digest
+    from kedro_mlflow_runs.recording.lineage import Location, digest
 
     folder = tmp_path / "parts"
     folder.mkdir()
@@ -497,7 +497,7 @@ def test_frame_schemas_never_import_pandas():
     import subprocess
     import sys
 
-    code = ("import sys; from kedro_mlflow_runs._lineage import frame_schema; "
+    code = ("import sys; from kedro_mlflow_runs.recording.lineage import frame_schema; "
             "print(frame_schema([1, 2]), 'pandas' in sys.modules, 'polars' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["None", "False", "False"], out.stderr[-2000:]
@@ -506,7 +506,7 @@ def test_frame_schemas_never_import_pandas():
 def test_end_steps_do_not_wait_for_a_step_that_hangs():
     import threading
 
-    from kedro_mlflow_runs._end_steps import run_end_steps
+    from kedro_mlflow_runs.core.end_steps import run_end_steps
     from kedro_mlflow_runs.handle import Outcome
 
     release, reached = threading.Event(), []

@@ -314,7 +314,7 @@ class HooksMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.current is None)
     @rule()
     def before_pipeline_run(self):
-        from kedro_mlflow_runs.registry import registry
+        from kedro_mlflow_runs.core.registry import registry
 
         self.counter += 1
         self.current = f"kedro-run-{self.counter}"
@@ -343,7 +343,7 @@ class HooksMachine(RuleBasedStateMachine):
     @rule(outcome=st.sampled_from(["success", "error", "interrupt"]))
     def pipeline_ends(self, outcome):
         from kedro_mlflow_runs import Outcome
-        from kedro_mlflow_runs.registry import registry
+        from kedro_mlflow_runs.core.registry import registry
 
         if outcome == "success":
             self._each("after_pipeline_run", run_params=self._params())
@@ -357,7 +357,7 @@ class HooksMachine(RuleBasedStateMachine):
         self.current = None
 
     def _run_id(self):
-        from kedro_mlflow_runs.registry import registry
+        from kedro_mlflow_runs.core.registry import registry
 
         return registry().runs()[self.current].run_id
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._redact import redact_uri, safe_cause
-from ..registry import registry
+from ..core.registry import registry
 from ..errors import (
     DatasetRunNotFoundError,
     MlflowDatasetError,

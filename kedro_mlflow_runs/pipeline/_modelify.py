@@ -44,7 +44,7 @@ def modelify_pipeline(
     from ..config import credentials_env, load_config
     from ..handle import Outcome
     from ..io._naming import name_datasets
-    from ..registry import registry
+    from ..core.registry import registry
     from ._factory import InferenceSpec
 
     metadata = bootstrap_project(project)
@@ -87,7 +87,7 @@ def modelify_pipeline(
 
 
 def _run_context(config: Any, run_id: str | None, pipeline_name: str) -> Any:
-    from ..context import RunContext
+    from ..core.context import RunContext
     from ..handle import RunHandle
 
     if run_id is None:

@@ -7,7 +7,7 @@ become our errors: :class:`TrackingUnavailableError` when the store does not ans
 :class:`TrackingError` otherwise; messages never hold a password.
 
 MLflow's fluent state (the active-run stack, the global URIs) is not changed here: see
-``kedro_mlflow_runs.process``; the private names it needs are in ``tracking/_compat.py``.
+``kedro_mlflow_runs.core.process``; the private names it needs are in ``tracking/_compat.py``.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ class Tracker:
         try:
             with _quiet_store_errors(self.tracking_uri):
                 if self.environment:
-                    from ..registry import registry
+                    from ..core.registry import registry
 
                     with registry().process.environment(self.environment):
                         return call()

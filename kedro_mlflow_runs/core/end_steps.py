@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from .handle import Outcome
+from ..handle import Outcome
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import KedroMlflowRunsError
+from ..errors import KedroMlflowRunsError
 
 __all__ = ["Migration", "plan_migration"]
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["AUTOLOG_ENV_VAR", "autolog_env", "set_autolog", "worker_autolog"]
 
@@ -51,7 +51,7 @@ def set_autolog(flavors: Sequence[str], kwargs: Mapping[str, Any], *, on: bool) 
 
 def worker_autolog() -> None:
     """In a runner's worker process: turn on what the parent's run published, once per process."""
-    from .registry import registry
+    from ..core.registry import registry
 
     text = os.environ.get(AUTOLOG_ENV_VAR)
     if not text or not registry().first_in_process("autolog"):

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 from kedro.config import MissingConfigException
 
-from ._redact import MLFLOW_AUTH_ENV_VAR, has_token_only_userinfo, redact_uri, safe_cause, split_credentials
+from .._redact import MLFLOW_AUTH_ENV_VAR, has_token_only_userinfo, redact_uri, safe_cause, split_credentials
 from ._schema import Locator, OptionalOf, describe, validate
-from .errors import ConfigError
-from .params import LONG_PARAMS_STRATEGIES
+from ..errors import ConfigError
+from ..params import LONG_PARAMS_STRATEGIES
 
 __all__ = [
     "CONFIG_PATTERNS",

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from ._timeline import worker_label
+from .timeline import worker_label
 
 __all__ = ["render"]
 

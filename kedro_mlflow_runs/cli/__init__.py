@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._redact import safe_cause
+from .._redact import safe_cause
 
 TEMPLATE = """\
 # kedro-mlflow-runs configuration. Every key is optional; delete what you do not need.
@@ -97,7 +97,7 @@ def _project_config(env: str | None, *, talks_to_store: bool = True):  # type: i
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from .config import credentials_env, load_config
+    from ..config import credentials_env, load_config
 
     metadata = bootstrap_project(_project_root())
     with KedroSession.create(project_path=metadata.project_path, env=env) as session:
@@ -105,7 +105,7 @@ def _project_config(env: str | None, *, talks_to_store: bool = True):  # type: i
         config = load_config(context)
         os.environ.update({**config.uri_credentials, **credentials_env(config, context)})  # a short-lived CLI process
         if talks_to_store and config.header_provider is not None:
-            from ._header_provider import install
+            from ..framework.header_provider import install
 
             install(config.header_provider, context)  # for the life of this command
         return config
@@ -164,7 +164,7 @@ def _mlflow_config_files(conf: Path, settings: object) -> list[Path]:
     """
     from fsspec.implementations.local import LocalFileSystem
 
-    from .config import CONFIG_PATTERNS
+    from ..config import CONFIG_PATTERNS
 
     loader_args = getattr(settings, "CONFIG_LOADER_ARGS", None) or {}
     patterns = (loader_args.get("config_patterns") or {}).get("mlflow") or CONFIG_PATTERNS
@@ -260,9 +260,9 @@ def runs(limit: int, status: str | None, experiment: str | None, as_json: bool, 
     """
     import json
 
-    from ._runs_view import RunSummary, render_table
-    from .errors import KedroMlflowRunsError
-    from .tracking import Tracker
+    from .view import RunSummary, render_table
+    from ..errors import KedroMlflowRunsError
+    from ..tracking import Tracker
 
     config = _quiet_project_config(env) if as_json else _project_config(env)
     tracker = Tracker(config.tracking_uri, config.registry_uri)
@@ -310,9 +310,9 @@ def show(run_id: str, experiment: str | None, as_json: bool, env: str | None) ->
     """
     import json
 
-    from ._runs_view import RunDetails, render_details, ui_address
-    from .errors import KedroMlflowRunsError
-    from .tracking import Tracker
+    from .view import RunDetails, render_details, ui_address
+    from ..errors import KedroMlflowRunsError
+    from ..tracking import Tracker
 
     config = _quiet_project_config(env) if as_json else _project_config(env)
     tracker = Tracker(config.tracking_uri, config.registry_uri)
@@ -334,7 +334,7 @@ def show(run_id: str, experiment: str | None, as_json: bool, env: str | None) ->
 
 def _find_run(tracker, config, run_id: str, experiment: str | None):  # type: ignore[no-untyped-def]
     """The run ``run_id`` names: a full id anywhere in the store, or an id prefix in the experiment."""
-    from .errors import RunNotFoundError
+    from ..errors import RunNotFoundError
 
     if len(run_id) == 32:
         try:
@@ -376,8 +376,8 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
 
     Examples: kedro mlflow close-run --status FAILED; kedro mlflow close-run --stale [--yes]
     """
-    from .errors import KedroMlflowRunsError
-    from .tracking import Tracker
+    from ..errors import KedroMlflowRunsError
+    from ..tracking import Tracker
 
     config = _project_config(env)
     tracker = Tracker(config.tracking_uri, config.registry_uri)
@@ -404,7 +404,7 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
 
 def _merge_parts(tracker, run_id: str, status: str) -> None:  # type: ignore[no-untyped-def]
     """The timeline and outputs of every `kedro run` that attached to the run, merged once more."""
-    from ._recorder import merge_parts
+    from ..recording.recorder import merge_parts
 
     try:
         parts = merge_parts(tracker, run_id, status=status)
@@ -418,7 +418,7 @@ def _merge_parts(tracker, run_id: str, status: str) -> None:  # type: ignore[no-
 def _close_stale(tracker, config, status: str, yes: bool) -> None:  # type: ignore[no-untyped-def]
     from datetime import datetime, timezone
 
-    from ._run_info import opened_by_a_live_process
+    from ..framework.run_info import opened_by_a_live_process
 
     runs = tracker.running_kedro_runs(config.experiment_name)
     if not runs:
@@ -461,8 +461,8 @@ def migrate(env: str | None, write: bool) -> None:
     """
     from kedro.framework.startup import bootstrap_project
 
-    from .errors import KedroMlflowRunsError
-    from .migrate import plan_migration
+    from ..errors import KedroMlflowRunsError
+    from .migration import plan_migration
 
     metadata = bootstrap_project(_project_root())
     root = Path(metadata.project_path)
@@ -503,8 +503,8 @@ def modelify(pipeline_name: str, input_name: str, run_id: str | None, name: str 
 
     Example: kedro mlflow modelify --pipeline inference --input-name features --run-id <id>
     """
-    from .errors import KedroMlflowRunsError
-    from .pipeline._modelify import modelify_pipeline
+    from ..errors import KedroMlflowRunsError
+    from ..pipeline._modelify import modelify_pipeline
 
     try:
         run, model_name = modelify_pipeline(_project_root(), pipeline_name, input_name, run_id=run_id, name=name,

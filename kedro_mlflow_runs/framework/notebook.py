@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Mapping
 
-from .config import MlflowConfig
+from ..config import MlflowConfig
 
 __all__ = ["adopt_project_store", "in_ipython"]
 
@@ -32,10 +32,10 @@ def in_ipython() -> bool:
 
 def adopt_project_store(config: MlflowConfig, credentials: Mapping[str, str]) -> None:
     """Make the project's store and experiment MLflow's defaults in this kernel (see the module docstring)."""
-    from .registry import registry
-    from .tracking import Tracker
+    from ..core.registry import registry
+    from ..tracking import Tracker
 
-    from .errors import KedroMlflowRunsError
+    from ..errors import KedroMlflowRunsError
 
     secrets = {**config.uri_credentials, **credentials}
     try:

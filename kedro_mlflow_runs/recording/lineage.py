@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from ._redact import redact_uri
+from .._redact import redact_uri
 
 __all__ = [
     "CONTENT_DIGEST_MAX_BYTES",

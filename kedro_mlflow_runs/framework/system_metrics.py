@@ -13,12 +13,12 @@ import importlib.util
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .errors import MissingDependencyError
-from .handle import Outcome, Ownership
+from ..errors import MissingDependencyError
+from ..handle import Outcome, Ownership
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .context import RunContext
-    from .registry import TrackedRun
+    from ..core.context import RunContext
+    from ..core.registry import TrackedRun
 
 __all__ = ["check_system_metrics", "start_system_metrics"]
 
@@ -38,7 +38,7 @@ def check_system_metrics(source: str) -> None:
 
 def start_system_metrics(ctx: RunContext, tracked: TrackedRun) -> None:
     """Start MLflow's monitor for ``ctx``'s run and have ``tracked`` stop it before the run ends."""
-    from .tracking._compat import SystemMetricsMonitor
+    from ..tracking._compat import SystemMetricsMonitor
 
     cfg = ctx.config
     monitor = SystemMetricsMonitor(

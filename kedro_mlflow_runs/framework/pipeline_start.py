@@ -7,12 +7,12 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from ._runner_guard import guard_runner, session_runner, shutdown_manager
-from ._signals import SignalGuard
-from .config import MlflowConfig
-from .handle import Outcome
-from .params import parameter_inputs
-from .registry import registry
+from .runner_guard import guard_runner, session_runner, shutdown_manager
+from .signals import SignalGuard
+from ..config import MlflowConfig
+from ..handle import Outcome
+from ..params import parameter_inputs
+from ..core.registry import registry
 
 __all__ = ["start_pipeline_run"]
 
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: Any) -> None:
-    from .io._naming import check_output_runs, name_datasets, validate_datasets  # no MLflow import
+    from ..io._naming import check_output_runs, name_datasets, validate_datasets  # no MLflow import
 
     reg = registry()
     kedro_run_id = str(run_params.get("run_id"))
@@ -37,7 +37,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     # for this run only: bounded HTTP retries, and the credentials MLflow reads from the environment
     environment = {**config.http_env, **config.uri_credentials, **credentials}
     if config.autolog_flavors is not None:  # for spawned workers, too
-        from ._autolog import autolog_env
+        from .autolog import autolog_env
 
         environment.update(autolog_env(config.autolog_flavors, config.autolog_kwargs))
     pipelines = run_params.get("pipeline_names") or ["__default__"]
@@ -47,7 +47,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         logger.info("MLflow tracking is disabled for pipeline(s) %s.", pipelines)
         return
     _show_run_lines()
-    from ._run_info import run_tags
+    from .run_info import run_tags
 
     tracked = reg.tracked(kedro_run_id)
     recorder = _recorder(kedro_run_id, config, pipeline, catalog, tracked)
@@ -57,7 +57,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         if config.header_provider is not None:  # before the first request
             _header_provider(config, kedro_context, reg.tracked(kedro_run_id), environment)
         if config.system_metrics:  # a missing psutil is a clear error before the run opens
-            from ._system_metrics import check_system_metrics
+            from .system_metrics import check_system_metrics
 
             check_system_metrics(config.source)
         ctx.start(run_name=",".join(pipelines), tags=run_tags(run_params, config), publish=True,
@@ -78,7 +78,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         _autologging(config, tracked)
         validate_datasets(catalog, names)
         check_output_runs(catalog, pipeline.all_outputs(), ctx.handle.run_id)
-        from .pipeline._run import plan_pipeline_models  # no MLflow import
+        from ..pipeline._run import plan_pipeline_models  # no MLflow import
 
         plan_pipeline_models(run_params, pipeline, catalog, tracked)  # models of pipeline_ml_factory pipelines
         inputs = parameter_inputs(sorted(pipeline.inputs()))
@@ -96,7 +96,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
 def _header_provider(config: MlflowConfig, kedro_context: Any, tracked: Any, environment: dict[str, str]) -> None:
     """Give the project's header provider to MLflow for the run, and publish it (``init_kwargs`` in a
     private file, never in ``environment``) for spawned workers; both are undone when the run ends."""
-    from ._header_provider import install, publish
+    from .header_provider import install, publish
 
     spec = config.header_provider
     if spec is None:
@@ -115,7 +115,7 @@ def _recorder(kedro_run_id: str, config: MlflowConfig, pipeline: Any, catalog: A
     """The node timeline and lineage recorder of the run (None when off, or when it cannot be built)."""
     if tracked is None or not (config.timeline or config.lineage):
         return None
-    from ._recorder import RunRecorder
+    from ..recording.recorder import RunRecorder
 
     try:
         recorder = RunRecorder.for_pipeline(kedro_run_id, config, pipeline, catalog)
@@ -130,7 +130,7 @@ def _recorder(kedro_run_id: str, config: MlflowConfig, pipeline: Any, catalog: A
 
 
 def _system_metrics(ctx: Any, tracked: Any) -> None:
-    from ._system_metrics import start_system_metrics
+    from .system_metrics import start_system_metrics
 
     try:
         start_system_metrics(ctx, tracked)
@@ -140,7 +140,7 @@ def _system_metrics(ctx: Any, tracked: Any) -> None:
 
 def _autologging(config: MlflowConfig, tracked: Any) -> None:
     """``tracking.autolog`` on for the run (off again when it ends), else ``disable_autologging``."""
-    from ._autolog import set_autolog
+    from .autolog import set_autolog
 
     if config.autolog_flavors is not None:
         set_autolog(config.autolog_flavors, config.autolog_kwargs, on=True)
@@ -183,6 +183,6 @@ def _config_for(run_params: Mapping[str, Any]) -> tuple[Any, MlflowConfig, dict[
     found = registry().take_pending_config()
     if found is not None:
         return found
-    from .config import config_from_project
+    from ..config import config_from_project
 
     return None, config_from_project(run_params.get("project_path") or ".", run_params.get("env")), {}

@@ -26,8 +26,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .config import HeaderProviderSpec
-from .errors import ConfigError
+from ..config import HeaderProviderSpec
+from ..errors import ConfigError
 
 __all__ = ["HEADER_PROVIDER_ENV_VAR", "build_provider", "install", "publish", "worker_install"]
 
@@ -86,7 +86,7 @@ def publish(spec: HeaderProviderSpec) -> tuple[dict[str, str], Callable[[], None
     published: dict[str, Any] = {"type": spec.type, "pass_context": spec.pass_context}
     if not spec.init_kwargs:
         return {HEADER_PROVIDER_ENV_VAR: json.dumps(published)}, _nothing
-    from ._spool import Spool
+    from ..recording.spool import Spool
 
     spool = Spool.create()  # mode 0700, held by this process until removed
     try:
@@ -107,20 +107,20 @@ def _nothing() -> None:
 
 def install(spec: HeaderProviderSpec, kedro_context: Any) -> Callable[[], None]:
     """Build the provider and hand it to MLflow; returns what takes it out again."""
-    from .registry import registry
+    from ..core.registry import registry
 
     return registry().process.add_header_provider(build_provider(spec, kedro_context))
 
 
 def worker_install() -> None:
     """In a spawned worker: build what the parent's run published, once per process."""
-    from .registry import registry
+    from ..core.registry import registry
 
     text = os.environ.get(HEADER_PROVIDER_ENV_VAR)
     if not text or not registry().first_in_process("header_provider"):
         return
     published = json.loads(text)
-    from .tracking._compat import header_providers
+    from ..tracking._compat import header_providers
 
     if any(f"{type(p).__module__}.{type(p).__qualname__}" == published["type"] for p in header_providers()):
         return  # a forked worker inherited the parent's instance

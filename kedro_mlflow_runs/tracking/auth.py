@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._redact import USERINFO_AUTH_ENV_VAR, USERINFO_AUTH_NAME
+from .._redact import USERINFO_AUTH_ENV_VAR, USERINFO_AUTH_NAME
 
 __all__ = ["UserinfoAuthProvider"]
 

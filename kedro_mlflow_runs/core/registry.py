@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .handle import STORE_ENV_VAR, Outcome, RunState, handle_from_env
+from ..handle import STORE_ENV_VAR, Outcome, RunState, handle_from_env
 from .process import ProcessState
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._signals import SignalGuard
-    from .config import MlflowConfig
+    from ..framework.signals import SignalGuard
+    from ..config import MlflowConfig
     from .context import RunContext
 
 __all__ = ["RunRegistry", "TrackedRun", "active_contexts", "current_run_context", "registry"]
@@ -112,7 +112,7 @@ class RunRegistry:
             key = (os.getpid(), handle.run_id)
             ctx = self._env_attached.get(key)
             if ctx is None or not ctx.is_active:
-                from ._header_provider import worker_install
+                from ..framework.header_provider import worker_install
                 from .context import RunContext
 
                 worker_install()  # a spawned worker: the run's header provider, before any request
@@ -223,7 +223,7 @@ class RunRegistry:
             steps = tracked.before_end if tracked is not None and ctx.is_active and ctx.pid == os.getpid() else []
             killed = outcome.status is RunState.KILLED
             if steps and not killed:
-                from ._end_steps import run_end_steps
+                from .end_steps import run_end_steps
 
                 interrupted = run_end_steps(steps, ctx, outcome)
             if tracked is not None and tracked.recorder is not None:
@@ -231,7 +231,7 @@ class RunRegistry:
             if ctx.is_active:
                 ctx.close(outcome)
             if steps and killed:  # a signal or exit: the true status first (a SIGKILL may follow a
-                from ._end_steps import KILLED_END_STEPS_TIMEOUT_S, run_end_steps  # SIGTERM), then the rest, briefly
+                from .end_steps import KILLED_END_STEPS_TIMEOUT_S, run_end_steps  # SIGTERM), then the rest, briefly
 
                 interrupted = run_end_steps(steps, ctx, outcome, timeout=KILLED_END_STEPS_TIMEOUT_S)
         finally:
@@ -279,7 +279,7 @@ class RunRegistry:
 
     def _after_fork(self) -> None:
         """A forked child (ParallelRunner): locks a parent thread held at the fork would never be released."""
-        from .tracking._store import CLIENTS
+        from ..tracking._store import CLIENTS
 
         self._lock = threading.RLock()
         self.process.reinit_after_fork()
@@ -296,7 +296,7 @@ class RunRegistry:
                 logger.debug("Could not end %r at exit", ctx, exc_info=True)
             except BaseException as exc:  # a Ctrl-C while ending one run: end the others, then go on
                 interrupted = interrupted or exc
-        from ._fast_exit import fast_exit
+        from .fast_exit import fast_exit
 
         logger.debug("Fast exit: %s", fast_exit())
         if interrupted is not None:

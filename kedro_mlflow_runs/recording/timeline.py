@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .params import MAX_KEY_LENGTH
+from ..params import MAX_KEY_LENGTH
 
 __all__ = ["DURATION_METRIC_PREFIX", "duration_metrics", "entries", "pipeline_description", "worker_label"]
 

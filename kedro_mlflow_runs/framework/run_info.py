@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from ._redact import redact_uri
-from .config import MlflowConfig
-from .handle import RunHandle
-from .params import MAX_TAG_VALUE_LENGTH
+from .._version import __version__
+from .._redact import redact_uri
+from ..config import MlflowConfig
+from ..handle import RunHandle
+from ..params import MAX_TAG_VALUE_LENGTH
 
 __all__ = ["current_user", "git_commit", "opened_by_a_live_process", "run_tags", "where"]
 

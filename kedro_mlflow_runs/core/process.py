@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .handle import HANDLE_ENV_VAR, RunHandle
+from ..handle import HANDLE_ENV_VAR, RunHandle
 
 __all__ = ["ProcessState", "apply_environment"]
 
@@ -139,7 +139,7 @@ class ProcessState:
                 env["MLFLOW_EXPERIMENT_NAME"] = None  # a shell's other name would contradict the id
                 env["MLFLOW_REGISTRY_URI"] = newest.handle.registry_uri
         if uris != baseline.uris or "mlflow" in _loaded():
-            from .tracking._compat import set_global_uris
+            from ..tracking._compat import set_global_uris
 
             set_global_uris(*uris)
         apply_environment(env)
@@ -150,7 +150,7 @@ class ProcessState:
     def _uris_if_loaded() -> tuple[str | None, str | None]:
         if "mlflow" not in _loaded():  # nothing set yet, and no need to import MLflow to know it
             return (None, None)
-        from .tracking._compat import global_uris
+        from ..tracking._compat import global_uris
 
         return global_uris()
 
@@ -183,7 +183,7 @@ class ProcessState:
         registration read the global URIs. Held under the lock, so threads saving at once cannot
         restore each other's values, and a run ending meanwhile (a signal) re-derives them right.
         """
-        from .tracking._compat import global_uris, set_global_uris
+        from ..tracking._compat import global_uris, set_global_uris
 
         with self._lock:
             published = bool(self._publications)
@@ -223,7 +223,7 @@ class ProcessState:
         stack.append(self._binding(run(), tracking_uri))
 
     def _binding(self, run: Any, tracking_uri: str) -> tuple[list[Any], Any, str] | None:
-        from .tracking._compat import fluent_stack
+        from ..tracking._compat import fluent_stack
 
         current = fluent_stack()
         if current and current[-1].info.run_id == run.info.run_id:
@@ -255,7 +255,7 @@ class ProcessState:
         """The id of MLflow's active run in the calling thread (None when there is none)."""
         if "mlflow" not in _loaded():
             return None
-        from .tracking._compat import fluent_stack
+        from ..tracking._compat import fluent_stack
 
         stack = fluent_stack()
         return stack[-1].info.run_id if stack else None
@@ -265,7 +265,7 @@ class ProcessState:
         RunContext of ours is behind it). The plugin treats it as attached: it never ends it."""
         if "mlflow" not in _loaded():  # nobody called mlflow.start_run
             return None
-        from .tracking._compat import fluent_stack, global_uris
+        from ..tracking._compat import fluent_stack, global_uris
 
         stack = fluent_stack()
         if not stack:
@@ -278,7 +278,7 @@ class ProcessState:
 
     @staticmethod
     def _push(run: Any) -> tuple[list[Any], Any]:
-        from .tracking._compat import ActiveRun, fluent_stack
+        from ..tracking._compat import ActiveRun, fluent_stack
 
         stack, entry = fluent_stack(), ActiveRun(run)
         stack.append(entry)
@@ -307,7 +307,7 @@ class ProcessState:
 
     def add_header_provider(self, provider: Any) -> Callable[[], None]:
         """Have MLflow ask ``provider`` for headers on every request; returns what takes it out again."""
-        from .tracking._compat import header_providers
+        from ..tracking._compat import header_providers
 
         with self._lock:
             header_providers().append(provider)
@@ -369,7 +369,7 @@ class _AfterImport:
 
 def _kill(leftovers: list[Any], tracking_uri: str) -> None:
     """End (KILLED) nested runs a node started and never ended; best effort."""
-    from .tracking import Tracker
+    from ..tracking import Tracker
 
     for leftover in leftovers:
         try:

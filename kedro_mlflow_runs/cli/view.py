@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._mlflow_run import TAG_ERROR_DATASET, TAG_ERROR_MESSAGE, TAG_ERROR_NODE, TAG_ERROR_TYPE, TAG_KEDRO_RUN_ID
-from ._redact import redact_uri
+from ..core.mlflow_run import TAG_ERROR_DATASET, TAG_ERROR_MESSAGE, TAG_ERROR_NODE, TAG_ERROR_TYPE, TAG_KEDRO_RUN_ID
+from .._redact import redact_uri
 
 __all__ = ["RunDetails", "RunSummary", "format_duration", "render_details", "render_table", "ui_address"]
 

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._redact import redact_uri
-from .errors import TrackingError, TrackingUnavailableError
-from .handle import Ownership, RunState
-from .params import MAX_TAG_VALUE_LENGTH
+from .._redact import redact_uri
+from ..errors import TrackingError, TrackingUnavailableError
+from ..handle import Ownership, RunState
+from ..params import MAX_TAG_VALUE_LENGTH
 from .registry import registry
 
 if TYPE_CHECKING:  # pragma: no cover

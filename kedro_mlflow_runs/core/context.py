@@ -20,14 +20,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._redact import redact_uri
-from .config import MlflowConfig
-from .errors import RunStateError
-from .handle import Outcome, Ownership, RunHandle, RunState
-from ._mlflow_run import clip_tags, error_tags
-from .params import split_long_values, to_mlflow_params
+from .._redact import redact_uri
+from ..config import MlflowConfig
+from ..errors import RunStateError
+from ..handle import Outcome, Ownership, RunHandle, RunState
+from .mlflow_run import clip_tags, error_tags
+from ..params import split_long_values, to_mlflow_params
 from .registry import active_contexts, current_run_context, registry
-from .tracking import Tracker, check_param_conflicts
+from ..tracking import Tracker, check_param_conflicts
 
 __all__ = ["RunContext", "active_contexts", "current_run_context"]
 
@@ -150,7 +150,7 @@ class RunContext:
             RunNotFoundError: the run id to attach to does not exist; nothing was started.
             TrackingUnavailableError: the tracking store does not answer.
         """
-        from ._mlflow_run import open_run
+        from .mlflow_run import open_run
 
         process = registry().process
         with self._lock:
@@ -220,7 +220,7 @@ class RunContext:
 
     def close(self, outcome: Outcome) -> None:
         """The terminal transition; only ``RunRegistry.finish`` calls it (use :meth:`end`)."""
-        from ._mlflow_run import close_run
+        from .mlflow_run import close_run
 
         with self._lock:
             self.check_end(outcome.status)
@@ -262,7 +262,7 @@ class RunContext:
 
     def _entity(self) -> Any:
         if self._run is None:  # attached from a handle: no request needed to name the run
-            from .tracking import run_entity
+            from ..tracking import run_entity
 
             self._run = run_entity(self.handle.run_id, self.handle.experiment_id)
         return self._run

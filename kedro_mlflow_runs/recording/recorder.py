@@ -34,15 +34,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._lineage import INPUT_CONTEXT, Location, digest, frame_schema, location, persisted
-from ._spool import Spool
-from ._timeline import duration_metrics, entries, pipeline_description
+from .lineage import INPUT_CONTEXT, Location, digest, frame_schema, location, persisted
+from .spool import Spool
+from .timeline import duration_metrics, entries, pipeline_description
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import MlflowConfig
-    from .context import RunContext
-    from .handle import Outcome
-    from .tracking import Tracker
+    from ..config import MlflowConfig
+    from ..core.context import RunContext
+    from ..handle import Outcome
+    from ..tracking import Tracker
 
 __all__ = ["ARTIFACT_DIR", "RECORDER_ENV_VAR", "RunRecorder", "merge_parts", "recorder_for"]
 
@@ -203,7 +203,7 @@ class RunRecorder:
 
     def write(self, ctx: RunContext, outcome: Outcome) -> None:
         """the node timeline and the data lineage"""
-        from .handle import Ownership
+        from ..handle import Ownership
 
         events = self.collect()
         run_id = ctx.handle.run_id
@@ -254,7 +254,7 @@ class RunRecorder:
 
 def recorder_for(kedro_run_id: str | None) -> RunRecorder | None:
     """The recorder of a Kedro run in this process (the tracked run's, or a spawned worker's)."""
-    from .registry import registry
+    from ..core.registry import registry
 
     return registry().recorder(kedro_run_id, RunRecorder.from_env)
 
@@ -275,7 +275,7 @@ def merge_parts(tracker: Tracker, run_id: str, *, status: str) -> int:
 
 def _files(parts: list[Mapping[str, Any]], *, status: str, run_id: str) -> dict[str, str]:
     """The artifact files of the merged ``parts``."""
-    from ._timeline_html import render
+    from .timeline_page import render
 
     files: dict[str, str] = {}
     timelines = [p["timeline"] for p in parts if "timeline" in p]
