@@ -25,7 +25,7 @@ _EXPORTS = {
         "RunInterruptedError", "RunNotFoundError", "RunStateError", "TrackingError", "TrackingUnavailableError")},
     **{name: "handle" for name in ("Outcome", "Ownership", "RunHandle", "RunState")},
     "MlflowRunsHooks": "framework.hooks",
-    **{name: "core.registry" for name in ("active_contexts", "current_run_context")},
+    **{name: "core.current" for name in ("active_contexts", "current_run_context")},
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .handle import Outcome, Ownership, RunHandle, RunState
     from .framework.hooks import MlflowRunsHooks
-    from .core.registry import active_contexts, current_run_context
+    from .core.current import active_contexts, current_run_context
 
 
 def __getattr__(name: str) -> Any:

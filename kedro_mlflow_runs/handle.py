@@ -6,24 +6,14 @@ Nothing here imports MLflow or holds state.
 from __future__ import annotations
 
 import json
-import logging
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from enum import Enum
+from typing import Any
 
 from ._redact import redact_uri
 
-__all__ = ["HANDLE_ENV_VAR", "STORE_ENV_VAR", "Outcome", "Ownership", "RunHandle", "RunState", "handle_from_env"]
-
-logger = logging.getLogger(__name__)
-
-#: Where a started run publishes its handle, so that child processes (ParallelRunner with
-#: ``spawn``, a custom runner's process pool) find the run without being told.
-HANDLE_ENV_VAR = "KEDRO_MLFLOW_RUNS_HANDLE"
-
-#: Where a Kedro run with tracking disabled publishes its project's store, for datasets with a
-#: ``run_id`` in spawned worker processes (``{"tracking_uri": ..., "registry_uri": ...}``).
-STORE_ENV_VAR = "KEDRO_MLFLOW_RUNS_STORE"
+__all__ = ["Outcome", "Ownership", "RunHandle", "RunState"]
 
 
 class RunState(str, Enum):
@@ -117,17 +107,10 @@ class RunHandle:
 
     @classmethod
     def from_json(cls, text: str) -> RunHandle:
-        data = json.loads(text)
+        """The handle :meth:`to_json` wrote."""
+        return cls.from_mapping(json.loads(text))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> RunHandle:
+        """The handle of a mapping of its fields (unknown keys are ignored)."""
         return cls(**{f.name: data.get(f.name) for f in fields(cls)})
-
-
-def handle_from_env() -> RunHandle | None:
-    """The handle a parent process published in ``KEDRO_MLFLOW_RUNS_HANDLE``, if any."""
-    text = os.environ.get(HANDLE_ENV_VAR)
-    if not text:
-        return None
-    try:
-        return RunHandle.from_json(text)
-    except (ValueError, TypeError):
-        logger.warning("Ignoring malformed %s environment variable.", HANDLE_ENV_VAR)
-        return None

@@ -165,3 +165,18 @@ def split_long_values(
                 key=key,
             )
     return as_params, as_tags
+
+
+def check_param_conflicts(run_id: str, new: Mapping[str, str], existing: Mapping[str, str]) -> dict[str, str]:
+    """Drop params already logged with the same value; raise on a different value."""
+    for key, value in new.items():
+        if key in existing and existing[key] != value:
+            raise ParameterError(
+                f"Parameter '{key}' is already logged in MLflow run '{run_id}' as "
+                f"{existing[key][:200]!r}; this Kedro run has {value[:200]!r}. MLflow parameters "
+                f"cannot change: give the runs sharing this MLflow run the same parameters, or "
+                f"start a new run.",
+                run_id=run_id,
+                key=key,
+            )
+    return {k: v for k, v in new.items() if k not in existing}

@@ -167,7 +167,7 @@ class MlflowStore:
 
     def close(self) -> None:
         """Close the connections this process opened to the store (the fixture does it after the test)."""
-        from .tracking._compat import close_store_connections
+        from .compat.mlflow import close_store_connections
         from .tracking._store import CLIENTS
 
         CLIENTS.release(self.uri)

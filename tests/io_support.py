@@ -167,11 +167,11 @@ def project_store(project: Path) -> Iterator[None]:
     from kedro_mlflow_runs import build_config
     from kedro_mlflow_runs.core.registry import registry
 
-    registry().remember_config(None, build_config({}, project_path=project), {})
+    registry().configs.remember(None, build_config({}, project_path=project), {})
     try:
         yield
     finally:
-        registry().forget_config()
+        registry().configs.forget()
 
 
 @contextlib.contextmanager

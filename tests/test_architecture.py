@@ -112,8 +112,8 @@ def test_what_kedro_loads_for_every_command_is_two_small_modules():
     """)
     assert result.returncode == 0, result.stderr[-3000:]
     assert ("LOADED ['kedro_mlflow_runs', 'kedro_mlflow_runs._redact', 'kedro_mlflow_runs._version', "
-            "'kedro_mlflow_runs.cli', 'kedro_mlflow_runs.framework', 'kedro_mlflow_runs.framework.hooks', "
-            "'kedro_mlflow_runs.handle']") in result.stdout
+            "'kedro_mlflow_runs.cli', 'kedro_mlflow_runs.framework', 'kedro_mlflow_runs.framework.hooks']"
+            ) in result.stdout
     assert "RESOLVED True" in result.stdout
 
 
@@ -200,7 +200,7 @@ def test_errors_carry_the_run_dataset_or_key_they_are_about(project, client_for)
 
 
 def test_the_mlflow_private_names_we_use_still_exist():
-    from kedro_mlflow_runs.tracking import _compat
+    from kedro_mlflow_runs.compat import mlflow as _compat
 
     assert _compat.verify() == []
 
@@ -215,7 +215,8 @@ def _settings_adding_steps(steps: str) -> str:
         "class Steps:\n"
         "    @hook_impl\n"
         "    def before_pipeline_run(self, run_params):\n"
-        "        from kedro_mlflow_runs.core.registry import registry\n\n"
+        "        from kedro_mlflow_runs.core.registry import registry\n"
+        "        from kedro_mlflow_runs.core.tracked import EndStep\n\n"
         "        tracked = registry().tracked(run_params['run_id'])\n"
         "        out = Path(run_params['project_path']) / 'steps.txt'\n"
         f"{body}\n\n"
@@ -272,7 +273,7 @@ _END_STEP_SETTINGS = _settings_adding_steps("""
     def step(ctx, outcome):  # what MLflow holds while the end steps run
         out.write_text(ctx.tracker.get_run(ctx.run_id).info.status)
 
-    tracked.before_end.append(step)
+    tracked.before_end.append(EndStep("the status MLflow holds", step))
 """)
 
 

@@ -52,7 +52,7 @@ def score(values):
     import sys
 
     if "mlflow" in sys.modules:  # which providers MLflow asks while the node runs
-        from kedro_mlflow_runs.tracking._compat import header_providers
+        from kedro_mlflow_runs.compat.mlflow import header_providers
 
         return sum(values) / len(values) + 10 * sum(type(p).__name__ == "TokenProvider" for p in header_providers())
     return sum(values) / len(values)
@@ -143,7 +143,7 @@ def test_a_bad_provider_is_a_config_error_before_any_run(project_factory, client
 def test_the_provider_is_given_to_mlflow_for_the_run_only(project_factory, client_for):
     from conftest import all_runs
 
-    from kedro_mlflow_runs.tracking._compat import header_providers
+    from kedro_mlflow_runs.compat.mlflow import header_providers
 
     project = _project(project_factory, None, {"type": "{package}.auth.TokenProvider",
                                                 "init_kwargs": {"secret": "sesame"}})
@@ -161,18 +161,18 @@ class InheritedProvider:
 def test_a_forked_worker_keeps_the_inherited_provider_and_adds_none(monkeypatch):
     import json
 
-    from kedro_mlflow_runs.framework.header_provider import HEADER_PROVIDER_ENV_VAR, worker_install
+    from kedro_mlflow_runs.compat.mlflow import header_providers
+    from kedro_mlflow_runs.core.header_providers import install_published
     from kedro_mlflow_runs.core.registry import registry
-    from kedro_mlflow_runs.tracking._compat import header_providers
+    from kedro_mlflow_runs.core.worker_env import HEADER_PROVIDER
 
     inherited = InheritedProvider()
     remove = registry().process.add_header_provider(inherited)
     try:
         before = list(header_providers())
-        monkeypatch.setenv(HEADER_PROVIDER_ENV_VAR, json.dumps(
-            {"type": f"{__name__}.InheritedProvider", "pass_context": False, "init_kwargs": {}}))
-        registry()._firsts.discard((os.getpid(), "header_provider"))  # as in a fresh worker
-        worker_install()
+        monkeypatch.setenv(HEADER_PROVIDER, json.dumps(
+            {"type": f"{__name__}.InheritedProvider", "pass_context": False}))
+        install_published(registry().process)  # as a worker does the first time it finds its run
         assert header_providers() == before  # no second instance: headers would be sent twice
     finally:
         remove()
@@ -215,7 +215,7 @@ def score(values):
     dump.write_text(json.dumps({"env": dict(os.environ), "modes": modes}))
     built = 0
     if "mlflow" in sys.modules:  # the providers MLflow asks while the node runs, built with the secret
-        from kedro_mlflow_runs.tracking._compat import header_providers
+        from kedro_mlflow_runs.compat.mlflow import header_providers
 
         built = sum(type(p).__name__ == "TokenProvider" and p.secret == "sesame" for p in header_providers())
     return sum(values) / len(values) + 10 * built

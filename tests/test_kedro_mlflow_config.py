@@ -93,16 +93,22 @@ def report(result, parameters):
 
 
 @pytest.mark.parametrize("disable", [True, False])
-def test_disable_autologging_keeps_a_users_autolog_out_of_the_run(project_factory, client_for, disable):
+def test_disable_autologging_keeps_a_users_autolog_out_of_the_run_and_turns_it_back_on_after(project_factory, client_for, disable):
     import mlflow
 
     project = project_factory(nodes=AUTOLOG_NODES,
                               mlflow_yml={"tracking": {"disable_tracking": {"disable_autologging": disable}}})
-    mlflow.autolog(log_models=False, log_datasets=False, silent=True)  # on, as Databricks does by default
+    from mlflow.utils.autologging_utils import autologging_is_disabled
+
+    import mlflow.sklearn
+
+    mlflow.sklearn.autolog(log_models=False, log_datasets=False, silent=True)  # the user's own autologging
     try:
         run_session(project)
+        # the user's autologging is on again after the run (it was only suspended during it)
+        assert not autologging_is_disabled("sklearn")
     finally:
-        mlflow.autolog(disable=True)
+        mlflow.sklearn.autolog(disable=True, silent=True)
     (run,) = all_runs(client_for(project))
     autologged = [k for k in run.data.metrics if k.startswith("training_")]
     assert (autologged == []) is disable, run.data.metrics

@@ -507,12 +507,12 @@ def test_end_steps_do_not_wait_for_a_step_that_hangs():
     import threading
 
     from kedro_mlflow_runs.core.end_steps import run_end_steps
+    from kedro_mlflow_runs.core.tracked import EndStep
     from kedro_mlflow_runs.handle import Outcome
 
     release, reached = threading.Event(), []
 
     def hangs(ctx: Any, outcome: Any) -> None:
-        """a step that hangs"""
         release.wait(60)
 
     def fails(ctx: Any, outcome: Any) -> None:
@@ -522,8 +522,8 @@ def test_end_steps_do_not_wait_for_a_step_that_hangs():
     class Ctx:
         run_id = "r1"
 
-    assert run_end_steps([fails], Ctx(), Outcome.finished()) is None  # a failing step is only logged
+    assert run_end_steps([EndStep("a failing step", fails)], Ctx(), Outcome.finished()) is None  # a failing step is only logged
     assert reached == [Outcome.finished()]
-    assert run_end_steps([hangs], Ctx(), Outcome.finished(), timeout=0.2) is None
+    assert run_end_steps([EndStep("a step that hangs", hangs)], Ctx(), Outcome.finished(), timeout=0.2) is None
     assert not release.is_set()  # returned while the step still hangs
     release.set()

@@ -318,7 +318,7 @@ class HooksMachine(RuleBasedStateMachine):
 
         self.counter += 1
         self.current = f"kedro-run-{self.counter}"
-        registry().forget_config()  # no after_context_created here: the hooks read conf/ themselves
+        registry().configs.forget()  # no after_context_created here: the hooks read conf/ themselves
         self._each("before_pipeline_run", run_params=self._params(), pipeline=self.pipeline, catalog=self.catalog)
 
     @precondition(lambda self: self.current is not None and not self.node_running)

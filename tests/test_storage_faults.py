@@ -160,7 +160,7 @@ def test_a_full_disk_under_mlflow_db_leaves_the_run_running_and_says_how_to_end_
     db = str(project / "mlflow.db")
     params = {"model": {"started_marker": str(marker), "fail": "on purpose" if node_fails else False}}
     if node_fails:  # the node's own error goes on; ours is logged, as one message without a traceback
-        with _records("kedro_mlflow_runs.framework.hooks") as records:
+        with _records("kedro_mlflow_runs.framework.events") as records:
             with pytest.raises(ValueError, match="train failed on purpose"):
                 run_session(project, runtime_params=params)
         printed = capfd.readouterr()

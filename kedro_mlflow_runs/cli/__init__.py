@@ -92,18 +92,18 @@ def _project_root() -> Path:
 
 def _project_config(env: str | None, *, talks_to_store: bool = True):  # type: ignore[no-untyped-def]
     """The project's validated mlflow.yml, with its ``server.credentials`` set in this process's environment."""
-    import os
-
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     from ..config import credentials_env, load_config
+    from ..core.registry import REGISTRY
 
     metadata = bootstrap_project(_project_root())
     with KedroSession.create(project_path=metadata.project_path, env=env) as session:
         context = session.load_context()
         config = load_config(context)
-        os.environ.update({**config.uri_credentials, **credentials_env(config, context)})  # a short-lived CLI process
+        # the credentials, for the life of this short-lived command
+        REGISTRY.process.adopt_defaults({**config.uri_credentials, **credentials_env(config, context)})
         if talks_to_store and config.header_provider is not None:
             from ..framework.header_provider import install
 
@@ -404,7 +404,7 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
 
 def _merge_parts(tracker, run_id: str, status: str) -> None:  # type: ignore[no-untyped-def]
     """The timeline and outputs of every `kedro run` that attached to the run, merged once more."""
-    from ..recording.recorder import merge_parts
+    from ..recording.parts import merge_parts
 
     try:
         parts = merge_parts(tracker, run_id, status=status)

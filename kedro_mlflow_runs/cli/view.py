@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..core.mlflow_run import TAG_ERROR_DATASET, TAG_ERROR_MESSAGE, TAG_ERROR_NODE, TAG_ERROR_TYPE, TAG_KEDRO_RUN_ID
+from ..core.tags import TAG_ERROR_DATASET, TAG_ERROR_MESSAGE, TAG_ERROR_NODE, TAG_ERROR_TYPE, TAG_KEDRO_RUN_ID
 from .._redact import redact_uri
 
 __all__ = ["RunDetails", "RunSummary", "format_duration", "render_details", "render_table", "ui_address"]

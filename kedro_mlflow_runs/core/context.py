@@ -8,7 +8,8 @@ States and the only transitions allowed (``_TRANSITIONS``)::
 An ACTIVE context either OWNS its run (it created it, so it ends it with the true status) or is
 ATTACHED to a run someone else opened (an orchestrator, a parent process): by default it leaves
 that run open for its owner. Any other transition raises :class:`RunStateError` and changes
-nothing. Ending always goes through ``registry().finish`` (the one road to the end).
+nothing. Ending always goes through its owner's ``finish`` (the process's :class:`RunRegistry`
+unless another owner is given): the one road to the end.
 """
 
 from __future__ import annotations
@@ -18,26 +19,42 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from .._redact import redact_uri
 from ..config import MlflowConfig
 from ..errors import RunStateError
 from ..handle import Outcome, Ownership, RunHandle, RunState
-from .mlflow_run import clip_tags, error_tags
-from ..params import split_long_values, to_mlflow_params
-from .registry import active_contexts, current_run_context, registry
-from ..tracking import Tracker, check_param_conflicts
+from ..params import check_param_conflicts, split_long_values, to_mlflow_params
+from ..tracking import Tracker, run_entity
+from .mlflow_run import close_run, open_run
+from .pending_io import PendingIO
+from .process import ProcessState
+from .registry import REGISTRY
+from .tags import clip_tags, error_tags
 
-__all__ = ["RunContext", "active_contexts", "current_run_context"]
+__all__ = ["RunContext", "RunOwner"]
 
 logger = logging.getLogger(__name__)
 
-_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+_TRANSITIONS = MappingProxyType({
     RunState.IDLE: frozenset({RunState.ACTIVE, RunState.DISABLED}),
     RunState.ACTIVE: frozenset({RunState.FINISHED, RunState.FAILED, RunState.KILLED}),
-}
+})
 _END_STATES = (RunState.FINISHED, RunState.FAILED, RunState.KILLED)
+
+
+class RunOwner(Protocol):
+    """What a RunContext reports to, and ends through (the process's ``RunRegistry`` by default)."""
+
+    @property
+    def process(self) -> ProcessState: ...
+
+    def activated(self, ctx: RunContext) -> None: ...
+
+    def finish(self, target: RunContext, outcome: Outcome) -> RunContext | None: ...
 
 class RunContext:
     """Owns (or attaches to) the MLflow run of one Kedro run.
@@ -53,8 +70,9 @@ class RunContext:
         >>> ctx.end(RunState.FINISHED)                     # ACTIVE -> FINISHED
     """
 
-    def __init__(self, config: MlflowConfig, *, kedro_run_id: str | None = None):
+    def __init__(self, config: MlflowConfig, *, kedro_run_id: str | None = None, owner: RunOwner | None = None):
         self.config = config
+        self.owner: RunOwner = REGISTRY if owner is None else owner
         self.kedro_run_id = kedro_run_id
         self.error: BaseException | None = None
         self.pid = os.getpid()
@@ -68,7 +86,7 @@ class RunContext:
         self._error_node: str | None = None
         self._entered: list[bool] = []
         self.inherited = False  # attached from the handle a parent process published
-        self._io: set[tuple[str, str | None]] = set()  # (dataset, node) being loaded or saved in this process
+        self.pending_io = PendingIO()  # the loads and saves in progress in this process
 
     @property
     def in_worker(self) -> bool:
@@ -150,9 +168,7 @@ class RunContext:
             RunNotFoundError: the run id to attach to does not exist; nothing was started.
             TrackingUnavailableError: the tracking store does not answer.
         """
-        from .mlflow_run import open_run
-
-        process = registry().process
+        process = self.owner.process
         with self._lock:
             self._check(RunState.ACTIVE, "start a run")
             if publish:  # before the first request: it may need the credentials or retry settings
@@ -165,7 +181,7 @@ class RunContext:
             except BaseException:
                 process.unpublish(self)
                 raise
-            registry().activated(self)
+            self.owner.activated(self)
             if publish:
                 process.publish_run(self, handle, run)
         logger.info("%s MLflow run %s (experiment %s) in %s",
@@ -174,7 +190,8 @@ class RunContext:
         return handle
 
     @classmethod
-    def attach(cls, handle: RunHandle, config: MlflowConfig | None = None, *, register: bool = True) -> RunContext:
+    def attach(cls, handle: RunHandle, config: MlflowConfig | None = None, *, register: bool = True,
+               owner: RunOwner | None = None) -> RunContext:
         """IDLE -> ACTIVE (ATTACHED) for ``handle``, e.g. in a worker process or thread.
 
         The worker logs into the run through it; ending it leaves the run open for its owner
@@ -185,11 +202,11 @@ class RunContext:
         if config is None:
             config = MlflowConfig(tracking_uri=handle.tracking_uri, registry_uri=handle.registry_uri,
                                   experiment_name="")
-        ctx = cls(config, kedro_run_id=handle.kedro_run_id)
+        ctx = cls(config, kedro_run_id=handle.kedro_run_id, owner=owner)
         ctx._activate(handle, None, Ownership.ATTACHED)
         ctx.inherited = not register  # found through the handle a parent process published
         if register:
-            registry().activated(ctx)
+            ctx.owner.activated(ctx)
         return ctx
 
     def check_end(self, status: RunState) -> None:
@@ -216,12 +233,10 @@ class RunContext:
         changes even when MLflow cannot be told; the :class:`TrackingError` is raised afterwards.
         """
         self.check_end(status)
-        registry().finish(self, Outcome(status, error))
+        self.owner.finish(self, Outcome(status, error))
 
     def close(self, outcome: Outcome) -> None:
         """The terminal transition; only ``RunRegistry.finish`` calls it (use :meth:`end`)."""
-        from .mlflow_run import close_run
-
         with self._lock:
             self.check_end(outcome.status)
             self._state = outcome.status
@@ -229,7 +244,7 @@ class RunContext:
                 self.error, self._error_node = outcome.error, outcome.node
             tags = None
             if self.error is not None:
-                dataset, node = self._failed_io(self.error) if self._error_node is None else (None, None)
+                dataset, node = self.pending_io.failed(self.error) if self._error_node is None else (None, None)
                 tags = error_tags(self.error, self._error_node or node, dataset=dataset)
             close_run(self, outcome.status, tags)
 
@@ -240,7 +255,7 @@ class RunContext:
         ``Exception``, KILLED for ``KeyboardInterrupt``/``SystemExit``. An ATTACHED context leaves
         the run open for its owner.
         """
-        process = registry().process
+        process = self.owner.process
         if self._state is RunState.IDLE:
             self.start(publish=True)
             self._entered.append(False)
@@ -256,14 +271,12 @@ class RunContext:
         if self._entered and self._entered.pop():
             self.unbind_thread()
         if self.is_active:
-            registry().finish(self, Outcome.of_exception(exc))
+            self.owner.finish(self, Outcome.of_exception(exc))
 
     # -- threads ----------------------------------------------------------------------------
 
     def _entity(self) -> Any:
         if self._run is None:  # attached from a handle: no request needed to name the run
-            from ..tracking import run_entity
-
             self._run = run_entity(self.handle.run_id, self.handle.experiment_id)
         return self._run
 
@@ -275,11 +288,11 @@ class RunContext:
         undo each with :meth:`unbind_thread`.
         """
         self._require_active("bind a thread")
-        registry().process.bind(self._entity, self.handle.tracking_uri)
+        self.owner.process.bind(self._entity, self.handle.tracking_uri)
 
     def unbind_thread(self) -> None:
         """Undo the calling thread's latest :meth:`bind_thread`."""
-        registry().process.unbind()
+        self.owner.process.unbind()
 
     # -- logging --------------------------------------------------------------------------
 
@@ -319,33 +332,6 @@ class RunContext:
         now = int(time.time() * 1000)
         self.tracker.log_batch(handle.run_id, metrics=[(k, v, now, step) for k, v in metrics.items()],
                                what="log metrics to")
-
-    def dataset_io(self, dataset_name: str, node_name: str | None, *, done: bool) -> None:
-        """A node's input or output starts to load or save (``done=False``), or is done with it.
-
-        A load or save that raises never gets ``done``: Kedro's node error hook does not see it
-        (it runs outside the node's function), so the run's error tags take the dataset and the
-        node from what is still pending here.
-        """
-        if done:
-            self._io.discard((dataset_name, node_name))
-        else:
-            self._io.add((dataset_name, node_name))
-
-    def _failed_io(self, error: BaseException) -> tuple[str | None, str | None]:
-        """``(catalog entry, node)`` of the load or save that raised ``error``, or ``(None, None)``."""
-        pending = sorted(self._io.copy(), key=lambda item: (item[0], item[1] or ""))  # copy: one atomic step
-        if not pending:
-            return None, None
-        texts: list[str] = []
-        seen: BaseException | None = error
-        while seen is not None and len(texts) < 20:
-            texts.append(str(seen))
-            seen = seen.__cause__ or seen.__context__
-        for name, node in pending:  # Kedro's catalog prefixes a dataset's error with "<name>: "
-            if any(text.startswith(f"{name}: ") or f"catalog entry '{name}'" in text for text in texts):
-                return name, node
-        return pending[0] if len(pending) == 1 else (None, None)
 
     def record_error(self, error: BaseException, node_name: str | None = None) -> None:
         """Remember the first error of the run (and its node); it is written when the run ends."""

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..handle import Outcome
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..handle import Outcome
     from .context import RunContext
+    from .tracked import EndStep
 
 __all__ = ["END_STEPS_TIMEOUT_S", "KILLED_END_STEPS_TIMEOUT_S", "run_end_steps"]
 
@@ -33,7 +34,7 @@ KILLED_END_STEPS_TIMEOUT_S = 5.0
 
 
 def run_end_steps(
-    steps: Sequence[Callable[[RunContext, Outcome], None]], ctx: RunContext, outcome: Outcome,
+    steps: Sequence[EndStep], ctx: RunContext, outcome: Outcome,
     timeout: float = END_STEPS_TIMEOUT_S,
 ) -> BaseException | None:
     """Run ``steps`` (oldest first) within ``timeout`` seconds; return an interruption to re-raise later."""
@@ -41,9 +42,9 @@ def run_end_steps(
     def run_all() -> None:
         for step in list(steps):
             try:
-                step(ctx, outcome)
+                step.call(ctx, outcome)
             except Exception as exc:
-                logger.warning("Could not record %s in MLflow run %s: %s: %s", _what(step), ctx.run_id,
+                logger.warning("Could not record %s in MLflow run %s: %s: %s", step.label, ctx.run_id,
                                type(exc).__name__, exc, exc_info=logger.isEnabledFor(logging.DEBUG))
 
     worker = threading.Thread(target=run_all, name="kedro-mlflow-runs-end-steps", daemon=True)
@@ -63,6 +64,3 @@ def run_end_steps(
                        "without waiting for it.", ctx.run_id, timeout)
     return None
 
-
-def _what(step: Callable[..., object]) -> str:
-    return getattr(step, "__doc__", None) and str(step.__doc__).strip().splitlines()[0].rstrip(".") or "run data"

@@ -9,25 +9,18 @@ from typing import TYPE_CHECKING, Any
 from .._redact import redact_uri
 from ..errors import TrackingError, TrackingUnavailableError
 from ..handle import Ownership, RunState
-from ..params import MAX_TAG_VALUE_LENGTH
-from .registry import registry
+from .tags import TAG_HOST, TAG_KEDRO_RUN_ID, TAG_PID, clip_tags
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import RunContext
 
-__all__ = ["TAG_ERROR_MESSAGE", "TAG_ERROR_NODE", "TAG_ERROR_TYPE", "TAG_KEDRO_RUN_ID", "clip_tags", "close_run", "error_tags", "open_run"]
+__all__ = ["close_run", "left_running", "open_run"]
 
 logger = logging.getLogger(__name__)
 
-#: Tag keys this plugin writes.
-TAG_KEDRO_RUN_ID = "kedro.run_id"
-TAG_ERROR_TYPE = "kedro.error.type"
-TAG_ERROR_MESSAGE = "kedro.error.message"
-TAG_ERROR_NODE = "kedro.error.node"
-TAG_ERROR_DATASET = "kedro.error.dataset"
-
-
-def open_run(ctx: RunContext, run_name: str | None, tags: Mapping[str, str] | None) -> tuple[Any, Ownership, dict[str, str]]:
+def open_run(
+    ctx: RunContext, run_name: str | None, tags: Mapping[str, str] | None
+) -> tuple[Any, Ownership, dict[str, str]]:
     """Attach to the configured run, or create one: ``(run, ownership, params it already has)``."""
     cfg = ctx.config
     tracker = ctx.tracker
@@ -38,7 +31,7 @@ def open_run(ctx: RunContext, run_name: str | None, tags: Mapping[str, str] | No
         run = tracker.get_run(cfg.run_id, source=cfg.run_id_source)
         # the process that opened the run owns it; an attaching step must not pose as its owner
         # (close-run --stale tells live runs by these two tags)
-        all_tags = {k: v for k, v in all_tags.items() if k not in ("kedro.host", "kedro.pid")}
+        all_tags = {k: v for k, v in all_tags.items() if k not in (TAG_HOST, TAG_PID)}
         if all_tags:
             tracker.log_batch(run.info.run_id, tags=clip_tags(all_tags), what="tag")
         return run, Ownership.ATTACHED, dict(run.data.params)
@@ -46,7 +39,7 @@ def open_run(ctx: RunContext, run_name: str | None, tags: Mapping[str, str] | No
         cfg.experiment_name, artifact_location=cfg.artifact_location, restore_if_deleted=cfg.restore_if_deleted,
         tags=cfg.experiment_tags,
     )
-    parent = registry().process.fluent_run_id() if cfg.nested else None
+    parent = ctx.owner.process.fluent_run_id() if cfg.nested else None
     if parent:  # a run the user started in this thread becomes the parent
         all_tags["mlflow.parentRunId"] = parent
     run = tracker.create_run(experiment_id, run_name=cfg.run_name or run_name, tags=clip_tags(all_tags))
@@ -110,37 +103,3 @@ def left_running(run_id: str, status: str, cause: BaseException) -> TrackingErro
         f"kedro mlflow close-run --stale --yes ends every run left RUNNING, as KILLED.",
         run_id=run_id,
     )
-
-
-def clip_tags(tags: Mapping[str, Any]) -> dict[str, str]:
-    return {str(k): str(v)[:MAX_TAG_VALUE_LENGTH] for k, v in tags.items()}
-
-
-def error_tags(error: BaseException, node_name: str | None = None, *, dataset: str | None = None) -> dict[str, str]:
-    """The tags recording ``error`` (and the node and dataset it came from) on a run.
-
-    The dataset is the one our error names (also when Kedro wrapped it in its own ``DatasetError``),
-    else ``dataset`` (the catalog entry whose load or save raised).
-    """
-    kind = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
-    tags = {TAG_ERROR_TYPE: kind, TAG_ERROR_MESSAGE: redact_uri(str(error) or repr(error), limit=MAX_TAG_VALUE_LENGTH)}
-    if node_name:
-        tags[TAG_ERROR_NODE] = node_name
-    named = _named_dataset(error) or dataset
-    if named:
-        tags[TAG_ERROR_DATASET] = named
-    return clip_tags(tags)
-
-
-def _named_dataset(error: BaseException) -> str | None:
-    """The dataset named by ``error`` or by an error it chains (our dataset errors carry one)."""
-    seen: BaseException | None = error
-    for _ in range(20):
-        if seen is None:
-            return None
-        dataset = getattr(seen, "dataset", None)
-        if isinstance(dataset, str) and dataset:
-            return dataset
-        seen = seen.__cause__ or seen.__context__
-    return None
-

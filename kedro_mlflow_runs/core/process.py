@@ -27,12 +27,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..handle import HANDLE_ENV_VAR, RunHandle
+from ..compat.mlflow import autologging_configs, global_uris, header_providers, set_global_uris
+from ..handle import RunHandle
+from . import worker_env
+from .bindings import ThreadBindings, end_leftovers
 
 __all__ = ["ProcessState", "apply_environment"]
 
 _URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-_RUN_ENV = (HANDLE_ENV_VAR, "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+_RUN_ENV = (worker_env.HANDLE, "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+#: The logger whose INFO lines (where each run is) a tracked run shows, unless the project set its level.
+_PACKAGE_LOGGER = "kedro_mlflow_runs"
 
 
 def apply_environment(env: Mapping[str, str | None]) -> None:
@@ -61,13 +66,13 @@ class _Baseline:
 class ProcessState:
     """Saves, sets and restores what runs change in this process (see the module docstring)."""
 
-    __slots__ = ("_baseline", "_bindings", "_lock", "_publications")
+    __slots__ = ("_baseline", "_lock", "_publications", "bindings")
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._publications: list[_Publication] = []
         self._baseline: _Baseline | None = None
-        self._bindings = threading.local()
+        self.bindings = ThreadBindings(self._lock)
 
     # -- publication ---------------------------------------------------------------------
 
@@ -94,7 +99,7 @@ class ProcessState:
             assert publication is not None
             publication.handle = handle
             if activate:
-                publication.fluent = self._push(run)
+                publication.fluent = self.bindings.push(run)
             self._refresh()
 
     def unpublish(self, key: object) -> None:
@@ -107,11 +112,11 @@ class ProcessState:
             self._publications.remove(publication)
             try:
                 if publication.fluent is not None:
-                    leftovers = self._remove(*publication.fluent)
+                    leftovers = ThreadBindings.remove(*publication.fluent)
             finally:
                 self._refresh()
         if leftovers and publication.handle is not None:
-            _kill(leftovers, publication.handle.tracking_uri)
+            end_leftovers(leftovers, publication.handle.tracking_uri)
 
     def is_published(self, key: object) -> bool:
         with self._lock:
@@ -133,14 +138,12 @@ class ProcessState:
             newest = self._publications[-1]
             if newest.handle is not None:
                 uris = (newest.handle.tracking_uri, newest.handle.registry_uri)
-                env[HANDLE_ENV_VAR] = newest.handle.to_json()
+                env[worker_env.HANDLE] = newest.handle.to_json()
                 env["MLFLOW_TRACKING_URI"] = newest.handle.tracking_uri
                 env["MLFLOW_EXPERIMENT_ID"] = newest.handle.experiment_id  # runs node code starts land beside it
                 env["MLFLOW_EXPERIMENT_NAME"] = None  # a shell's other name would contradict the id
                 env["MLFLOW_REGISTRY_URI"] = newest.handle.registry_uri
-        if uris != baseline.uris or "mlflow" in _loaded():
-            from ..tracking._compat import set_global_uris
-
+        if uris != baseline.uris or "mlflow" in sys.modules:
             set_global_uris(*uris)
         apply_environment(env)
         if not self._publications:
@@ -148,10 +151,8 @@ class ProcessState:
 
     @staticmethod
     def _uris_if_loaded() -> tuple[str | None, str | None]:
-        if "mlflow" not in _loaded():  # nothing set yet, and no need to import MLflow to know it
+        if "mlflow" not in sys.modules:  # nothing set yet, and no need to import MLflow to know it
             return (None, None)
-        from ..tracking._compat import global_uris
-
         return global_uris()
 
     # -- a store pinned for one MLflow call ------------------------------------------------
@@ -183,8 +184,6 @@ class ProcessState:
         registration read the global URIs. Held under the lock, so threads saving at once cannot
         restore each other's values, and a run ending meanwhile (a signal) re-derives them right.
         """
-        from ..tracking._compat import global_uris, set_global_uris
-
         with self._lock:
             published = bool(self._publications)
             before_uris = global_uris()
@@ -201,99 +200,6 @@ class ProcessState:
                     apply_environment(before_env)
                 # else: the last run ended inside the block (a signal) and restored the baseline
 
-    # -- the fluent active run of a thread -------------------------------------------------
-
-    def bind(self, run: Callable[[], Any], tracking_uri: str) -> None:
-        """Make the run ``run()`` returns (of the store ``tracking_uri``) the calling thread's MLflow
-        active run until :meth:`unbind` (nests).
-
-        In a process that has not imported MLflow (a spawned worker whose nodes do not log), the
-        binding waits: it is made when the thread imports ``mlflow``, so a worker pays for MLflow
-        only when its code uses it (see :class:`_AfterImport`)."""
-        stack = getattr(self._bindings, "stack", None)
-        if stack is None:
-            stack = self._bindings.stack = []
-        if "mlflow" not in _loaded():
-            stack.append(_Deferred(run, tracking_uri))
-            self._bind_when_mlflow_is_imported()
-            if "mlflow" in _loaded():  # another thread imported it meanwhile: its hook may not bind this one
-                self._bind_deferred()
-            return
-        self._bind_deferred()  # bindings this thread deferred while another thread imported MLflow
-        stack.append(self._binding(run(), tracking_uri))
-
-    def _binding(self, run: Any, tracking_uri: str) -> tuple[list[Any], Any, str] | None:
-        from ..tracking._compat import fluent_stack
-
-        current = fluent_stack()
-        if current and current[-1].info.run_id == run.info.run_id:
-            return None
-        return (*self._push(run), tracking_uri)
-
-    def _bind_when_mlflow_is_imported(self) -> None:
-        with self._lock:
-            if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
-                sys.meta_path.insert(0, _AfterImport("mlflow", self._bind_deferred))
-
-    def _bind_deferred(self) -> None:
-        """MLflow was just imported by this thread: make the bindings that waited for it."""
-        stack = getattr(self._bindings, "stack", None) or []
-        for index, entry in enumerate(stack):
-            if isinstance(entry, _Deferred):
-                stack[index] = self._binding(entry.run(), entry.tracking_uri)
-
-    def unbind(self) -> None:
-        """Undo the calling thread's latest :meth:`bind`."""
-        stack = getattr(self._bindings, "stack", None)
-        if stack:
-            entry = stack.pop()
-            if entry is not None and not isinstance(entry, _Deferred):
-                fluent, ours, tracking_uri = entry
-                _kill(self._remove(fluent, ours), tracking_uri)
-
-    def fluent_run_id(self) -> str | None:
-        """The id of MLflow's active run in the calling thread (None when there is none)."""
-        if "mlflow" not in _loaded():
-            return None
-        from ..tracking._compat import fluent_stack
-
-        stack = fluent_stack()
-        return stack[-1].info.run_id if stack else None
-
-    def user_run(self) -> RunHandle | None:
-        """MLflow's active run in the calling thread, as a handle, when the user started one (no
-        RunContext of ours is behind it). The plugin treats it as attached: it never ends it."""
-        if "mlflow" not in _loaded():  # nobody called mlflow.start_run
-            return None
-        from ..tracking._compat import fluent_stack, global_uris
-
-        stack = fluent_stack()
-        if not stack:
-            return None
-        import mlflow
-
-        info = stack[-1].info
-        registry_uri = global_uris()[1]
-        return RunHandle(info.run_id, mlflow.get_tracking_uri(), str(info.experiment_id), registry_uri)
-
-    @staticmethod
-    def _push(run: Any) -> tuple[list[Any], Any]:
-        from ..tracking._compat import ActiveRun, fluent_stack
-
-        stack, entry = fluent_stack(), ActiveRun(run)
-        stack.append(entry)
-        return stack, entry
-
-    @staticmethod
-    def _remove(stack: list[Any], entry: Any) -> list[Any]:
-        """Take ``entry`` off its thread's stack; return the runs user code left open above it."""
-        if entry not in stack:
-            return []
-        index = stack.index(entry)
-        leftovers = stack[index + 1 :]
-        del stack[index:]
-        return leftovers
-
     def adopt_defaults(self, env: Mapping[str, str | None]) -> None:
         """A notebook kernel: ``env`` becomes the process's own setting, kept after runs end.
 
@@ -307,8 +213,6 @@ class ProcessState:
 
     def add_header_provider(self, provider: Any) -> Callable[[], None]:
         """Have MLflow ask ``provider`` for headers on every request; returns what takes it out again."""
-        from ..tracking._compat import header_providers
-
         with self._lock:
             header_providers().append(provider)
 
@@ -320,65 +224,76 @@ class ProcessState:
 
         return remove
 
+    # -- autologging and the package's log lines --------------------------------------------
+
+    def suspend_autologging(self) -> Callable[[], None]:
+        """Turn MLflow's autologging off (every library); returns what turns back on exactly what was on
+        (and off what was turned on meanwhile, e.g. ``tracking.autolog``)."""
+        with self._lock:
+            before = _enabled(autologging_configs())
+            _all_off()
+
+        def restore() -> None:
+            with self._lock:
+                _all_off()
+                for name, config in before.items():
+                    _autolog(name, config)
+
+        return restore
+
+    def show_package_info(self) -> None:
+        """Let the package's INFO lines through (where each run is, like Kedro's own lines) from the first
+        tracked run of the process on, unless the project set the level of its logger."""
+        package = logging.getLogger(_PACKAGE_LOGGER)
+        if package.level == logging.NOTSET:
+            package.setLevel(logging.INFO)
+
+    # -- the fluent active run of a thread (see ``bindings.py``) -------------------------------
+
+    def bind(self, run: Callable[[], Any], tracking_uri: str) -> None:
+        self.bindings.bind(run, tracking_uri)
+
+    def unbind(self) -> None:
+        self.bindings.unbind()
+
+    def fluent_run_id(self) -> str | None:
+        return self.bindings.fluent_run_id()
+
+    def user_run(self) -> RunHandle | None:
+        return self.bindings.user_run()
+
     def reinit_after_fork(self) -> None:
         """In a forked child: fresh locks (a parent thread may have held one at the fork)."""
         self._lock = threading.RLock()
+        self.bindings.reinit_after_fork(self._lock)
 
 
-@dataclass
-class _Deferred:
-    """A thread binding that waits for MLflow to be imported."""
-
-    run: Callable[[], Any]
-    tracking_uri: str
+def _enabled(configs: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The autologging integrations that are on, with their configuration."""
+    return {name: config for name, config in configs.items() if config and config.get("disable") is False}
 
 
-class _AfterImport:
-    """A one-shot import hook: runs ``callback`` in the importing thread right after module ``name``
-    has been executed (then leaves ``sys.meta_path``). A failing callback is logged, never raised
-    into the user's ``import``."""
+def _all_off() -> None:
+    """Every autologging integration off: the universal one, and each one turned on by itself (turning
+    the universal one off does not reach a library that was not imported when it was turned on)."""
+    import mlflow
 
-    def __init__(self, name: str, callback: Callable[[], None]) -> None:
-        self.name = name
-        self.callback = callback
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname != self.name:
-            return None
-        import importlib.util
-
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        loader = getattr(spec, "loader", None)
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        execute, callback = loader.exec_module, self.callback
-
-        def exec_module(module: Any) -> None:
-            execute(module)
-            try:
-                callback()
-            except Exception:
-                logging.getLogger(__name__).warning("Could not make the Kedro run's MLflow run active in this "
-                                                    "thread after importing mlflow", exc_info=True)
-
-        loader.exec_module = exec_module
-        return spec
+    mlflow.autolog(disable=True, silent=True)
+    for name in _enabled(autologging_configs()):
+        _autolog(name, {"disable": True, "silent": True})
 
 
-def _kill(leftovers: list[Any], tracking_uri: str) -> None:
-    """End (KILLED) nested runs a node started and never ended; best effort."""
-    from ..tracking import Tracker
+def _autolog(name: str, config: Mapping[str, Any]) -> None:
+    """Call the ``autolog`` of integration ``name`` with ``config`` (best effort)."""
+    import importlib
+    import inspect
 
-    for leftover in leftovers:
-        try:
-            Tracker(tracking_uri).set_terminated(leftover.info.run_id, "KILLED")
-        except Exception:  # the parent's own end matters more
-            continue
+    import mlflow
 
-
-def _loaded() -> Mapping[str, Any]:
-    import sys
-
-    return sys.modules
+    try:
+        autolog = mlflow.autolog if name == "mlflow" else importlib.import_module(f"mlflow.{name}").autolog
+        accepted = inspect.signature(autolog).parameters  # the stored config has MLflow's own keys too
+        autolog(**{key: value for key, value in config.items() if key in accepted})
+    except Exception:  # an integration whose module is not mlflow.<name>: leave it as it is, and say so
+        logging.getLogger(__name__).warning("Could not turn MLflow's %s autologging %s.", name,
+                                            "off" if config.get("disable") else "back on", exc_info=True)

@@ -9,20 +9,19 @@ publishes (``{"flavors": [...], "kwargs": {...}}``).
 from __future__ import annotations
 
 import importlib
-import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..core import worker_env
+from ..core.registry import REGISTRY
 from ..errors import ConfigError
 
-__all__ = ["AUTOLOG_ENV_VAR", "autolog_env", "set_autolog", "worker_autolog"]
-
-AUTOLOG_ENV_VAR = "KEDRO_MLFLOW_RUNS_AUTOLOG"
+__all__ = ["autolog_env", "set_autolog", "worker_autolog"]
 
 
 def autolog_env(flavors: Sequence[str], kwargs: Mapping[str, Any]) -> dict[str, str]:
-    return {AUTOLOG_ENV_VAR: json.dumps({"flavors": list(flavors), "kwargs": dict(kwargs)})}
+    """What a run publishes so that spawned workers turn the same autologging on."""
+    return worker_env.encode(worker_env.AUTOLOG, {"flavors": list(flavors), "kwargs": dict(kwargs)})
 
 
 def set_autolog(flavors: Sequence[str], kwargs: Mapping[str, Any], *, on: bool) -> None:
@@ -51,10 +50,7 @@ def set_autolog(flavors: Sequence[str], kwargs: Mapping[str, Any], *, on: bool) 
 
 def worker_autolog() -> None:
     """In a runner's worker process: turn on what the parent's run published, once per process."""
-    from ..core.registry import registry
-
-    text = os.environ.get(AUTOLOG_ENV_VAR)
-    if not text or not registry().first_in_process("autolog"):
+    spec = worker_env.decode(worker_env.AUTOLOG)
+    if spec is None or not REGISTRY.first_in_process("autolog"):
         return
-    spec = json.loads(text)
     set_autolog(spec.get("flavors") or [], spec.get("kwargs") or {}, on=True)

@@ -14,65 +14,26 @@ KedroContext does not cross processes) from what a tracked run publishes, and on
   when there are ``init_kwargs``, the path of the file holding them; never their values, which
   may be tokens and which every node and its child processes would otherwise see;
 * the ``init_kwargs`` themselves are in that file, mode 0600, in a private folder (mode 0700, a
-  spool folder of ``_spool.py``) that the run holds while it lasts and removes when it ends,
+  spool folder of ``recording/spool.py``) that the run holds while it lasts and removes when it ends,
   whatever way it ends; a folder left by a ``kill -9`` is removed by the next run.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ..config import HeaderProviderSpec
-from ..errors import ConfigError
+from ..core import worker_env
+from ..core.header_providers import install as install_provider
+from ..core.registry import REGISTRY
+from ..recording.spool import Spool
 
-__all__ = ["HEADER_PROVIDER_ENV_VAR", "build_provider", "install", "publish", "worker_install"]
+__all__ = ["install", "publish"]
 
-HEADER_PROVIDER_ENV_VAR = "KEDRO_MLFLOW_RUNS_HEADER_PROVIDER"
-_KEY = "server.request_header_provider.type"
-_INIT_KWARGS_FILE = "header_provider_init_kwargs.json"
-
-
-def build_provider(spec: HeaderProviderSpec, kedro_context: Any) -> Any:
-    """Import the class and build it.
-
-    Raises:
-        ConfigError: the class cannot be imported, is not a ``RequestHeaderProvider``, or its
-            constructor refuses ``init_kwargs``; naming the key.
-    """
-    from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider
-
-    module_name, _, class_name = spec.type.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(
-            f"'{_KEY}' names {spec.type!r}, which cannot be imported ({type(exc).__name__}: {exc}). Check the "
-            f"module path, and that the module is importable from the project (e.g. under src/<package>/).",
-            key=_KEY,
-        ) from exc
-    if not (isinstance(cls, type) and issubclass(cls, RequestHeaderProvider)):
-        raise ConfigError(
-            f"'{_KEY}' names {spec.type!r}, which is not a subclass of "
-            f"mlflow.tracking.request_header.abstract_request_header_provider.RequestHeaderProvider. "
-            f"Subclass it and implement in_context() and request_headers().",
-            key=_KEY,
-        )
-    kwargs = dict(spec.init_kwargs)
-    if spec.pass_context:
-        kwargs["kedro_context"] = kedro_context
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(
-            f"'{_KEY}': {spec.type}({', '.join(sorted(kwargs))}) failed: {exc}. Make "
-            f"'server.request_header_provider.init_kwargs' match its constructor"
-            + (" (pass_context: true also passes kedro_context)." if spec.pass_context else "."),
-            key=_KEY,
-        ) from exc
+_INIT_KWARGS_FILE: Final = "header_provider_init_kwargs.json"
 
 
 def publish(spec: HeaderProviderSpec) -> tuple[dict[str, str], Callable[[], None]]:
@@ -85,9 +46,7 @@ def publish(spec: HeaderProviderSpec) -> tuple[dict[str, str], Callable[[], None
     """
     published: dict[str, Any] = {"type": spec.type, "pass_context": spec.pass_context}
     if not spec.init_kwargs:
-        return {HEADER_PROVIDER_ENV_VAR: json.dumps(published)}, _nothing
-    from ..recording.spool import Spool
-
+        return worker_env.encode(worker_env.HEADER_PROVIDER, published), _nothing
     spool = Spool.create()  # mode 0700, held by this process until removed
     try:
         path = os.path.join(spool.path, _INIT_KWARGS_FILE)
@@ -98,7 +57,7 @@ def publish(spec: HeaderProviderSpec) -> tuple[dict[str, str], Callable[[], None
         spool.remove()
         raise
     published["init_kwargs_file"] = path
-    return {HEADER_PROVIDER_ENV_VAR: json.dumps(published)}, spool.remove
+    return worker_env.encode(worker_env.HEADER_PROVIDER, published), spool.remove
 
 
 def _nothing() -> None:
@@ -107,43 +66,4 @@ def _nothing() -> None:
 
 def install(spec: HeaderProviderSpec, kedro_context: Any) -> Callable[[], None]:
     """Build the provider and hand it to MLflow; returns what takes it out again."""
-    from ..core.registry import registry
-
-    return registry().process.add_header_provider(build_provider(spec, kedro_context))
-
-
-def worker_install() -> None:
-    """In a spawned worker: build what the parent's run published, once per process."""
-    from ..core.registry import registry
-
-    text = os.environ.get(HEADER_PROVIDER_ENV_VAR)
-    if not text or not registry().first_in_process("header_provider"):
-        return
-    published = json.loads(text)
-    from ..tracking._compat import header_providers
-
-    if any(f"{type(p).__module__}.{type(p).__qualname__}" == published["type"] for p in header_providers()):
-        return  # a forked worker inherited the parent's instance
-    spec = HeaderProviderSpec(published["type"], bool(published.get("pass_context")),
-                              _read_init_kwargs(published.get("init_kwargs_file")))
-    install(spec, None)  # for the life of the worker process
-
-
-def _read_init_kwargs(path: str | None) -> dict[str, Any]:
-    """The ``init_kwargs`` the run wrote to ``path`` (none without a path).
-
-    Raises:
-        ConfigError: the file is gone or unreadable (the run that wrote it has ended).
-    """
-    if path is None:
-        return {}
-    try:
-        with open(path, encoding="utf-8") as source:
-            return dict(json.load(source))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"'server.request_header_provider.init_kwargs' cannot be read from {path}, where the Kedro run "
-            f"that started this worker wrote them ({type(exc).__name__}). That run has probably ended: start "
-            f"this worker from a running `kedro run`.",
-            key="server.request_header_provider.init_kwargs",
-        ) from None
+    return install_provider(REGISTRY.process, spec, kedro_context)

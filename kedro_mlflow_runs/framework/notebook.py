@@ -17,6 +17,9 @@ import sys
 from collections.abc import Mapping
 
 from ..config import MlflowConfig
+from ..core.registry import REGISTRY
+from ..errors import KedroMlflowRunsError
+from ..tracking import Tracker
 
 __all__ = ["adopt_project_store", "in_ipython"]
 
@@ -32,21 +35,16 @@ def in_ipython() -> bool:
 
 def adopt_project_store(config: MlflowConfig, credentials: Mapping[str, str]) -> None:
     """Make the project's store and experiment MLflow's defaults in this kernel (see the module docstring)."""
-    from ..core.registry import registry
-    from ..tracking import Tracker
-
-    from ..errors import KedroMlflowRunsError
-
     secrets = {**config.uri_credentials, **credentials}
+    tracker = Tracker(config.tracking_uri, config.registry_uri, scope=lambda: REGISTRY.process.environment(secrets))
     try:
-        experiment_id: str | None = Tracker(config.tracking_uri, config.registry_uri, environment=secrets
-                                            ).ensure_experiment(
+        experiment_id: str | None = tracker.ensure_experiment(
             config.experiment_name, artifact_location=config.artifact_location,
             restore_if_deleted=config.restore_if_deleted, tags=config.experiment_tags)
     except KedroMlflowRunsError as exc:  # the notebook still loads; MLflow creates the experiment later
         logger.warning("Could not prepare MLflow experiment '%s' for this notebook: %s", config.experiment_name, exc)
         experiment_id = None
-    registry().process.adopt_defaults({
+    REGISTRY.process.adopt_defaults({
         "MLFLOW_TRACKING_URI": config.tracking_uri,
         "MLFLOW_REGISTRY_URI": config.registry_uri,
         "MLFLOW_EXPERIMENT_ID": experiment_id,

@@ -14,11 +14,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..errors import MissingDependencyError
+from ..core.tracked import EndStep
 from ..handle import Outcome, Ownership
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..core.context import RunContext
-    from ..core.registry import TrackedRun
+    from ..core.tracked import TrackedRun
 
 __all__ = ["check_system_metrics", "start_system_metrics"]
 
@@ -38,7 +39,7 @@ def check_system_metrics(source: str) -> None:
 
 def start_system_metrics(ctx: RunContext, tracked: TrackedRun) -> None:
     """Start MLflow's monitor for ``ctx``'s run and have ``tracked`` stop it before the run ends."""
-    from ..tracking._compat import SystemMetricsMonitor
+    from ..compat.mlflow import SystemMetricsMonitor
 
     cfg = ctx.config
     monitor = SystemMetricsMonitor(
@@ -51,10 +52,9 @@ def start_system_metrics(ctx: RunContext, tracked: TrackedRun) -> None:
     monitor.start()
 
     def stop_system_metrics(ctx: RunContext, outcome: Outcome) -> None:
-        """the system metrics"""
         _stop(monitor)
 
-    tracked.before_end.insert(0, stop_system_metrics)  # first: nothing may be sampled after the run ended
+    tracked.before_end.insert(0, EndStep("the system metrics", stop_system_metrics))  # first: nothing may be sampled after the run ended
 
 
 def _stop(monitor: Any) -> None:

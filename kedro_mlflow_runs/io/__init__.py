@@ -8,7 +8,7 @@ when a tracked run starts or on the dataset's first save or load.
 
 from __future__ import annotations
 
-from ._naming import DatasetNamingHooks, name_datasets
+from .naming import DatasetNamingHooks, name_datasets
 from .artifacts import MlflowArtifactDataSet, MlflowArtifactDataset
 from .metrics import (
     MlflowMetricDataset,

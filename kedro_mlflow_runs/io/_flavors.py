@@ -31,7 +31,7 @@ from typing import Any
 
 from .._redact import safe_cause
 from ..errors import MlflowDatasetError
-from ._naming import ValidatedDataset
+from .naming import ValidatedDataset
 
 __all__ = [
     "FlavoredDataset",

@@ -18,11 +18,13 @@ MLflow is imported lazily.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal
 
 from .._redact import redact_uri, safe_cause
-from ..core.registry import registry
+from ..core.current import current_run_context
+from ..core.registry import REGISTRY
 from ..errors import (
     DatasetRunNotFoundError,
     MlflowDatasetError,
@@ -79,12 +81,12 @@ def select_run(
         RunConflictError: on save, ``run_id`` differs from the active run; nothing was written.
         DatasetRunNotFoundError: ``run_id`` does not exist or is deleted.
     """
-    ctx = registry().current(kedro_run_id)
+    ctx = current_run_context(kedro_run_id)
     active = ctx.handle if ctx is not None and ctx.is_active else None
     whose, elsewhere = "of this `kedro run`", (
         f"run without tracking (or with tracking.run.id: {run_id} in mlflow.yml)")
     if active is None:  # else a run the user started in this thread (mlflow.start_run), attached
-        active = registry().process.user_run()
+        active = REGISTRY.process.user_run()
         whose, elsewhere = "you started in this thread (mlflow.start_run)", "save outside that run"
     if operation == "save" and ctx is not None and active is not None and ctx.in_worker:
         _require_running(dataset, active.run_id, active.tracking_uri, active.registry_uri)
@@ -117,8 +119,15 @@ def select_run(
 def store_target(kedro_run_id: str | None) -> RunTarget:
     """The store a dataset uses when no run is selected (``run_id`` left empty), with the credentials
     its calls need outside a run."""
-    tracking_uri, registry_uri, environment = registry().store(kedro_run_id)
-    return RunTarget("", tracking_uri, registry_uri, environment=tuple(environment.items()))
+    ctx = current_run_context(kedro_run_id)
+    if ctx is not None:  # the active run's store: its credentials are published already
+        return RunTarget("", ctx.handle.tracking_uri, ctx.handle.registry_uri)
+    store = REGISTRY.configs.store()
+    if store.tracking_uri is None:  # no project loaded, nothing published: MLflow's own default
+        import mlflow
+
+        return RunTarget("", mlflow.get_tracking_uri(), None)
+    return RunTarget("", store.tracking_uri, store.registry_uri, environment=tuple(store.credentials.items()))
 
 
 def _require_running(dataset: str, run_id: str, tracking_uri: str, registry_uri: str | None) -> None:
@@ -152,7 +161,9 @@ def _existing_run_experiment(dataset: str, run_id: str, store: RunTarget, operat
 
 def tracker(target: RunTarget) -> Tracker:
     """The MLflow boundary for ``target``'s store."""
-    return Tracker(target.tracking_uri, target.registry_uri, environment=dict(target.environment))
+    environment = dict(target.environment)
+    return Tracker(target.tracking_uri, target.registry_uri,
+                   scope=(lambda: REGISTRY.process.environment(environment)) if environment else None)
 
 
 def tracking_error(dataset: str, what: str, target: RunTarget, exc: BaseException) -> MlflowDatasetError:
@@ -166,6 +177,6 @@ def tracking_error(dataset: str, what: str, target: RunTarget, exc: BaseExceptio
     )
 
 
-def pinned_store(target: RunTarget):  # noqa: ANN201 - a context manager
+def pinned_store(target: RunTarget) -> AbstractContextManager[None]:
     """MLflow's global URIs pointed at ``target``'s store for one model call (see ``ProcessState``)."""
-    return registry().process.pinned_store(target.tracking_uri, target.registry_uri, dict(target.environment))
+    return REGISTRY.process.pinned_store(target.tracking_uri, target.registry_uri, dict(target.environment))

@@ -36,7 +36,7 @@ from kedro.io.core import (
 
 from .._redact import safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
-from ._naming import NamedDataset
+from .naming import NamedDataset
 from ._run import RunTarget, select_run, tracker, tracking_error
 
 __all__ = ["MlflowArtifactDataSet", "MlflowArtifactDataset"]

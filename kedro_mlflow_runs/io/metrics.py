@@ -24,7 +24,7 @@ from kedro.io.core import AbstractDataset
 
 from .._redact import safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
-from ._naming import NamedDataset
+from .naming import NamedDataset
 from ._metric_values import MetricPoint, _args, _as_history, _as_sequence, _history_points, _now, _step
 from ._run import RunTarget, select_run, tracker, tracking_error
 

@@ -18,7 +18,7 @@ from kedro.io.core import AbstractDataset
 from .._redact import redact_uri, safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._flavors import PYFUNC, check_flavor, flavor_module
-from ._naming import NamedDataset
+from .naming import NamedDataset
 from ._run import pinned_store, store_target
 
 __all__ = ["MlflowModelRegistryDataset"]

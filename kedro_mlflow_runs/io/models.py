@@ -27,7 +27,7 @@ from kedro.io.core import AbstractDataset
 from .._redact import redact_uri, safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._flavors import FlavoredDataset, accepts, model_as_data
-from ._naming import NamedDataset
+from .naming import NamedDataset
 from ._requirements import apply_requirements
 from ._run import RunTarget, pinned_store, select_run, store_target, tracker, tracking_error
 from .local_models import MlflowModelSaverDataset

@@ -6,7 +6,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from kedro.framework.project import pipelines
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.pipeline import Pipeline
+
+from ..config import credentials_env, load_config
+from ..core.context import RunContext
+from ..core.registry import REGISTRY
 from ..errors import PipelineModelError
+from ..handle import Outcome, RunHandle
+from ..io.naming import name_datasets
+from ..tracking import Tracker
+from ._factory import InferenceSpec
+from ._logging import log_pipeline_model, sample_of
 
 __all__ = ["modelify_pipeline"]
 
@@ -36,17 +49,6 @@ def modelify_pipeline(
             or an artifact cannot be loaded from the catalog.
         RunNotFoundError: ``run_id`` does not exist.
     """
-    from kedro.framework.project import pipelines
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-    from kedro.pipeline import Pipeline
-
-    from ..config import credentials_env, load_config
-    from ..handle import Outcome
-    from ..io._naming import name_datasets
-    from ..core.registry import registry
-    from ._factory import InferenceSpec
-
     metadata = bootstrap_project(project)
     with KedroSession.create(project_path=metadata.project_path, env=env) as session:
         context = session.load_context()
@@ -70,26 +72,21 @@ def modelify_pipeline(
         catalog = context.catalog
         name_datasets(catalog, [*spec.artifacts, input_name])
         environment = {**config.uri_credentials, **credentials_env(config, context)}
-        with registry().process.environment(environment):
+        with REGISTRY.process.environment(environment):
             ctx = _run_context(config, run_id, pipeline_name)
             try:
                 values = {artifact: _load(catalog, artifact, spec) for artifact in spec.artifacts}
                 sample = _sample(catalog, input_name)
-                from ._logging import log_pipeline_model
-
                 logged = log_pipeline_model(spec, values, sample, run_id=str(ctx.run_id),
                                             package=metadata.package_name)
             except BaseException as exc:
-                registry().finish(ctx, Outcome.of_exception(exc))
+                REGISTRY.finish(ctx, Outcome.of_exception(exc))
                 raise
-            registry().finish(ctx, Outcome.finished())
+            REGISTRY.finish(ctx, Outcome.finished())
             return str(ctx.run_id), logged
 
 
 def _run_context(config: Any, run_id: str | None, pipeline_name: str) -> Any:
-    from ..core.context import RunContext
-    from ..handle import RunHandle
-
     if run_id is None:
         ctx = RunContext(config)
         ctx.start(run_name=f"modelify {pipeline_name}", tags={"kedro.modelify.pipeline": pipeline_name},
@@ -100,9 +97,7 @@ def _run_context(config: Any, run_id: str | None, pipeline_name: str) -> Any:
     return RunContext.attach(handle)  # left as it is when done
 
 
-def _tracker(config: Any) -> Any:
-    from ..tracking import Tracker
-
+def _tracker(config: Any) -> Tracker:
     return Tracker(config.tracking_uri, config.registry_uri)
 
 
@@ -117,8 +112,6 @@ def _load(catalog: Any, name: str, spec: Any) -> Any:
 
 
 def _sample(catalog: Any, name: str) -> Any:
-    from ._logging import sample_of
-
     try:
         if name in catalog and catalog.exists(name):
             return sample_of(catalog.load(name))

@@ -13,12 +13,8 @@ logs everything in a handful of requests:
 Where the events go: in the process that runs the Kedro run, into a list in memory; in a
 runner's worker process (a forked copy of the recorder, or one a spawned worker builds from
 ``KEDRO_MLFLOW_RUNS_RECORDER``), one JSON line per event appended to ``<spool>/<pid>.jsonl``
-in a private temporary folder the run created (``_spool.py``); the owner reads them all when the run
-ends.
-
-Several processes attached to one run (the orchestrator pattern) each log their part as
-``kedro/parts/<kedro run>-<pid>.json`` and rewrite the merged files from every part there;
-``kedro mlflow close-run`` merges them once more when it closes the run.
+in a private temporary folder the run created (``spool.py``); the owner reads them all when the run
+ends. A run attached to by several processes gets one part from each (``parts.py``).
 """
 
 from __future__ import annotations
@@ -27,14 +23,17 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core import worker_env
+from ..core.registry import REGISTRY
+from ..handle import Ownership
 from .lineage import INPUT_CONTEXT, Location, digest, frame_schema, location, persisted
+from .parts import ARTIFACT_DIR, PARTS_DIR, log_files, merge_parts, merged_files, part_name
 from .spool import Spool
 from .timeline import duration_metrics, entries, pipeline_description
 
@@ -42,18 +41,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import MlflowConfig
     from ..core.context import RunContext
     from ..handle import Outcome
-    from ..tracking import Tracker
 
-__all__ = ["ARTIFACT_DIR", "RECORDER_ENV_VAR", "RunRecorder", "merge_parts", "recorder_for"]
+__all__ = ["RunRecorder", "recorder_for"]
 
 logger = logging.getLogger(__name__)
 
-#: What a run publishes for its runner's spawned workers: ``{"kedro_run_id", "spool", "owner_pid",
-#: "timeline", "lineage", "watched"}`` (JSON).
-RECORDER_ENV_VAR = "KEDRO_MLFLOW_RUNS_RECORDER"
-#: The run's artifact folder for what the plugin records.
-ARTIFACT_DIR = "kedro"
-_PARTS_DIR = f"{ARTIFACT_DIR}/parts"
 
 
 class RunRecorder:
@@ -106,27 +98,21 @@ class RunRecorder:
         return recorder
 
     def environment(self) -> dict[str, str]:
-        """What spawned workers need to record into this run (see :data:`RECORDER_ENV_VAR`)."""
-        return {RECORDER_ENV_VAR: json.dumps({
+        """What spawned workers need to record into this run (``KEDRO_MLFLOW_RUNS_RECORDER``)."""
+        return worker_env.encode(worker_env.RECORDER, {
             "kedro_run_id": self.kedro_run_id, "spool": self.spool, "owner_pid": self.owner_pid,
             "timeline": self.timeline, "lineage": self.lineage, "watched": sorted(self.watched),
-        })}
+        })
 
     @classmethod
     def from_env(cls, kedro_run_id: str | None) -> RunRecorder | None:
         """In a spawned worker: the recorder the run of ``kedro_run_id`` published, or None."""
-        text = os.environ.get(RECORDER_ENV_VAR)
-        if not text:
+        data = worker_env.decode(worker_env.RECORDER, ("kedro_run_id", "spool", "owner_pid"))
+        if data is None or (kedro_run_id is not None and data["kedro_run_id"] != kedro_run_id):
             return None
-        try:
-            data = json.loads(text)
-            if kedro_run_id is not None and data["kedro_run_id"] != kedro_run_id:
-                return None
-            return cls(data["kedro_run_id"], data["spool"], int(data["owner_pid"]), timeline=bool(data["timeline"]),
-                       lineage=bool(data["lineage"]), watched=data.get("watched") or ())
-        except (ValueError, KeyError, TypeError):
-            logger.warning("Ignoring malformed %s environment variable.", RECORDER_ENV_VAR)
-            return None
+        return cls(str(data["kedro_run_id"]), str(data["spool"]), int(data["owner_pid"]),
+                   timeline=bool(data.get("timeline")), lineage=bool(data.get("lineage")),
+                   watched=data.get("watched") or ())
 
     def cleanup(self) -> None:
         """Remove the spool folder (the owner process only)."""
@@ -202,9 +188,7 @@ class RunRecorder:
     # -- the end of the run -----------------------------------------------------------------
 
     def write(self, ctx: RunContext, outcome: Outcome) -> None:
-        """the node timeline and the data lineage"""
-        from ..handle import Ownership
-
+        """Log the node timeline and the data lineage into the run (an end step of ``RunRegistry.finish``)."""
         events = self.collect()
         run_id = ctx.handle.run_id
         tracker = ctx.tracker
@@ -230,10 +214,10 @@ class RunRecorder:
         attached = ctx.ownership is Ownership.ATTACHED
         try:
             if attached:  # other processes may share the run: add this part, then merge every part
-                _log_files(tracker, run_id, {f"{_part_name(self.kedro_run_id)}.json": json.dumps(part)}, _PARTS_DIR)
+                log_files(tracker, run_id, {f"{part_name(self.kedro_run_id)}.json": json.dumps(part)}, PARTS_DIR)
                 merge_parts(tracker, run_id, status=outcome.status.value)
             else:
-                _log_files(tracker, run_id, _files([part], status=outcome.status.value, run_id=run_id), ARTIFACT_DIR)
+                log_files(tracker, run_id, merged_files([part], status=outcome.status.value, run_id=run_id), ARTIFACT_DIR)
         except Exception as exc:
             problems.append(f"artifacts under {ARTIFACT_DIR}/ ({type(exc).__name__}: {exc})")
         if inputs:
@@ -254,59 +238,8 @@ class RunRecorder:
 
 def recorder_for(kedro_run_id: str | None) -> RunRecorder | None:
     """The recorder of a Kedro run in this process (the tracked run's, or a spawned worker's)."""
-    from ..core.registry import registry
-
-    return registry().recorder(kedro_run_id, RunRecorder.from_env)
-
-
-def merge_parts(tracker: Tracker, run_id: str, *, status: str) -> int:
-    """Rewrite ``kedro/timeline.*``, ``pipeline.json`` and ``outputs.json`` of ``run_id`` from every
-    part under ``kedro/parts/`` (the orchestrator pattern); returns how many parts there were."""
-    with tempfile.TemporaryDirectory(prefix="kedro-mlflow-runs-parts-") as tmp:
-        parts = []
-        for path in tracker.list_artifacts(run_id, _PARTS_DIR):
-            if path.endswith(".json"):
-                local = tracker.download_artifact(run_id, path, tmp)
-                parts.append(json.loads(Path(local).read_text(encoding="utf-8")))
-    if parts:
-        _log_files(tracker, run_id, _files(parts, status=status, run_id=run_id), ARTIFACT_DIR)
-    return len(parts)
-
-
-def _files(parts: list[Mapping[str, Any]], *, status: str, run_id: str) -> dict[str, str]:
-    """The artifact files of the merged ``parts``."""
-    from .timeline_page import render
-
-    files: dict[str, str] = {}
-    timelines = [p["timeline"] for p in parts if "timeline" in p]
-    if timelines:
-        timeline = sorted((e for t in timelines for e in t), key=lambda e: (e["start"], e["node"]))
-        files["timeline.json"] = json.dumps(timeline, indent=1)
-        kedro_runs = ", ".join(sorted({str(p.get("kedro_run_id")) for p in parts}))
-        files["timeline.html"] = render(timeline, title=f"Node timeline of MLflow run {run_id} (Kedro run {kedro_runs})",
-                                        status=status)
-        nodes: dict[str, Any] = {}
-        for p in parts:
-            for node in p.get("pipeline", {}).get("nodes", []):
-                nodes.setdefault(node["name"], node)
-        if len(parts) == 1:
-            files["pipeline.json"] = json.dumps(parts[0]["pipeline"], indent=1)
-        else:
-            files["pipeline.json"] = json.dumps({"nodes": list(nodes.values())}, indent=1)
-    outputs = [o for p in parts for o in p.get("outputs", [])]
-    if any("outputs" in p for p in parts):
-        files["outputs.json"] = json.dumps(outputs, indent=1)
-    return files
-
-
-def _log_files(tracker: Tracker, run_id: str, files: Mapping[str, str], artifact_path: str) -> None:
-    """Log ``{file name: text}`` under ``artifact_path`` of ``run_id`` (one upload of a folder)."""
-    if not files:
-        return
-    with tempfile.TemporaryDirectory(prefix="kedro-mlflow-runs-") as tmp:
-        for name, text in files.items():
-            Path(tmp, name).write_text(text, encoding="utf-8")
-        tracker.log_artifact(run_id, tmp, artifact_path)
+    recorder: RunRecorder | None = REGISTRY.recorder(kedro_run_id, RunRecorder.from_env)
+    return recorder
 
 
 def _node_event(kind: str, node_name: str) -> dict[str, Any]:
@@ -325,10 +258,3 @@ def _safe_digest(loc: Location, mode: str, name: str) -> str:
     except Exception as exc:  # an unreadable file must not fail the run: say so, and go on
         logger.warning("Could not compute the digest of dataset '%s' (%s: %s).", name, type(exc).__name__, exc)
         return "unknown"
-
-
-def _part_name(kedro_run_id: str) -> str:
-    import re
-
-    return re.sub(r"[^\w.-]", "_", f"{kedro_run_id}-{os.getpid()}")
-

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from .._redact import safe_cause
 from ..errors import TrackingError, TrackingUnavailableError
+from ._errors import translate
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -32,7 +33,7 @@ class _Clients:
     def release(self, tracking_uri: str) -> None:
         """Forget this process's clients of ``tracking_uri`` and close their connections (a store that
         is thrown away, such as a test's: each cached sqlite store keeps a file open)."""
-        from ._compat import close_store_connections
+        from ..compat.mlflow import close_store_connections
 
         with self._lock:
             gone = [self._clients.pop(key) for key in list(self._clients)
@@ -66,9 +67,7 @@ def _open_store(tracking_uri: str, registry_uri: str | None) -> MlflowClient:
         with _store_creation_lock(tracking_uri):
             return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
     except Exception as exc:
-        from . import Tracker
-
-        error = Tracker(tracking_uri, registry_uri).translate("open the MLflow tracking store", exc)
+        error = translate(tracking_uri, "open the MLflow tracking store", exc)
         error.args = (f"{error} {_uri_sources(tracking_uri)}.",)
         if isinstance(error, (TrackingError, TrackingUnavailableError)):
             error.key = "server.mlflow_tracking_uri"

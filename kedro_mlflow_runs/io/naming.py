@@ -112,6 +112,3 @@ class DatasetNamingHooks:
     def before_pipeline_run(self, pipeline: Any, catalog: Any) -> None:
         name_datasets(catalog, sorted(pipeline.datasets()))
 
-
-#: The instance to register (entry point or ``settings.HOOKS``).
-naming_hooks = DatasetNamingHooks()

@@ -74,6 +74,14 @@ def set_global_uris(tracking_uri: str | None, registry_uri: str | None) -> None:
     registry_utils._registry_uri = registry_uri
 
 
+def autologging_configs() -> dict[str, dict[str, Any]]:
+    """A copy of MLflow's autologging configuration per integration (``{"sklearn": {"disable": False,
+    ...}}``), as the last ``autolog()`` call of each set it."""
+    from mlflow.utils import autologging_utils
+
+    return {name: dict(config) for name, config in autologging_utils.AUTOLOGGING_INTEGRATIONS.items()}
+
+
 def header_providers() -> list[Any]:
     """The list of provider instances MLflow iterates for each request's headers (mutable)."""
     from mlflow.tracking.request_header import registry

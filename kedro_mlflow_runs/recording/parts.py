@@ -1,0 +1,79 @@
+"""The part of a run each attached ``kedro run`` writes, and the files merged from every part.
+
+Several processes attached to one run (the orchestrator pattern) each log their part as
+``kedro/parts/<kedro run>-<pid>.json`` and rewrite the merged files (``kedro/timeline.json`` and
+``.html``, ``pipeline.json``, ``outputs.json``) from every part there; ``kedro mlflow close-run``
+merges them once more when it closes the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from ..tracking import Tracker
+from .timeline_page import render
+
+__all__ = ["ARTIFACT_DIR", "PARTS_DIR", "log_files", "merge_parts", "merged_files", "part_name"]
+
+#: The run's artifact folder for what the plugin records.
+ARTIFACT_DIR: Final = "kedro"
+PARTS_DIR: Final = f"{ARTIFACT_DIR}/parts"
+
+
+def merge_parts(tracker: Tracker, run_id: str, *, status: str) -> int:
+    """Rewrite ``kedro/timeline.*``, ``pipeline.json`` and ``outputs.json`` of ``run_id`` from every
+    part under ``kedro/parts/`` (the orchestrator pattern); returns how many parts there were."""
+    with tempfile.TemporaryDirectory(prefix="kedro-mlflow-runs-parts-") as tmp:
+        parts = []
+        for path in tracker.list_artifacts(run_id, PARTS_DIR):
+            if path.endswith(".json"):
+                local = tracker.download_artifact(run_id, path, tmp)
+                parts.append(json.loads(Path(local).read_text(encoding="utf-8")))
+    if parts:
+        log_files(tracker, run_id, merged_files(parts, status=status, run_id=run_id), ARTIFACT_DIR)
+    return len(parts)
+
+
+def merged_files(parts: list[Mapping[str, Any]], *, status: str, run_id: str) -> dict[str, str]:
+    """The artifact files of the merged ``parts``."""
+    files: dict[str, str] = {}
+    timelines = [p["timeline"] for p in parts if "timeline" in p]
+    if timelines:
+        timeline = sorted((e for t in timelines for e in t), key=lambda e: (e["start"], e["node"]))
+        files["timeline.json"] = json.dumps(timeline, indent=1)
+        kedro_runs = ", ".join(sorted({str(p.get("kedro_run_id")) for p in parts}))
+        files["timeline.html"] = render(timeline, title=f"Node timeline of MLflow run {run_id} (Kedro run {kedro_runs})",
+                                        status=status)
+        nodes: dict[str, Any] = {}
+        for p in parts:
+            for node in p.get("pipeline", {}).get("nodes", []):
+                nodes.setdefault(node["name"], node)
+        if len(parts) == 1:
+            files["pipeline.json"] = json.dumps(parts[0]["pipeline"], indent=1)
+        else:
+            files["pipeline.json"] = json.dumps({"nodes": list(nodes.values())}, indent=1)
+    outputs = [o for p in parts for o in p.get("outputs", [])]
+    if any("outputs" in p for p in parts):
+        files["outputs.json"] = json.dumps(outputs, indent=1)
+    return files
+
+
+def log_files(tracker: Tracker, run_id: str, files: Mapping[str, str], artifact_path: str) -> None:
+    """Log ``{file name: text}`` under ``artifact_path`` of ``run_id`` (one upload of a folder)."""
+    if not files:
+        return
+    with tempfile.TemporaryDirectory(prefix="kedro-mlflow-runs-") as tmp:
+        for name, text in files.items():
+            Path(tmp, name).write_text(text, encoding="utf-8")
+        tracker.log_artifact(run_id, tmp, artifact_path)
+
+
+def part_name(kedro_run_id: str) -> str:
+    return re.sub(r"[^\w.-]", "_", f"{kedro_run_id}-{os.getpid()}")
+
