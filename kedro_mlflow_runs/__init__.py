@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from ._version import __version__
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 #: Where each public name lives. They are imported on first use (PEP 562), so that Kedro loading the
 #: plugin's hooks and commands for every ``kedro`` command pays for those two modules only.
-_EXPORTS = {
+_EXPORTS = MappingProxyType({
     **{name: "config" for name in ("MlflowConfig", "build_config", "load_config")},
     "RunContext": "core.context",
     **{name: "errors" for name in (
@@ -26,7 +27,7 @@ _EXPORTS = {
     **{name: "handle" for name in ("Outcome", "Ownership", "RunHandle", "RunState")},
     "MlflowRunsHooks": "framework.hooks",
     **{name: "core.current" for name in ("active_contexts", "current_run_context")},
-}
+})
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import MlflowConfig, build_config, load_config

@@ -18,6 +18,8 @@ at the end of what is kept has that part replaced too (the cut may fall inside a
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import re
 
 __all__ = [
@@ -156,8 +158,9 @@ def safe_cause(exc: BaseException) -> BaseException | None:
 
 
 #: Where MLflow (and libpq) read the secrets we take out of a URI's userinfo.
-_USER_ENV = {"http": "MLFLOW_TRACKING_USERNAME", "https": "MLFLOW_TRACKING_USERNAME"}
-_PASSWORD_ENV = {"http": "MLFLOW_TRACKING_PASSWORD", "https": "MLFLOW_TRACKING_PASSWORD", "postgresql": "PGPASSWORD"}
+_USER_ENV = MappingProxyType({"http": "MLFLOW_TRACKING_USERNAME", "https": "MLFLOW_TRACKING_USERNAME"})
+_PASSWORD_ENV = MappingProxyType({"http": "MLFLOW_TRACKING_PASSWORD", "https": "MLFLOW_TRACKING_PASSWORD",
+                                  "postgresql": "PGPASSWORD"})
 #: postgresql drivers built on libpq, which reads PGPASSWORD (pg8000 and asyncpg do not)
 _LIBPQ_DRIVERS = ("", "psycopg", "psycopg2", "psycopg2cffi")
 #: MLflow's variable naming the request-auth provider to use, and the name of ours

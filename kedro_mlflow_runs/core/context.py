@@ -1,6 +1,6 @@
 """RunContext: the state machine that owns the MLflow run of one Kedro run.
 
-States and the only transitions allowed (``_TRANSITIONS``)::
+States and the only transitions allowed (``owner.TRANSITIONS``)::
 
     IDLE ──start() / attach()──> ACTIVE ──end(FINISHED | FAILED | KILLED)──> FINISHED | FAILED | KILLED
       └──disable()──> DISABLED
@@ -20,8 +20,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any
 
 from .._redact import redact_uri
 from ..config import MlflowConfig
@@ -30,31 +29,14 @@ from ..handle import Outcome, Ownership, RunHandle, RunState
 from ..params import check_param_conflicts, split_long_values, to_mlflow_params
 from ..tracking import Tracker, run_entity
 from .mlflow_run import close_run, open_run
+from .owner import RunOwner, check_end_status, check_transition
 from .pending_io import PendingIO
-from .process import ProcessState
 from .registry import REGISTRY
 from .tags import clip_tags, error_tags
 
 __all__ = ["RunContext", "RunOwner"]
 
 logger = logging.getLogger(__name__)
-
-_TRANSITIONS = MappingProxyType({
-    RunState.IDLE: frozenset({RunState.ACTIVE, RunState.DISABLED}),
-    RunState.ACTIVE: frozenset({RunState.FINISHED, RunState.FAILED, RunState.KILLED}),
-})
-_END_STATES = (RunState.FINISHED, RunState.FAILED, RunState.KILLED)
-
-
-class RunOwner(Protocol):
-    """What a RunContext reports to, and ends through (the process's ``RunRegistry`` by default)."""
-
-    @property
-    def process(self) -> ProcessState: ...
-
-    def activated(self, ctx: RunContext) -> None: ...
-
-    def finish(self, target: RunContext, outcome: Outcome) -> RunContext | None: ...
 
 class RunContext:
     """Owns (or attaches to) the MLflow run of one Kedro run.
@@ -125,13 +107,7 @@ class RunContext:
     # -- transitions ----------------------------------------------------------------------
 
     def _check(self, target: RunState, action: str) -> None:
-        if target not in _TRANSITIONS.get(self._state, frozenset()):
-            raise RunStateError(
-                f"Cannot {action}: RunContext for Kedro run {self.kedro_run_id!r} is "
-                f"{self._state.value}; allowed from {self._state.value}: "
-                f"{', '.join(sorted(s.value for s in _TRANSITIONS.get(self._state, ()))) or 'nothing'}.",
-                run_id=self.run_id,
-            )
+        check_transition(self._state, target, action, kedro_run_id=self.kedro_run_id, run_id=self.run_id)
 
     def _activate(self, handle: RunHandle, run: Any, ownership: Ownership) -> None:
         self._check(RunState.ACTIVE, "start a run")
@@ -211,11 +187,7 @@ class RunContext:
 
     def check_end(self, status: RunState) -> None:
         """Raise :class:`RunStateError` unless this context may end as ``status`` here and now."""
-        if status not in _END_STATES:
-            raise RunStateError(
-                f"Cannot end the run of Kedro run {self.kedro_run_id!r} (now {self._state.value}) as "
-                f"{status.value}: use one of {', '.join(s.value for s in _END_STATES)}.", run_id=self.run_id
-            )
+        check_end_status(self._state, status, kedro_run_id=self.kedro_run_id, run_id=self.run_id)
         self._check(status, f"end the run as {status.value}")
         if self._ownership is Ownership.OWNED and os.getpid() != self.pid:
             raise RunStateError(

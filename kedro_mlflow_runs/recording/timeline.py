@@ -5,6 +5,8 @@ Pure functions over the events the recorder collected (``_recorder.py``); no MLf
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -24,7 +26,7 @@ COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
 
 
 #: The order of a node run's events at one instant: its inputs load, it runs, its outputs are saved.
-_ORDER = {"load": 0, "start": 1, "end": 2, "saved": 3}
+_ORDER = MappingProxyType({"load": 0, "start": 1, "end": 2, "saved": 3})
 
 
 def entries(events: Iterable[Mapping[str, Any]], end_time: float) -> list[dict[str, Any]]:

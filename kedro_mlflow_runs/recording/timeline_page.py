@@ -7,6 +7,8 @@ SVG and CSS only, so the MLflow UI's artifact viewer shows it as it is.
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
@@ -15,7 +17,7 @@ from .timeline import worker_label
 
 __all__ = ["render"]
 
-_COLOURS = {"completed": "#4c78a8", "failed": "#e45756", "interrupted": "#f58518"}
+_COLOURS = MappingProxyType({"completed": "#4c78a8", "failed": "#e45756", "interrupted": "#f58518"})
 _WIDTH, _LANE, _LABEL, _AXIS = 960, 26, 190, 24
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 import contextlib
 import os
 import threading
@@ -84,7 +86,8 @@ def _uri_sources(tracking_uri: str) -> str:
 
 
 #: The default port of each database server MLflow can keep runs in (the URI's dialect).
-_DATABASE_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
+_DATABASE_PORTS = MappingProxyType({"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306,
+                                    "mssql": 1433})
 #: How long :func:`probe_database` waits for a database server to accept a connection.
 PROBE_TIMEOUT_S = 3.0
 
