@@ -113,4 +113,5 @@ class RunHandle:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> RunHandle:
         """The handle of a mapping of its fields (unknown keys are ignored)."""
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}
+        return cls(**values)

@@ -138,7 +138,10 @@ class TrackedRunView:
         folders: list[str | None] = [None]
         while folders:
             for item in client.list_artifacts(self.run_id, folders.pop()):
-                (folders.append(item.path) if item.is_dir else files.append(item.path))  # type: ignore[func-returns-value]
+                if item.is_dir:
+                    folders.append(item.path)
+                else:
+                    files.append(item.path)
         return sorted(files)
 
     def assert_artifact(self, path: str) -> TrackedRunView:
@@ -187,7 +190,7 @@ class MlflowStore:
     def runs(self, *, experiment: str | None = None, status: str | None = None) -> list[TrackedRunView]:
         """The store's runs (of ``experiment`` and with ``status`` when given), oldest first."""
         client = self.client
-        experiments = client.search_experiments()
+        experiments = list(client.search_experiments())
         if experiment is not None:
             experiments = [e for e in experiments if e.name == experiment]
         if not experiments:

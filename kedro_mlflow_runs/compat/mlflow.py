@@ -45,14 +45,15 @@ def fluent_stack() -> list[Any]:
     """The calling thread's MLflow active-run stack (a list of ``ActiveRun``; empty in a fresh thread)."""
     from mlflow.tracking import fluent
 
-    return fluent._active_run_stack.get()
+    stack: list[Any] = fluent._active_run_stack.get()  # type: ignore[no-untyped-call]
+    return stack
 
 
 def ActiveRun(run: Any) -> Any:  # noqa: N802 - mirrors the class it builds
     """MLflow's ``ActiveRun`` wrapper of a ``Run`` entity, as stored on the fluent stack."""
     import mlflow
 
-    return mlflow.ActiveRun(run)
+    return mlflow.ActiveRun(run)  # type: ignore[no-untyped-call]
 
 
 def global_uris() -> tuple[str | None, str | None]:
@@ -71,7 +72,7 @@ def set_global_uris(tracking_uri: str | None, registry_uri: str | None) -> None:
 
     if tracking_utils._tracking_uri != tracking_uri:
         tracking_utils.set_tracking_uri(tracking_uri)
-    registry_utils._registry_uri = registry_uri
+    registry_utils._registry_uri = registry_uri  # type: ignore[assignment]
 
 
 def autologging_configs() -> dict[str, dict[str, Any]]:
@@ -102,7 +103,7 @@ def SystemMetricsMonitor(run_id: str, **kwargs: Any) -> Any:  # noqa: N802 - mir
     """MLflow's system-metrics monitor of run ``run_id`` (not started); needs psutil."""
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor as Monitor
 
-    return Monitor(run_id, **kwargs)
+    return Monitor(run_id, **kwargs)  # type: ignore[no-untyped-call]
 
 
 def close_store_connections(client: Any) -> None:
@@ -119,7 +120,7 @@ def verify() -> list[str]:
     try:
         from mlflow.tracking import fluent
 
-        stack = fluent._active_run_stack.get()
+        stack = fluent._active_run_stack.get()  # type: ignore[no-untyped-call]
         if not isinstance(stack, list):
             missing.append("mlflow.tracking.fluent._active_run_stack.get() is not a list")
     except Exception as exc:  # pragma: no cover - only on an incompatible MLflow

@@ -67,8 +67,10 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         reg.finish(kedro_run_id, Outcome.killed("the MLflow run could not be opened"))  # forget it
         raise
     runner = session_runner()
-    guard = SignalGuard(lambda signum: reg.kill(kedro_run_id, f"{signal.Signals(signum).name} received"),
-                        stop_workers=(lambda: shutdown_manager(runner)) if runner is not None else None)
+    def on_signal(signum: int) -> None:
+        reg.kill(kedro_run_id, f"{signal.Signals(signum).name} received")
+
+    guard = SignalGuard(on_signal, stop_workers=(lambda: shutdown_manager(runner)) if runner is not None else None)
     if guard.install():
         tracked.guard = guard
     if recorder is not None:

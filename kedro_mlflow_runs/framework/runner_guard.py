@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+from types import FrameType
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ def session_runner() -> Any | None:
     from kedro.framework.session import KedroSession
     from kedro.runner import AbstractRunner
 
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         local = frame.f_locals if frame.f_code.co_name == "run" else None
         if local is not None and isinstance(local.get("self"), KedroSession):

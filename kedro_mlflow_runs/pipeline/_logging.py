@@ -165,7 +165,7 @@ def imported_modules(start: set[str], local: set[str]) -> set[str]:
             source = None
         if source is None:
             continue
-        package = module if spec.submodule_search_locations else module.rpartition(".")[0]
+        package = module if spec is not None and spec.submodule_search_locations else module.rpartition(".")[0]
         for node in ast.walk(ast.parse(source)):
             names: list[str] = []
             if isinstance(node, ast.Import):

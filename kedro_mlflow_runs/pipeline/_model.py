@@ -9,9 +9,9 @@ stores each artifact (an inference input: estimator, encoder, parameter) as a pi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, cast
 
-from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.model import PythonModel
 
 from ..errors import PipelineModelError
 from ._factory import check_inference, check_kpm_kwargs, is_parameter
@@ -110,10 +110,9 @@ class KedroPipelineModel(PythonModel):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _copy_mode(self, name: str) -> str:
-        if isinstance(self.copy_mode, dict):
-            return self.copy_mode.get(name, "assign")
-        return self.copy_mode or "assign"
+    def _copy_mode(self, name: str) -> Literal["deepcopy", "copy", "assign"]:
+        mode = self.copy_mode.get(name, "assign") if isinstance(self.copy_mode, dict) else self.copy_mode or "assign"
+        return cast(Literal["deepcopy", "copy", "assign"], mode)  # checked in __init__ (check_kpm_kwargs)
 
     def _bind(self, values: Mapping[str, Any]) -> KedroPipelineModel:
         """Use ``values`` as the artifacts (in the training process, before logging)."""

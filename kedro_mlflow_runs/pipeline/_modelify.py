@@ -51,7 +51,7 @@ def modelify_pipeline(
     """
     metadata = bootstrap_project(project)
     with KedroSession.create(project_path=metadata.project_path, env=env) as session:
-        context = session.load_context()
+        context = session.load_context()  # type: ignore[attr-defined]
         config = load_config(context)
         try:
             registered = pipelines[pipeline_name]
@@ -59,8 +59,8 @@ def modelify_pipeline(
             raise PipelineModelError(
                 f"No pipeline named '{pipeline_name}' is registered (registered: {', '.join(sorted(pipelines))}). "
                 f"Pass --pipeline with one of them.", key=pipeline_name) from None
-        specs = getattr(registered, "ml_specs", ())
-        inference, log_kwargs, kpm = registered, {}, {}
+        specs: tuple[InferenceSpec, ...] = tuple(getattr(registered, "ml_specs", ()))
+        inference, log_kwargs, kpm = registered, dict[str, Any](), dict[str, Any]()
         if len(specs) == 1:
             inference, log_kwargs, kpm = specs[0].inference, dict(specs[0].log_model_kwargs), dict(specs[0].kpm_kwargs)
             kpm["output_name"] = specs[0].output_name

@@ -91,7 +91,7 @@ class FileCalls(_Calls):
         found = self._call(
             f"search models of MLflow run '{run_id}'",
             lambda: self.client.search_logged_models(
-                experiment_ids=[experiment_id] if experiment_id else None,
+                experiment_ids=[experiment_id] if experiment_id else None,  # type: ignore[arg-type]
                 filter_string=f"source_run_id = '{run_id}' AND name = '{name}'",
                 max_results=1,
             ),
