@@ -14,19 +14,22 @@ What we touch, and why:
   pooled connections (an open file per sqlite store) we close when a test store is thrown away.
 * the logger of ``mlflow.store.db.utils`` (its module's ``_logger``): on a database error MLflow
   logs the whole SQLAlchemy traceback there before raising; during our own calls we drop that
-  record (we report the error ourselves), see ``tracking._quiet_store_errors``.
+  record (we report the error ourselves), see ``tracking._errors.quiet_store_errors``.
 * ``mlflow.tracking.request_header.registry._request_header_provider_registry``: the providers
   MLflow asks for headers on every request; a run adds ``server.request_header_provider`` there
   and takes it out again when it ends (MLflow only offers registration through entry points).
+* ``mlflow.utils.autologging_utils.AUTOLOGGING_INTEGRATIONS`` (not in MLflow's documented API): the
+  configuration each ``autolog()`` call stored; a run that suspends autologging reads it to turn back
+  on exactly what was on (``core.process.ProcessState.suspend_autologging``).
 * ``mlflow.system_metrics.system_metrics_monitor.SystemMetricsMonitor`` (not in MLflow's documented
   API): MLflow starts it only inside ``mlflow.start_run``; our runs are created with the client, so
-  we start and stop one ourselves (``_system_metrics.py``). We use its constructor
+  we start and stop one ourselves (``framework/system_metrics.py``). We use its constructor
   (``run_id, sampling_interval, samples_before_logging, resume_logging, tracking_uri``) and
   ``start``/``finish``/``collect_metrics``/``aggregate_metrics``/``publish_metrics`` and its
   ``mlflow_logger.flush``.
 
-``tests/test_architecture.py::test_the_mlflow_private_names_we_use_still_exist`` fails loudly when a future MLflow moves any of them. Nothing else in
-the package may name an MLflow private attribute.
+``tests/test_architecture.py::test_the_mlflow_private_names_we_use_still_exist`` fails loudly when a
+future MLflow moves any of them. Nothing else in the package may name an MLflow private attribute.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["ActiveRun", "SystemMetricsMonitor", "fluent_stack", "global_uris", "header_providers", "set_global_uris",
-           "store_error_logger", "verify"]
+__all__ = ["ActiveRun", "SystemMetricsMonitor", "autologging_configs", "close_store_connections", "fluent_stack",
+           "global_uris", "header_providers", "set_global_uris", "store_error_logger", "verify"]
 
 _MONITOR_METHODS = ("start", "finish", "collect_metrics", "aggregate_metrics", "publish_metrics")
 _MONITOR_ARGS = ("run_id", "sampling_interval", "samples_before_logging", "resume_logging", "tracking_uri")
@@ -114,62 +117,70 @@ def close_store_connections(client: Any) -> None:
         engine.dispose()
 
 
+def _check_fluent_stack() -> str | None:
+    from mlflow.tracking import fluent
+
+    stack = fluent._active_run_stack.get()  # type: ignore[no-untyped-call]
+    return None if isinstance(stack, list) else "mlflow.tracking.fluent._active_run_stack.get() is not a list"
+
+
+def _check_global_uris() -> str | None:
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    if not hasattr(tracking_utils, "_tracking_uri") or not callable(tracking_utils.set_tracking_uri):
+        return "mlflow.tracking._tracking_service.utils._tracking_uri / set_tracking_uri"
+    return None if hasattr(registry_utils, "_registry_uri") else "mlflow.tracking._model_registry.utils._registry_uri"
+
+
+def _check_store_engine() -> str | None:
+    from mlflow import MlflowClient
+
+    store = MlflowClient("sqlite:///:memory:")._tracking_client.store
+    return None if hasattr(store, "engine") else "MlflowClient._tracking_client.store.engine"
+
+
+def _check_store_logger() -> str | None:
+    from mlflow.store.db import utils as db_utils
+
+    return None if db_utils._logger.name == STORE_ERROR_LOGGER else f"mlflow.store.db.utils._logger is not {STORE_ERROR_LOGGER}"
+
+
+def _check_header_providers() -> str | None:
+    return None if isinstance(header_providers(), list) else (
+        "mlflow.tracking.request_header.registry._request_header_provider_registry._registry is not a list")
+
+
+def _check_autologging() -> str | None:
+    return None if isinstance(autologging_configs(), dict) else "AUTOLOGGING_INTEGRATIONS is not a mapping"
+
+
+def _check_system_metrics() -> str | None:
+    import importlib.util
+    import inspect
+
+    if importlib.util.find_spec("psutil") is None:  # the module needs psutil (our `system` extra)
+        return None
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor as Monitor
+
+    params = inspect.signature(Monitor.__init__).parameters
+    gone = [f"SystemMetricsMonitor({arg}=...)" for arg in _MONITOR_ARGS if arg not in params]
+    gone += [f"SystemMetricsMonitor.{name}" for name in _MONITOR_METHODS if not callable(getattr(Monitor, name, None))]
+    return ", ".join(gone) or None
+
+
+_CHECKS = (_check_fluent_stack, _check_global_uris, _check_store_engine, _check_store_logger,
+           _check_header_providers, _check_autologging, _check_system_metrics)
+
+
 def verify() -> list[str]:
     """The private names above that this MLflow no longer has (empty when all are there)."""
     missing = []
-    try:
-        from mlflow.tracking import fluent
-
-        stack = fluent._active_run_stack.get()  # type: ignore[no-untyped-call]
-        if not isinstance(stack, list):
-            missing.append("mlflow.tracking.fluent._active_run_stack.get() is not a list")
-    except Exception as exc:  # pragma: no cover - only on an incompatible MLflow
-        missing.append(f"mlflow.tracking.fluent._active_run_stack ({exc})")
-    try:
-        from mlflow.tracking._tracking_service import utils as tracking_utils
-
-        tracking_utils._tracking_uri  # noqa: B018
-        if not callable(tracking_utils.set_tracking_uri):
-            missing.append("mlflow.tracking._tracking_service.utils.set_tracking_uri")
-    except Exception as exc:  # pragma: no cover
-        missing.append(f"mlflow.tracking._tracking_service.utils._tracking_uri ({exc})")
-    try:
-        from mlflow.tracking._model_registry import utils as registry_utils
-
-        if not hasattr(registry_utils, "_registry_uri"):
-            missing.append("mlflow.tracking._model_registry.utils._registry_uri")
-    except Exception as exc:  # pragma: no cover
-        missing.append(f"mlflow.tracking._model_registry.utils ({exc})")
-    try:
-        from mlflow import MlflowClient
-
-        if not hasattr(MlflowClient("sqlite:///:memory:")._tracking_client.store, "engine"):
-            missing.append("MlflowClient._tracking_client.store.engine")
-    except Exception as exc:  # pragma: no cover
-        missing.append(f"MlflowClient._tracking_client.store.engine ({exc})")
-    try:
-        from mlflow.store.db import utils as db_utils
-
-        if db_utils._logger.name != STORE_ERROR_LOGGER:
-            missing.append(f"mlflow.store.db.utils._logger named {STORE_ERROR_LOGGER}")
-    except Exception as exc:  # pragma: no cover
-        missing.append(f"mlflow.store.db.utils._logger ({exc})")
-    try:
-        if not isinstance(header_providers(), list):
-            missing.append("mlflow.tracking.request_header.registry._request_header_provider_registry._registry")
-    except Exception as exc:  # pragma: no cover
-        missing.append(f"mlflow.tracking.request_header.registry._request_header_provider_registry ({exc})")
-    try:
-        import importlib.util
-        import inspect
-
-        if importlib.util.find_spec("psutil") is None:  # the module needs psutil (our `system` extra)
-            return missing
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor as Monitor
-
-        params = inspect.signature(Monitor.__init__).parameters
-        missing += [f"SystemMetricsMonitor({arg}=...)" for arg in _MONITOR_ARGS if arg not in params]
-        missing += [f"SystemMetricsMonitor.{name}" for name in _MONITOR_METHODS if not callable(getattr(Monitor, name, None))]
-    except Exception as exc:  # pragma: no cover
-        missing.append(f"mlflow.system_metrics.system_metrics_monitor.SystemMetricsMonitor ({exc})")
+    for check in _CHECKS:
+        try:
+            problem = check()
+        except Exception as exc:  # an incompatible MLflow: say which name, and why
+            problem = f"{check.__name__.removeprefix('_check_')} ({type(exc).__name__}: {exc})"
+        if problem:
+            missing.append(problem)
     return missing
