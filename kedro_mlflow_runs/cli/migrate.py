@@ -1,0 +1,47 @@
+"""``kedro mlflow migrate``: move a kedro-mlflow project over (the edits are planned in ``migration.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._groups import mlflow_commands
+
+
+
+@mlflow_commands.command(name="migrate")
+@click.option("--env", "-e", default=None, help="Only this Kedro environment's conf/ folder (default: all).")
+@click.option("--write", is_flag=True, help="Apply the changes (each file kept as <file>.bak); default: show them.")
+def migrate(env: str | None, write: bool) -> None:
+    """Move a kedro-mlflow project over: rewrite its catalog types and hooks.
+
+    Prints a unified diff of what it would change; --write applies it. Exits non-zero, saying what
+    and why, when something cannot be migrated automatically.
+
+    Example: kedro mlflow migrate, then kedro mlflow migrate --write
+    """
+    from ._project import project_root  # when the command runs: it loads Kedro's session
+    from kedro.framework.startup import bootstrap_project
+
+    from ..errors import KedroMlflowRunsError
+    from .migration import plan_migration
+
+    metadata = bootstrap_project(project_root())
+    root = Path(metadata.project_path)
+    try:
+        plan = plan_migration(root, metadata.package_name, env)
+    except KedroMlflowRunsError as exc:
+        raise click.ClickException(str(exc)) from None
+    diff = plan.diff(root)
+    click.echo(diff or "Nothing to rewrite: no kedro-mlflow dataset type or hook found.")
+    if write and plan.edits and plan.problems:
+        click.echo("Nothing was written: fix what is listed below first (or by hand), then run again.")
+    elif write and plan.edits:
+        for path in plan.write():
+            click.echo(f"Wrote {path.relative_to(root)} (the original is in {path.name}.bak)")
+    elif plan.edits:
+        click.echo("Dry run: nothing was written. Run with --write to apply.")
+    if plan.problems:
+        raise click.ClickException("Some kedro-mlflow usage cannot be migrated automatically:\n  "
+                                   + "\n  ".join(plan.problems))

@@ -1,0 +1,70 @@
+"""``kedro mlflow ui``: the MLflow UI on the project's store."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+
+from ._groups import mlflow_commands
+
+
+
+@mlflow_commands.command(name="ui")
+@click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
+@click.option("--host", default=None, help="Address to serve on (default: ui.host in mlflow.yml, else 127.0.0.1).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="Port to serve on (default: ui.port in mlflow.yml, else 5000).")
+def ui(env: str | None, host: str | None, port: int | None) -> None:
+    """Open the MLflow UI on this project's tracking store.
+
+    Example: kedro mlflow ui --port 5001
+    """
+    from ._project import project_config  # when the command runs: it loads Kedro's session
+    import dataclasses
+
+    config = project_config(env, talks_to_store=False)
+    config = dataclasses.replace(config, ui_host=host or config.ui_host, ui_port=port or config.ui_port)
+    if config.tracking_uri.startswith(("http://", "https://")):
+        click.echo(f"The tracking server is {config.redacted_tracking_uri}: open it in a browser.")
+        return
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", config.tracking_uri,
+           "--host", config.ui_host, "--port", str(config.ui_port)]
+    click.echo(f"Serving {config.redacted_tracking_uri} at http://{config.ui_host}:{config.ui_port} (Ctrl-C to stop)")
+    code = _run_forwarding_signals(cmd)
+    if code < 0:  # the server ended on a signal: end the same way, as a shell expects
+        import os
+        import signal
+
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    raise SystemExit(code)
+
+
+def _run_forwarding_signals(cmd: list[str]) -> int:
+    """Run ``cmd`` in its own process group; SIGINT/SIGTERM/SIGHUP to us stop its whole tree, and we wait."""
+    import os
+    import signal
+
+    child = subprocess.Popen(cmd, start_new_session=True)
+
+    def forward(signum: int, frame: object) -> None:
+        try:
+            os.killpg(child.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {sig: signal.signal(sig, forward)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # pragma: no cover - forward() already handled it
+                continue
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if child.poll() is None:  # pragma: no cover
+            os.killpg(child.pid, signal.SIGKILL)
