@@ -108,7 +108,7 @@ def test_init_refuses_when_kedro_reads_an_mlflow_configuration_from_a_folder(pro
     (project / where).parent.mkdir(parents=True, exist_ok=True)
     (project / where).write_text(json.dumps(content) if where.endswith(".json") else yaml.safe_dump(content))
     if "staging" not in where:  # kedro run reads it: init would redirect the runs
-        assert config_from_project(project).experiment_name == "team"
+        assert config_from_project(project).tracking.experiment.name == "team"
     result = subprocess.run(kedro_cmd("mlflow", "init"), cwd=project, env=kedro_env(), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode != 0
@@ -123,7 +123,7 @@ def test_init_ignores_files_kedro_does_not_read(project_factory):
         (project / rel).write_text("tracking: {experiment: {name: ignored}}\n")
     from kedro_mlflow_runs.config import config_from_project
 
-    assert config_from_project(project).experiment_name != "ignored"  # Kedro reads none of them
+    assert config_from_project(project).tracking.experiment.name != "ignored"  # Kedro reads none of them
     result = subprocess.run(kedro_cmd("mlflow", "init"), cwd=project, env=kedro_env(), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -9,7 +9,8 @@ from conftest import all_runs
 from kedro_project import run_session
 
 from kedro_mlflow_runs import ConfigError, build_config
-from kedro_mlflow_runs.config import redact_uri, resolve_tracking_uri
+from kedro_mlflow_runs._redact import redact_uri
+from kedro_mlflow_runs.config import resolve_tracking_uri
 
 PROJECT = Path("/srv/proj")
 
@@ -20,22 +21,22 @@ def cfg(raw=None, environ=None, **kw):
 
 def test_defaults_without_any_config():
     c = cfg()
-    assert c.tracking_uri == "sqlite:////srv/proj/mlflow.db"
-    assert c.default_store
-    assert c.experiment_name == "pkg"
-    assert c.run_id is None
-    assert c.flatten_dict_params and c.dict_params_sep == "."
-    assert c.long_params_strategy == "fail"
-    assert not c.attached_end_run and not c.attached_record_failure
+    assert c.server.tracking_uri == "sqlite:////srv/proj/mlflow.db"
+    assert c.server.default_store
+    assert c.tracking.experiment.name == "pkg"
+    assert c.tracking.run.id is None
+    assert c.tracking.params.flatten and c.tracking.params.sep == "."
+    assert c.tracking.params.long_params_strategy == "fail"
+    assert not c.tracking.run.attached.end_run and not c.tracking.run.attached.record_failure
 
 
 def test_environment_variables_apply_when_mlflow_yml_is_silent():
     env = {"MLFLOW_TRACKING_URI": "http://tracking:5000", "MLFLOW_EXPERIMENT_NAME": "from-env",
            "MLFLOW_RUN_ID": "abc123"}
     c = cfg(environ=env)
-    assert (c.tracking_uri, c.experiment_name, c.run_id) == ("http://tracking:5000", "from-env", "abc123")
-    assert c.run_id_source == "the MLFLOW_RUN_ID environment variable"
-    assert not c.default_store
+    assert (c.server.tracking_uri, c.tracking.experiment.name, c.tracking.run.id) == ("http://tracking:5000", "from-env", "abc123")
+    assert c.tracking.run.id_source == "the MLFLOW_RUN_ID environment variable"
+    assert not c.server.default_store
 
 
 def test_mlflow_yml_wins_over_environment_variables():
@@ -44,15 +45,15 @@ def test_mlflow_yml_wins_over_environment_variables():
     raw = {"server": {"mlflow_tracking_uri": "sqlite:///custom.db"},
            "tracking": {"experiment": {"name": "from-yml"}, "run": {"id": "yml456"}}}
     c = cfg(raw, environ=env)
-    assert c.tracking_uri == "sqlite:////srv/proj/custom.db"
-    assert c.experiment_name == "from-yml"
-    assert c.run_id == "yml456"
-    assert c.run_id_source.startswith("tracking.run.id in ")
+    assert c.server.tracking_uri == "sqlite:////srv/proj/custom.db"
+    assert c.tracking.experiment.name == "from-yml"
+    assert c.tracking.run.id == "yml456"
+    assert c.tracking.run.id_source.startswith("tracking.run.id in ")
 
 
 def test_null_values_mean_default():
     c = cfg({"server": {"mlflow_tracking_uri": None}, "tracking": {"run": None, "params": {"dict_params": None}}})
-    assert c.default_store and c.flatten_dict_params
+    assert c.server.default_store and c.tracking.params.flatten
 
 
 @pytest.mark.parametrize(
@@ -84,12 +85,13 @@ def test_local_uris_are_resolved_against_the_project_root(uri, expected):
 )
 def test_passwords_in_uris_are_redacted(uri, expected):
     assert redact_uri(uri) == expected
-    assert "hunter2" not in cfg({"server": {"mlflow_tracking_uri": uri}}).redacted_tracking_uri
+    assert "hunter2" not in cfg({"server": {"mlflow_tracking_uri": uri}}).server.redacted_tracking_uri
 
 
 BAD = [
     ({"srever": {}}, "Unknown key 'srever'"),
-    ({"server": {"tracking_uri": "x"}}, "Unknown key 'server.tracking_uri'"),
+    ({"server": {"tracking_uri": "x"}}, "Unknown key 'server.tracking_uri' .* Did you mean 'server.mlflow_tracking_uri'"),
+    ({"trackng": {}}, "Unknown key 'trackng' .* Did you mean 'tracking'"),
     ({"tracking": {"run": {"nsted": True}}}, "Unknown key 'tracking.run.nsted'"),
     ({"server": "http://x"}, "'server' in .* must be a mapping"),
     ({"server": {"mlflow_tracking_uri": 5}}, "'server.mlflow_tracking_uri' .* must be a string, got int 5"),

@@ -90,7 +90,7 @@ def test_program_opens_hands_out_the_handle_and_closes(store, method):
     assert states == ["FINISHED"] * 3
     assert owner.state is RunState.FINISHED
 
-    client = MlflowClient(config.tracking_uri)
+    client = MlflowClient(config.server.tracking_uri)
     (run,) = all_runs(client)
     assert run.info.run_id == owner.run_id
     assert run.info.status == "FINISHED"
@@ -105,7 +105,7 @@ def test_program_whose_worker_fails_ends_failed_and_workers_never_end_the_run(st
         with RunContext(config, kedro_run_id="program-2") as owner:
             with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
                 pool.submit(worker_fails, owner.handle).result()
-    client = MlflowClient(config.tracking_uri)
+    client = MlflowClient(config.server.tracking_uri)
     (run,) = all_runs(client)
     assert run.info.status == "FAILED"
     assert run.data.tags["kedro.error.type"] == "RuntimeError"

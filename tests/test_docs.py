@@ -121,34 +121,30 @@ def test_every_exported_error_class_is_in_troubleshooting_with_an_example_cause_
         assert "**Cause.**" in body and "**What to do.**" in body, name
 
 
-def _schema_keys(schema: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for name, default in schema.items():
-        key = f"{prefix}{name}"
-        if isinstance(default, dict) and default and name != "tags":
-            keys += _schema_keys(default, key + ".")
-        else:
-            keys.append(key)
-    return keys
-
-
-def test_every_mlflow_yml_key_is_on_the_configuration_page():
-    from kedro_mlflow_runs.config import _SCHEMA
+def test_the_configuration_page_is_the_schema():
+    """The key table and the "every key with its default" block of docs/mlflow_yml.md are what the schema
+    renders (``python -m kedro_mlflow_runs.config.template [--markdown]`` prints them): a key added,
+    renamed or given another default without the docs fails here."""
+    from kedro_mlflow_runs.config import KEYS
+    from kedro_mlflow_runs.config.template import render_key_table, render_template
 
     text = (DOCS / "mlflow_yml.md").read_text()
     table = text[text.index("## Keys"):]
-    keys = _schema_keys(_SCHEMA)
-    assert len(keys) >= 30
-    missing = [k for k in keys if f"`{k}`" not in table]
-    assert not missing
+    table = table[table.index("| key |"):]
+    table = table[:table.index("\n\n")] + "\n"
+    assert table == render_key_table()
+    assert len(KEYS) >= 30
     (defaults,) = [b.values[2] for b in BLOCKS if b.values[0] == "mlflow.yml defaults"]
+    assert defaults == render_template()
 
-    def leaves(mapping: dict[str, Any], prefix: str = "") -> list[str]:
-        return [k for name, v in mapping.items()
-                for k in (leaves(v, f"{prefix}{name}.") if isinstance(v, dict) and v and name != "tags"
-                          else [f"{prefix}{name}"])]
 
-    assert sorted(leaves(yaml.safe_load(defaults))) == sorted(keys)  # the full file shows every key
+def test_the_init_template_configures_exactly_what_an_empty_file_does(tmp_path):
+    from kedro_mlflow_runs import build_config
+    from kedro_mlflow_runs.config.template import render_template
+
+    written = yaml.safe_load(render_template())
+    assert build_config(written, project_path=tmp_path, environ={}) == build_config({}, project_path=tmp_path,
+                                                                                     environ={})
 
 
 # -- runnable blocks -------------------------------------------------------------------------------

@@ -61,14 +61,14 @@ def test_create_experiment_kwargs_random_names_and_a_string_port(project_factory
     assert run.info.run_name.count("-") == 2 and run.info.run_name != "${km.random_name:}"
     from kedro_mlflow_runs.config import config_from_project
 
-    assert config_from_project(project).ui_port == 5123
+    assert config_from_project(project).ui.port == 5123
 
 
 def test_the_random_name_resolver_is_registered_without_a_deprecation_warning(tmp_path):
     """OmegaConf 2.4 deprecates register_new_resolver: registering ours (what load_config does first)
     warns about nothing, in a fresh process where it is not registered yet and warnings are errors."""
     code = ("import warnings; warnings.simplefilter('error'); "
-            "from kedro_mlflow_runs.config import _ensure_resolvers; _ensure_resolvers(); "
+            "from kedro_mlflow_runs.config.loading import ensure_resolvers; ensure_resolvers(); "
             "from omegaconf import OmegaConf; print(OmegaConf.has_resolver('km.random_name'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-2000:]

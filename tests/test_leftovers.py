@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +29,20 @@ def _start(project: Path, tmpdir: Path, marker: Path, *, sleep: float, context: 
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def _private_tmp(tmp_path: Path, name: str) -> Path:
-    folder = tmp_path / name
-    folder.mkdir()
-    return folder
+@pytest.fixture
+def private_tmp() -> Iterator[Path]:
+    """A temporary folder of its own for the run's processes, with a short path: multiprocessing puts a
+    unix socket in it, and those paths are limited to 108 characters (pytest's tmp_path can be longer)."""
+    folder = Path(tempfile.mkdtemp(prefix="kmr-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
-def test_a_sigterm_leaves_no_temporary_folder(project, tmp_path, client_for, context):
-    tmpdir = _private_tmp(tmp_path, "tmp")
+def test_a_sigterm_leaves_no_temporary_folder(project, tmp_path, client_for, context, private_tmp):
+    tmpdir = private_tmp
     marker = tmp_path / "started"
     proc = _start(project, tmpdir, marker, sleep=60, context=context)
     try:
@@ -52,8 +60,8 @@ def test_a_sigterm_leaves_no_temporary_folder(project, tmp_path, client_for, con
     assert run.info.status == "KILLED"
 
 
-def test_the_spool_of_a_killed_run_is_reclaimed_and_a_live_one_never(project, tmp_path, client_for):
-    tmpdir = _private_tmp(tmp_path, "tmp")
+def test_the_spool_of_a_killed_run_is_reclaimed_and_a_live_one_never(project, tmp_path, client_for, private_tmp):
+    tmpdir = private_tmp
     # a run killed with kill -9 (the whole process group: its workers too) leaves its spool folder
     marker = tmp_path / "started"
     killed = _start(project, tmpdir, marker, sleep=60)

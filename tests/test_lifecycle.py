@@ -456,7 +456,7 @@ def test_registry_uri_of_one_project_does_not_leak_into_the_next(project_factory
     run_session(with_registry)
     assert "MLFLOW_REGISTRY_URI" not in os.environ
     assert mlflow.get_registry_uri() == before
-    assert build_config({}, project_path=plain).registry_uri is None
+    assert build_config({}, project_path=plain).server.registry_uri is None
 
 
 def test_artifacts_of_a_configured_sqlite_store_stay_beside_it(project_factory, tmp_path):

@@ -187,7 +187,7 @@ def test_an_error_message_holding_a_password_is_stored_redacted(project, client_
 def test_credentials_move_from_the_uri_to_the_variables_the_client_reads(tmp_path, uri, clean, env):
     assert split_credentials(uri) == (clean, env)
     config = build_config({"server": {"mlflow_tracking_uri": uri}}, project_path=tmp_path)
-    assert config.tracking_uri == clean and dict(config.uri_credentials) == env
+    assert config.server.tracking_uri == clean and dict(config.server.uri_credentials) == env
     assert SECRET not in repr(config)
 
 
@@ -197,8 +197,8 @@ def test_a_registry_uri_is_split_too_and_other_credentials_there_are_an_error(tm
     server = {"mlflow_tracking_uri": f"http://alice:{SECRET}@host:5000",
               "mlflow_registry_uri": f"https://alice:{SECRET}@registry:443"}
     config = build_config({"server": server}, project_path=tmp_path)
-    assert config.registry_uri == "https://registry:443"
-    assert dict(config.uri_credentials) == {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": SECRET}
+    assert config.server.registry_uri == "https://registry:443"
+    assert dict(config.server.uri_credentials) == {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": SECRET}
     other = {**server, "mlflow_registry_uri": "https://bob:other@registry:443"}
     with pytest.raises(ConfigError, match="other credentials than the tracking URI") as info:
         build_config({"server": other}, project_path=tmp_path)
@@ -214,7 +214,7 @@ def test_a_request_auth_provider_named_in_the_environment_keeps_precedence_over_
     """As in plain MLflow, where the provider's auth replaces what requests takes from the URI."""
     server = {"mlflow_tracking_uri": f"https://{SECRET}:@host"}
     config = build_config({"server": server}, project_path=tmp_path, environ={"MLFLOW_TRACKING_AUTH": "custom"})
-    assert config.tracking_uri == "https://host" and dict(config.uri_credentials) == {}
+    assert config.server.tracking_uri == "https://host" and dict(config.server.uri_credentials) == {}
 
 
 @pytest.mark.slow

@@ -206,7 +206,7 @@ class RunContextMachine(RuleBasedStateMachine):
             if r.info.run_id != self.orchestrator_run
         ]
         assert len(running) <= 1
-        ours = [c for c in active_contexts() if c.config.tracking_uri == self.uri]
+        ours = [c for c in active_contexts() if c.config.server.tracking_uri == self.uri]
         assert len(ours) <= 1
         if self.ctx is not None and self.ctx.is_active:
             assert ours == [self.ctx]
@@ -230,8 +230,8 @@ class RunContextMachine(RuleBasedStateMachine):
 
     def _last_closer_of(self, run_id):
         closers = [c for c in self.ended if c.run_id == run_id and c.ownership is Ownership.ATTACHED
-                   and (c.config.attached_end_run
-                        or (c.state is not RunState.FINISHED and c.config.attached_record_failure))]
+                   and (c.config.tracking.run.attached.end_run
+                        or (c.state is not RunState.FINISHED and c.config.tracking.run.attached.record_failure))]
         return closers[-1] if closers else None
 
     @invariant()

@@ -39,9 +39,9 @@ def project_config(env: str | None, *, talks_to_store: bool = True) -> MlflowCon
         context = session.load_context()  # type: ignore[attr-defined]
         config = load_config(context)
         # the credentials, for the life of this short-lived command
-        REGISTRY.process.adopt_defaults({**config.uri_credentials, **credentials_env(config, context)})
-        if talks_to_store and config.header_provider is not None:
-            install(config.header_provider, context)  # for the life of this command
+        REGISTRY.process.adopt_defaults({**config.server.uri_credentials, **credentials_env(config, context)})
+        if talks_to_store and config.server.header_provider is not None:
+            install(config.server.header_provider, context)  # for the life of this command
         return config
 
 

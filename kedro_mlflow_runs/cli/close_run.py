@@ -37,26 +37,26 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
     from ..tracking import Tracker
 
     config = project_config(env)
-    tracker = Tracker(config.tracking_uri, config.registry_uri)
+    tracker = Tracker(config.server.tracking_uri, config.server.registry_uri)
     try:
         if stale:
             _close_stale(tracker, config, (status or "KILLED").upper(), yes)
             return
         status = (status or "FINISHED").upper()
-        run_id = run_id or config.run_id
+        run_id = run_id or config.tracking.run.id
         if not run_id:
             raise click.ClickException(
                 "No run to close: pass --run-id, set MLFLOW_RUN_ID, or set tracking.run.id in mlflow.yml "
                 "(or list runs left RUNNING with --stale)."
             )
-        run = tracker.get_run(run_id, source="--run-id" if run_id != config.run_id else config.run_id_source)
+        run = tracker.get_run(run_id, source="--run-id" if run_id != config.tracking.run.id else config.tracking.run.id_source)
         if run.info.status != "RUNNING":
             click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {status} anyway.")
         _merge_parts(tracker, run_id, status)
         tracker.set_terminated(run_id, status)
     except KedroMlflowRunsError as exc:
         raise click.ClickException(str(exc)) from safe_cause(exc)
-    click.echo(f"Ended MLflow run {run_id} as {status} in {config.redacted_tracking_uri}.")
+    click.echo(f"Ended MLflow run {run_id} as {status} in {config.server.redacted_tracking_uri}.")
 
 
 def _merge_parts(tracker: Tracker, run_id: str, status: str) -> None:
@@ -77,11 +77,11 @@ def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool)
 
     from ..framework.run_info import opened_by_a_live_process
 
-    runs = tracker.running_kedro_runs(config.experiment_name)
+    runs = tracker.running_kedro_runs(config.tracking.experiment.name)
     if not runs:
-        click.echo(f"No run of experiment '{config.experiment_name}' is RUNNING in {config.redacted_tracking_uri}.")
+        click.echo(f"No run of experiment '{config.tracking.experiment.name}' is RUNNING in {config.server.redacted_tracking_uri}.")
         return
-    click.echo(f"Runs of experiment '{config.experiment_name}' still RUNNING:")
+    click.echo(f"Runs of experiment '{config.tracking.experiment.name}' still RUNNING:")
     stale = []
     for run in runs:
         started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

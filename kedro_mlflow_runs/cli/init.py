@@ -10,61 +10,6 @@ from ._groups import mlflow_commands
 
 
 
-TEMPLATE = """\
-# kedro-mlflow-runs configuration. Every key is optional; delete what you do not need.
-# Reference: docs/mlflow_yml.md of kedro-mlflow-runs.
-server:
-  mlflow_tracking_uri: null   # default: MLFLOW_TRACKING_URI, else sqlite:///<project>/mlflow.db
-  mlflow_registry_uri: null
-  credentials: null           # name of a credentials.yml entry exported as environment variables
-  http:                       # MLflow's HTTP client; default: the MLFLOW_HTTP_REQUEST_* variables, else 5 / 1
-    max_retries: null
-    backoff_factor: null
-    timeout: null
-
-tracking:
-  disable_tracking:
-    pipelines: []             # pipelines that run with no MLflow call at all
-    disable_autologging: true # mlflow.autolog(disable=True) when a tracked run starts
-  autolog:                    # MLflow autologging into the plugin's run, on every runner
-    enabled: false
-    flavors: []               # e.g. [sklearn]; empty: every library MLflow autologs
-    kwargs: {}                # passed to autolog(), e.g. {log_models: false}
-  lineage:                    # free persisted inputs as MLflow dataset inputs, kedro/outputs.json
-    enabled: true
-    digest: auto              # auto | stat | content | none
-  timeline:                   # kedro/timeline.json|html, kedro/pipeline.json, kedro.node_duration_s.*
-    enabled: true
-  system_metrics:             # MLflow's system/... metrics (needs kedro-mlflow-runs[system])
-    enabled: false            # MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true turns it on too
-    sampling_interval: 10     # seconds between samples
-    samples_before_logging: 1
-  experiment:
-    name: null                # default: MLFLOW_EXPERIMENT_NAME, else the package name
-    restore_if_deleted: true
-    create_experiment_kwargs: # used only when the plugin creates the experiment
-      artifact_location: null
-      tags: null
-  run:
-    id: null                  # attach to this run (default: MLFLOW_RUN_ID, else a new run)
-    name: null                # default: the pipeline names
-    description: null         # the run's description in the MLflow UI (Markdown)
-    nested: true              # a run already active in the session thread becomes the parent
-    tags: {}
-    attached:
-      end_run: false          # end an attached run when the kedro run ends
-      record_failure: false   # end an attached run as FAILED/KILLED when the kedro run fails
-  params:
-    dict_params:
-      flatten: true
-      recursive: true
-      sep: "."
-    long_params_strategy: fail  # fail | tag | truncate
-
-ui:
-  host: 127.0.0.1
-  port: 5000
-"""
 
 
 @mlflow_commands.command(name="init")
@@ -80,6 +25,7 @@ def init(env: str, force: bool) -> None:
 
     Example: kedro mlflow init --env base
     """
+    from ..config.template import render_template
     from ._project import project_root  # when the command runs: it loads Kedro's session
     from kedro.framework.project import settings
     from kedro.framework.startup import bootstrap_project
@@ -96,7 +42,7 @@ def init(env: str, force: bool) -> None:
             f"(docs/mlflow_yml.md lists every key), or pass --force to write the template anyway."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(TEMPLATE)
+    target.write_text(render_template())
     click.echo(f"Wrote {target}")
 
 

@@ -43,15 +43,15 @@ def runs(limit: int, status: str | None, experiment: str | None, as_json: bool, 
     from ..tracking import Tracker
 
     config = quiet_project_config(env) if as_json else project_config(env)
-    tracker = Tracker(config.tracking_uri, config.registry_uri)
-    name = experiment or config.experiment_name
+    tracker = Tracker(config.server.tracking_uri, config.server.registry_uri)
+    name = experiment or config.tracking.experiment.name
     try:
         exp = tracker.find_experiment(name)
         if exp is None:
             if experiment:
                 known = ", ".join(tracker.experiment_names()) or "none"
                 raise click.ClickException(
-                    f"No experiment '{name}' in {config.redacted_tracking_uri} (it has: {known}). "
+                    f"No experiment '{name}' in {config.server.redacted_tracking_uri} (it has: {known}). "
                     f"Check --experiment, or leave it out for the project's experiment."
                 )
             found: list = []
@@ -66,9 +66,9 @@ def runs(limit: int, status: str | None, experiment: str | None, as_json: bool, 
     if not summaries:
         what = f"{status.upper()} run" if status else "run"
         hint = "" if status else " Runs appear here after `kedro run`."
-        click.echo(f"No {what} in experiment '{name}' of {config.redacted_tracking_uri}.{hint}")
+        click.echo(f"No {what} in experiment '{name}' of {config.server.redacted_tracking_uri}.{hint}")
         return
-    click.echo(f"Experiment '{name}' in {config.redacted_tracking_uri}:")
+    click.echo(f"Experiment '{name}' in {config.server.redacted_tracking_uri}:")
     click.echo(render_table(summaries))
 
 
@@ -94,7 +94,7 @@ def show(run_id: str, experiment: str | None, as_json: bool, env: str | None) ->
     from ..tracking import Tracker
 
     config = quiet_project_config(env) if as_json else project_config(env)
-    tracker = Tracker(config.tracking_uri, config.registry_uri)
+    tracker = Tracker(config.server.tracking_uri, config.server.registry_uri)
     limit = 200
     try:
         run = _find_run(tracker, config, run_id.strip(), experiment)
@@ -104,7 +104,7 @@ def show(run_id: str, experiment: str | None, as_json: bool, env: str | None) ->
             run, experiment_name=exp_name,
             models=tracker.logged_models(run.info.run_id, exp_id),
             artifacts=tracker.artifact_files(run.info.run_id, limit=limit), artifact_limit=limit,
-            ui=ui_address(config.tracking_uri, exp_id, run.info.run_id, config.ui_host, config.ui_port),
+            ui=ui_address(config.server.tracking_uri, exp_id, run.info.run_id, config.ui.host, config.ui.port),
         )
     except KedroMlflowRunsError as exc:
         raise click.ClickException(str(exc)) from safe_cause(exc)
@@ -120,10 +120,10 @@ def _find_run(tracker: Tracker, config: MlflowConfig, run_id: str, experiment: s
             return tracker.get_run(run_id)
         except RunNotFoundError as exc:
             raise click.ClickException(
-                f"No MLflow run '{run_id}' in {config.redacted_tracking_uri} (or it is deleted). "
+                f"No MLflow run '{run_id}' in {config.server.redacted_tracking_uri} (or it is deleted). "
                 f"`kedro mlflow runs` lists the project's runs; check --env if the run is in another store."
             ) from safe_cause(exc)
-    name = experiment or config.experiment_name
+    name = experiment or config.tracking.experiment.name
     exp = tracker.find_experiment(name)
     candidates = tracker.search_runs(exp.experiment_id, max_results=10000) if exp is not None else []
     matches = [r for r in candidates if r.info.run_id.startswith(run_id.lower())] if run_id else []
@@ -131,7 +131,7 @@ def _find_run(tracker: Tracker, config: MlflowConfig, run_id: str, experiment: s
         return matches[0]
     if not matches:
         raise click.ClickException(
-            f"No run whose id starts with '{run_id}' in experiment '{name}' of {config.redacted_tracking_uri}. "
+            f"No run whose id starts with '{run_id}' in experiment '{name}' of {config.server.redacted_tracking_uri}. "
             f"`kedro mlflow runs` lists the runs; pass a full 32-character run id for a run of another experiment."
         )
     ids = ", ".join(r.info.run_id for r in matches[:10])

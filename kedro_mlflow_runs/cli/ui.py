@@ -24,14 +24,16 @@ def ui(env: str | None, host: str | None, port: int | None) -> None:
     from ._project import project_config  # when the command runs: it loads Kedro's session
     import dataclasses
 
+    from ..config.model import UiSection
+
     config = project_config(env, talks_to_store=False)
-    config = dataclasses.replace(config, ui_host=host or config.ui_host, ui_port=port or config.ui_port)
-    if config.tracking_uri.startswith(("http://", "https://")):
-        click.echo(f"The tracking server is {config.redacted_tracking_uri}: open it in a browser.")
+    config = dataclasses.replace(config, ui=UiSection(host or config.ui.host, port or config.ui.port))
+    if config.server.tracking_uri.startswith(("http://", "https://")):
+        click.echo(f"The tracking server is {config.server.redacted_tracking_uri}: open it in a browser.")
         return
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", config.tracking_uri,
-           "--host", config.ui_host, "--port", str(config.ui_port)]
-    click.echo(f"Serving {config.redacted_tracking_uri} at http://{config.ui_host}:{config.ui_port} (Ctrl-C to stop)")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", config.server.tracking_uri,
+           "--host", config.ui.host, "--port", str(config.ui.port)]
+    click.echo(f"Serving {config.server.redacted_tracking_uri} at http://{config.ui.host}:{config.ui.port} (Ctrl-C to stop)")
     code = _run_forwarding_signals(cmd)
     if code < 0:  # the server ended on a signal: end the same way, as a shell expects
         import os

@@ -44,7 +44,7 @@ class ProjectConfigs:
 
     def remember(self, context: Any, config: MlflowConfig, credentials: Mapping[str, str]) -> None:
         self._pending.value = Loaded(context, config, dict(credentials))
-        self._thread.value = (config, {**config.uri_credentials, **credentials})
+        self._thread.value = (config, {**config.server.uri_credentials, **credentials})
         self._last = self._thread.value
 
     def pending(self, context: Any = None) -> Loaded | None:
@@ -66,7 +66,8 @@ class ProjectConfigs:
         worker); else none (``tracking_uri`` None: MLflow's own default)."""
         remembered = getattr(self._thread, "value", None) or self._last
         if remembered is not None:
-            return Store(remembered[0].tracking_uri, remembered[0].registry_uri, dict(remembered[1]))
+            config, credentials = remembered
+            return Store(config.server.tracking_uri, config.server.registry_uri, dict(credentials))
         published = worker_env.decode(worker_env.STORE, ("tracking_uri",))
         if published is not None:
             return Store(str(published["tracking_uri"]), published.get("registry_uri"), {})

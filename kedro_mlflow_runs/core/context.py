@@ -98,7 +98,7 @@ class RunContext:
         handle = self._handle
         if handle is not None:
             return Tracker(handle.tracking_uri, handle.registry_uri)
-        return Tracker(self.config.tracking_uri, self.config.registry_uri)
+        return Tracker(self.config.server.tracking_uri, self.config.server.registry_uri)
 
     def __repr__(self) -> str:
         own = f" {self._ownership.value}" if self._ownership else ""
@@ -148,11 +148,11 @@ class RunContext:
         with self._lock:
             self._check(RunState.ACTIVE, "start a run")
             if publish:  # before the first request: it may need the credentials or retry settings
-                process.publish(self, {**self.config.uri_credentials, **(environment or {})})
+                process.publish(self, {**self.config.server.uri_credentials, **(environment or {})})
             try:
                 run, ownership, self._logged_params = open_run(self, run_name, tags)
-                handle = RunHandle(run.info.run_id, self.config.tracking_uri, str(run.info.experiment_id),
-                                   self.config.registry_uri, self.kedro_run_id)
+                handle = RunHandle(run.info.run_id, self.config.server.tracking_uri, str(run.info.experiment_id),
+                                   self.config.server.registry_uri, self.kedro_run_id)
                 self._activate(handle, run, ownership)
             except BaseException:
                 process.unpublish(self)
@@ -176,8 +176,7 @@ class RunContext:
         ``register=False``), so catalog datasets in the worker log into the same run.
         """
         if config is None:
-            config = MlflowConfig(tracking_uri=handle.tracking_uri, registry_uri=handle.registry_uri,
-                                  experiment_name="")
+            config = MlflowConfig.for_store(handle.tracking_uri, handle.registry_uri)
         ctx = cls(config, kedro_run_id=handle.kedro_run_id, owner=owner)
         ctx._activate(handle, None, Ownership.ATTACHED)
         ctx.inherited = not register  # found through the handle a parent process published
@@ -284,9 +283,9 @@ class RunContext:
         """
         handle = self._require_active("log parameters")
         cfg = self.config
-        flat = to_mlflow_params(kedro_params, flatten_dicts=cfg.flatten_dict_params,
-                                recursive=cfg.recursive_dict_params, sep=cfg.dict_params_sep)
-        params, as_tags = split_long_values(flat, cfg.long_params_strategy)
+        flat = to_mlflow_params(kedro_params, flatten_dicts=cfg.tracking.params.flatten,
+                                recursive=cfg.tracking.params.recursive, sep=cfg.tracking.params.sep)
+        params, as_tags = split_long_values(flat, cfg.tracking.params.long_params_strategy)
         with self._lock:
             params = check_param_conflicts(handle.run_id, params, self._logged_params)
             if params or as_tags:

@@ -24,11 +24,11 @@ def open_run(
     """Attach to the configured run, or create one: ``(run, ownership, params it already has)``."""
     cfg = ctx.config
     tracker = ctx.tracker
-    all_tags = {**cfg.run_tags, **(tags or {})}
+    all_tags = {**cfg.tracking.run.tags, **(tags or {})}
     if ctx.kedro_run_id:
         all_tags.setdefault(TAG_KEDRO_RUN_ID, ctx.kedro_run_id)
-    if cfg.run_id:
-        run = tracker.get_run(cfg.run_id, source=cfg.run_id_source)
+    if cfg.tracking.run.id:
+        run = tracker.get_run(cfg.tracking.run.id, source=cfg.tracking.run.id_source)
         # the process that opened the run owns it; an attaching step must not pose as its owner
         # (close-run --stale tells live runs by these two tags)
         all_tags = {k: v for k, v in all_tags.items() if k not in (TAG_HOST, TAG_PID)}
@@ -36,13 +36,13 @@ def open_run(
             tracker.log_batch(run.info.run_id, tags=clip_tags(all_tags), what="tag")
         return run, Ownership.ATTACHED, dict(run.data.params)
     experiment_id = tracker.ensure_experiment(
-        cfg.experiment_name, artifact_location=cfg.artifact_location, restore_if_deleted=cfg.restore_if_deleted,
-        tags=cfg.experiment_tags,
+        cfg.tracking.experiment.name, artifact_location=cfg.artifact_location, restore_if_deleted=cfg.tracking.experiment.restore_if_deleted,
+        tags=cfg.tracking.experiment.tags,
     )
-    parent = ctx.owner.process.fluent_run_id() if cfg.nested else None
+    parent = ctx.owner.process.fluent_run_id() if cfg.tracking.run.nested else None
     if parent:  # a run the user started in this thread becomes the parent
         all_tags["mlflow.parentRunId"] = parent
-    run = tracker.create_run(experiment_id, run_name=cfg.run_name or run_name, tags=clip_tags(all_tags))
+    run = tracker.create_run(experiment_id, run_name=cfg.tracking.run.name or run_name, tags=clip_tags(all_tags))
     return run, Ownership.OWNED, {}
 
 
@@ -54,8 +54,8 @@ def close_run(ctx: RunContext, status: RunState, error_tags: Mapping[str, str] |
     """
     handle = ctx.handle
     cfg = ctx.config
-    terminate = ctx.ownership is Ownership.OWNED or cfg.attached_end_run or (
-        status is not RunState.FINISHED and cfg.attached_record_failure
+    terminate = ctx.ownership is Ownership.OWNED or cfg.tracking.run.attached.end_run or (
+        status is not RunState.FINISHED and cfg.tracking.run.attached.record_failure
     )
     untagged: BaseException | None = None
     if error_tags and status is not RunState.FINISHED:

@@ -149,8 +149,8 @@ class RunRegistry:
         if tracked is None:
             return
         tracked.context.disable()
-        store = worker_env.encode(worker_env.STORE, {"tracking_uri": tracked.config.tracking_uri,
-                                                     "registry_uri": tracked.config.registry_uri})
+        store = worker_env.encode(worker_env.STORE, {"tracking_uri": tracked.config.server.tracking_uri,
+                                                     "registry_uri": tracked.config.server.registry_uri})
         self.process.publish(tracked.context, {**environment, **store})
 
     # -- the one road to the end ---------------------------------------------------------

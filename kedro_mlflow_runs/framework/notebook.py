@@ -35,21 +35,21 @@ def in_ipython() -> bool:
 
 def adopt_project_store(config: MlflowConfig, credentials: Mapping[str, str]) -> None:
     """Make the project's store and experiment MLflow's defaults in this kernel (see the module docstring)."""
-    secrets = {**config.uri_credentials, **credentials}
-    tracker = Tracker(config.tracking_uri, config.registry_uri, scope=lambda: REGISTRY.process.environment(secrets))
+    secrets = {**config.server.uri_credentials, **credentials}
+    tracker = Tracker(config.server.tracking_uri, config.server.registry_uri, scope=lambda: REGISTRY.process.environment(secrets))
     try:
         experiment_id: str | None = tracker.ensure_experiment(
-            config.experiment_name, artifact_location=config.artifact_location,
-            restore_if_deleted=config.restore_if_deleted, tags=config.experiment_tags)
+            config.tracking.experiment.name, artifact_location=config.artifact_location,
+            restore_if_deleted=config.tracking.experiment.restore_if_deleted, tags=config.tracking.experiment.tags)
     except KedroMlflowRunsError as exc:  # the notebook still loads; MLflow creates the experiment later
-        logger.warning("Could not prepare MLflow experiment '%s' for this notebook: %s", config.experiment_name, exc)
+        logger.warning("Could not prepare MLflow experiment '%s' for this notebook: %s", config.tracking.experiment.name, exc)
         experiment_id = None
     REGISTRY.process.adopt_defaults({
-        "MLFLOW_TRACKING_URI": config.tracking_uri,
-        "MLFLOW_REGISTRY_URI": config.registry_uri,
+        "MLFLOW_TRACKING_URI": config.server.tracking_uri,
+        "MLFLOW_REGISTRY_URI": config.server.registry_uri,
         "MLFLOW_EXPERIMENT_ID": experiment_id,
-        "MLFLOW_EXPERIMENT_NAME": None if experiment_id else config.experiment_name,
+        "MLFLOW_EXPERIMENT_NAME": None if experiment_id else config.tracking.experiment.name,
         **secrets,
     })
     logger.info("MLflow in this notebook: tracking store %s, experiment '%s' (id %s).",
-                config.redacted_tracking_uri, config.experiment_name, experiment_id)
+                config.server.redacted_tracking_uri, config.tracking.experiment.name, experiment_id)

@@ -43,9 +43,10 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     # default model names and metric keys, and which Kedro run the datasets belong to
     name_datasets(catalog, names, kedro_run_id=kedro_run_id)
     # for this run only: bounded HTTP retries, and the credentials MLflow reads from the environment
-    environment = {**config.http_env, **config.uri_credentials, **credentials}
-    if config.autolog_flavors is not None:  # for spawned workers, too
-        environment.update(autolog_env(config.autolog_flavors, config.autolog_kwargs))
+    environment = {**config.server.http_env, **config.server.uri_credentials, **credentials}
+    autolog = config.tracking.autolog
+    if autolog.enabled:  # for spawned workers, too
+        environment.update(autolog_env(autolog.flavors, autolog.kwargs))
     pipelines = run_params.get("pipeline_names") or ["__default__"]
     if config.tracking_disabled_for(pipelines):
         reg.disable(kedro_run_id, environment)
@@ -57,9 +58,9 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
     if recorder is not None:
         environment.update(recorder.environment())
     try:
-        if config.header_provider is not None:  # before the first request
+        if config.server.header_provider is not None:  # before the first request
             _header_provider(config, kedro_context, tracked, environment)
-        if config.system_metrics:  # a missing psutil is a clear error before the run opens
+        if config.tracking.system_metrics.enabled:  # a missing psutil is a clear error before the run opens
             check_system_metrics(config.source)
         ctx.start(run_name=",".join(pipelines), tags=run_tags(run_params, config), publish=True,
                   environment=environment)
@@ -75,7 +76,7 @@ def start_pipeline_run(run_params: Mapping[str, Any], pipeline: Any, catalog: An
         tracked.guard = guard
     if recorder is not None:
         tracked.before_end.append(EndStep("the node timeline and the data lineage", recorder.write))
-    if config.system_metrics:
+    if config.tracking.system_metrics.enabled:
         _system_metrics(ctx, tracked)
     try:  # Kedro calls no error hook for errors raised here: end the run FAILED ourselves
         _autologging(config, tracked)
@@ -98,7 +99,7 @@ def _header_provider(config: MlflowConfig, kedro_context: Any, tracked: TrackedR
                      environment: dict[str, str]) -> None:
     """Give the project's header provider to MLflow for the run, and publish it (``init_kwargs`` in a
     private file, never in ``environment``) for spawned workers; both are undone when the run ends."""
-    spec = config.header_provider
+    spec = config.server.header_provider
     if spec is None:
         return
     tracked.cleanups.append(install(spec, kedro_context))
@@ -110,7 +111,7 @@ def _header_provider(config: MlflowConfig, kedro_context: Any, tracked: TrackedR
 def _recorder(kedro_run_id: str, config: MlflowConfig, pipeline: Any, catalog: Any,
               tracked: TrackedRun) -> RunRecorder | None:
     """The node timeline and lineage recorder of the run (None when off, or when it cannot be built)."""
-    if not (config.timeline or config.lineage):
+    if not (config.tracking.timeline.enabled or config.tracking.lineage.enabled):
         return None
     try:
         recorder = RunRecorder.for_pipeline(kedro_run_id, config, pipeline, catalog)
@@ -134,11 +135,12 @@ def _system_metrics(ctx: RunContext, tracked: TrackedRun) -> None:
 def _autologging(config: MlflowConfig, tracked: TrackedRun) -> None:
     """``tracking.autolog`` on for the run, else (``disable_autologging``, kedro-mlflow's default: no
     stray runs) the autologging that was on suspended for the run; as it was again when the run ends."""
-    if config.autolog_flavors is None and not config.disable_autologging:
+    autolog = config.tracking.autolog
+    if not autolog.enabled and not config.tracking.disable_tracking.disable_autologging:
         return
     tracked.cleanups.append(REGISTRY.process.suspend_autologging())
-    if config.autolog_flavors is not None:
-        set_autolog(config.autolog_flavors, config.autolog_kwargs, on=True)
+    if autolog.enabled:
+        set_autolog(autolog.flavors, autolog.kwargs, on=True)
 
 
 def _guard_session_runner(kedro_run_id: str) -> None:

@@ -56,8 +56,8 @@ def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, s
         "mlflow.source.name": "kedro run",
         "mlflow.source.type": "LOCAL",
     }
-    if config.run_description:  # what the MLflow UI shows as the run's description
-        tags["mlflow.note.content"] = config.run_description
+    if config.tracking.run.description:  # what the MLflow UI shows as the run's description
+        tags["mlflow.note.content"] = config.tracking.run.description
     command = _command_line()
     if command:
         tags["kedro.command"] = command

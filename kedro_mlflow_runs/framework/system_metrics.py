@@ -44,8 +44,8 @@ def start_system_metrics(ctx: RunContext, tracked: TrackedRun) -> None:
     cfg = ctx.config
     monitor = SystemMetricsMonitor(
         ctx.handle.run_id,
-        sampling_interval=cfg.system_metrics_sampling_interval,
-        samples_before_logging=cfg.system_metrics_samples_before_logging,
+        sampling_interval=cfg.tracking.system_metrics.sampling_interval,
+        samples_before_logging=cfg.tracking.system_metrics.samples_before_logging,
         resume_logging=ctx.ownership is Ownership.ATTACHED,  # another process may have logged steps already
         tracking_uri=ctx.handle.tracking_uri,
     )

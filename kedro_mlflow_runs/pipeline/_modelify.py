@@ -71,7 +71,7 @@ def modelify_pipeline(
         spec = InferenceSpec(Pipeline([]), inference, input_name, log_kwargs, kpm)
         catalog = context.catalog
         name_datasets(catalog, [*spec.artifacts, input_name])
-        environment = {**config.uri_credentials, **credentials_env(config, context)}
+        environment = {**config.server.uri_credentials, **credentials_env(config, context)}
         with REGISTRY.process.environment(environment):
             ctx = _run_context(config, run_id, pipeline_name)
             try:
@@ -93,12 +93,12 @@ def _run_context(config: Any, run_id: str | None, pipeline_name: str) -> Any:
                   publish=False)
         return ctx
     run = _tracker(config).get_run(run_id, source="--run-id")
-    handle = RunHandle(run_id, config.tracking_uri, str(run.info.experiment_id), config.registry_uri)
+    handle = RunHandle(run_id, config.server.tracking_uri, str(run.info.experiment_id), config.server.registry_uri)
     return RunContext.attach(handle)  # left as it is when done
 
 
 def _tracker(config: Any) -> Tracker:
-    return Tracker(config.tracking_uri, config.registry_uri)
+    return Tracker(config.server.tracking_uri, config.server.registry_uri)
 
 
 def _load(catalog: Any, name: str, spec: Any) -> Any:

@@ -76,21 +76,21 @@ class RunRecorder:
     @classmethod
     def for_pipeline(cls, kedro_run_id: str, config: MlflowConfig, pipeline: Any, catalog: Any) -> RunRecorder | None:
         """The recorder of a Kedro run about to run ``pipeline`` (None when both features are off)."""
-        if not (config.timeline or config.lineage):
+        if not (config.tracking.timeline.enabled or config.tracking.lineage.enabled):
             return None
-        inputs = persisted(catalog, sorted(pipeline.inputs())) if config.lineage else {}
-        outputs = persisted(catalog, sorted(pipeline.all_outputs())) if config.lineage else {}
+        inputs = persisted(catalog, sorted(pipeline.inputs())) if config.tracking.lineage.enabled else {}
+        outputs = persisted(catalog, sorted(pipeline.all_outputs())) if config.tracking.lineage.enabled else {}
         spool = Spool.create()  # (and remove those of runs killed before they could)
         recorder = cls(kedro_run_id, spool.path, os.getpid(),
-                       timeline=config.timeline, lineage=config.lineage, watched=[*inputs, *outputs])
+                       timeline=config.tracking.timeline.enabled, lineage=config.tracking.lineage.enabled, watched=[*inputs, *outputs])
         recorder.owner_spool = spool
-        recorder.digest_mode = config.lineage_digest
-        if config.timeline:
+        recorder.digest_mode = config.tracking.lineage.digest
+        if config.tracking.timeline.enabled:
             recorder.pipeline = pipeline_description(pipeline)
         for name, dataset in inputs.items():
             loc = location(dataset)
             if loc is not None:
-                recorder.inputs[name] = (loc, _safe_digest(loc, config.lineage_digest, name))
+                recorder.inputs[name] = (loc, _safe_digest(loc, config.tracking.lineage.digest, name))
         for name, dataset in outputs.items():
             loc = location(dataset, saving=True)
             if loc is not None:

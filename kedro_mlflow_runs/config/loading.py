@@ -1,0 +1,138 @@
+"""Reading a project's mlflow.yml through Kedro's config loader, and the credentials it names."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Final
+
+from kedro.config import MissingConfigException, OmegaConfigLoader
+from omegaconf import OmegaConf
+
+from .._redact import redact_uri, safe_cause
+from ..compat.kedro import package_name, raw_config_files
+from ..errors import ConfigError
+from .build import build_config
+from .model import MlflowConfig
+
+__all__ = ["CONFIG_PATTERNS", "config_from_project", "credentials_env", "load_config", "random_run_name"]
+
+#: Where Kedro's config loader looks for our file(s) in every environment.
+CONFIG_PATTERNS: Final = ("mlflow*", "mlflow*/**", "**/mlflow*")
+
+_ADJECTIVES: Final = ("amber", "brave", "calm", "deft", "eager", "fond", "glad", "hardy", "keen", "lucid", "mellow",
+                      "nimble", "quiet", "rapid", "sunny", "tidy", "vivid", "witty")
+_NOUNS: Final = ("otter", "heron", "maple", "comet", "falcon", "lynx", "pebble", "quartz", "raven", "spruce", "tapir",
+                 "willow", "yak", "zephyr", "badger", "cedar", "dune", "fjord")
+
+
+def random_run_name() -> str:
+    """A random readable name (``keen-otter-042``): what ``${km.random_name:}`` in mlflow.yml gives."""
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randrange(1000):03d}"  # noqa: S311
+
+
+def ensure_resolvers() -> None:
+    """Register ``km.random_name`` (kedro-mlflow's resolver, accepted for a run or experiment name)
+    with OmegaConf the first time our hooks read a project's config; never at import."""
+    if not OmegaConf.has_resolver("km.random_name"):
+        register = getattr(OmegaConf, "register_resolver", None)  # OmegaConf 2.4 deprecates register_new_resolver
+        if register is not None:
+            register("km.random_name", random_run_name, use_cache=False)
+        else:  # pragma: no cover - OmegaConf < 2.4
+            OmegaConf.register_new_resolver("km.random_name", random_run_name, use_cache=False)
+
+
+def load_config(context: Any) -> MlflowConfig:
+    """Read ``conf/<env>/mlflow.yml`` through the context's config loader and validate it.
+
+    A project without mlflow.yml gets the defaults.
+
+    Raises:
+        ConfigError: the file cannot be read (a list at the top, an unknown resolver, bad YAML), or it
+            holds a bad key or value; naming the key and the file.
+    """
+    ensure_resolvers()
+    loader = context.config_loader
+    patterns = getattr(loader, "config_patterns", None)
+    if isinstance(patterns, dict) and "mlflow" not in patterns:
+        patterns["mlflow"] = list(CONFIG_PATTERNS)
+    conf_source = str(getattr(loader, "conf_source", Path(context.project_path) / "conf"))
+    try:
+        raw = loader["mlflow"]
+    except (MissingConfigException, KeyError):
+        raw = {}
+    except Exception as exc:  # OmegaConf's errors: a list at the top, an unknown resolver, bad YAML
+        hint = (
+            " Kedro's config loader resolves ${oc.env:...} only in credentials: to use it in mlflow.yml, "
+            "add CONFIG_LOADER_ARGS = {\"custom_resolvers\": {\"oc.env\": oc.env}} (from omegaconf.resolvers "
+            "import oc) to settings.py, or set MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME / MLFLOW_RUN_ID "
+            "in the environment instead (they apply when mlflow.yml leaves the key unset)."
+            if "oc.env" in str(exc) else " It must be a mapping of the keys in docs/mlflow_yml.md."
+        )
+        raise ConfigError(
+            f"Could not read mlflow.yml under {conf_source}: {type(exc).__name__}: "
+            f"{redact_uri(str(exc), limit=2000)}.{hint}"
+        ) from safe_cause(exc)
+    files = _raw_files(loader, conf_source) if raw else {}
+    source = " and ".join(files) if files else f"mlflow.yml under {conf_source}"
+    return build_config(raw, project_path=Path(context.project_path), package_name=package_name(context),
+                        files=files, source=source)
+
+
+def _raw_files(config_loader: Any, conf_source: str) -> dict[str, Mapping[str, Any]]:
+    """Per-file raw content of the mlflow config files, for naming the file in errors (best effort)."""
+    try:
+        found = raw_config_files(config_loader, "mlflow")
+        out: dict[str, Mapping[str, Any]] = {}
+        for path, content in (found or {}).items():
+            try:
+                rel = Path(path).relative_to(Path(conf_source).parent)
+            except ValueError:
+                rel = Path(path)
+            container = OmegaConf.to_container(content, resolve=False)
+            if isinstance(container, Mapping):
+                out[rel.as_posix()] = {str(k): v for k, v in container.items()}
+        return out
+    except Exception:  # attribution is best effort; validation still runs
+        return {}
+
+
+def config_from_project(project_path: str | Path, env: str | None = None) -> MlflowConfig:
+    """Read ``<project>/conf`` with Kedro's default config loader (when no context is at hand)."""
+    # here, not at import: importing kedro.framework.project configures (and prints) Kedro's logging
+    from kedro.framework import project as kedro_project
+
+    path = Path(project_path)
+    loader = OmegaConfigLoader(conf_source=str(path / "conf"), env=env, base_env="base", default_run_env="local")
+    return load_config(SimpleNamespace(config_loader=loader, project_path=path,
+                                       _package_name=kedro_project.PACKAGE_NAME))
+
+
+def credentials_env(config: MlflowConfig, context: Any) -> dict[str, str]:
+    """The environment variables of the credentials entry named by ``server.credentials``.
+
+    MLflow reads ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``, ``AWS_*`` and the like from the
+    environment; the hooks set these for the duration of the run only. Values are never logged,
+    nor stored on the config.
+
+    Raises:
+        ConfigError: ``server.credentials`` names an entry credentials.yml does not have.
+    """
+    name = config.server.credentials
+    if not name:
+        return {}
+    try:
+        creds = context.config_loader["credentials"]
+    except Exception:
+        creds = {}
+    entry = creds.get(name) if isinstance(creds, Mapping) else None
+    if not isinstance(entry, Mapping):
+        raise ConfigError(
+            f"'server.credentials' in {config.source} names '{name}', but "
+            f"credentials.yml has no such entry (a mapping of environment variable names to "
+            f"values). Add it to conf/local/credentials.yml or remove the key.",
+            key="server.credentials",
+        )
+    return {str(key): str(value) for key, value in entry.items() if value is not None}
