@@ -25,15 +25,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from kedro_project import make_project, store_uri  # noqa: E402
 
+from kedro_mlflow_runs.core.worker_env import PUBLISHED  # noqa: E402 - every variable published to workers
+
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_REGISTRY_URI",
-               "MLFLOW_EXPERIMENT_ID", "KEDRO_MLFLOW_RUNS_HANDLE", "KEDRO_MLFLOW_RUNS_STORE")
+               "MLFLOW_EXPERIMENT_ID", *sorted(PUBLISHED))
 
-
-_LEAK_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "KEDRO_MLFLOW_RUNS_HANDLE", "KEDRO_MLFLOW_RUNS_STORE",
+#: what a run sets in the environment: checked after every test to be as it was before
+_LEAK_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", *sorted(PUBLISHED),
              "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_TIMEOUT",
              "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PGPASSWORD",
-             "KEDRO_MLFLOW_RUNS_AUTOLOG", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_AUTH",
-             "KEDRO_MLFLOW_RUNS_TRACKING_USERINFO", "KEDRO_MLFLOW_RUNS_HEADER_PROVIDER")
+             "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_AUTH", "KEDRO_MLFLOW_RUNS_TRACKING_USERINFO")
 
 
 def _mlflow_globals() -> tuple[object, object]:

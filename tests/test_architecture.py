@@ -295,15 +295,7 @@ def test_a_killed_run_gets_its_status_before_the_end_steps_run(project_factory):
     assert (project / "steps.txt").read_text() == "KILLED"
 
 
-def test_the_kedro_details_we_use_still_exist():
-    """ParallelRunner keeps its multiprocessing manager in ``_manager``: a signal exit shuts it down
-    (so that it removes its temporary folder) before terminating the workers."""
-    from multiprocessing.managers import BaseManager
+def test_the_kedro_private_names_we_use_still_exist():
+    from kedro_mlflow_runs.compat import kedro as compat_kedro
 
-    from kedro.runner import ParallelRunner
-
-    runner = ParallelRunner()
-    try:
-        assert isinstance(runner._manager, BaseManager)
-    finally:
-        runner._manager.shutdown()
+    assert compat_kedro.verify() == []

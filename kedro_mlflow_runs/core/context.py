@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Mapping
 
 from typing import Any
@@ -26,19 +25,19 @@ from .._redact import redact_uri
 from ..config import MlflowConfig
 from ..errors import RunStateError
 from ..handle import Outcome, Ownership, RunHandle, RunState
-from ..params import check_param_conflicts, split_long_values, to_mlflow_params
 from ..tracking import Tracker, run_entity
 from .mlflow_run import close_run, open_run
 from .owner import RunOwner, check_end_status, check_transition
 from .pending_io import PendingIO
 from .registry import REGISTRY
-from .tags import clip_tags, error_tags
+from .run_logs import RunLogs
+from .tags import error_tags
 
 __all__ = ["RunContext", "RunOwner"]
 
 logger = logging.getLogger(__name__)
 
-class RunContext:
+class RunContext(RunLogs):
     """Owns (or attaches to) the MLflow run of one Kedro run.
 
     ``start()`` ... ``end(status)`` and ``with RunContext(config):`` are the same thing: both
@@ -265,7 +264,7 @@ class RunContext:
         """Undo the calling thread's latest :meth:`bind_thread`."""
         self.owner.process.unbind()
 
-    # -- logging --------------------------------------------------------------------------
+    # -- logging (the calls themselves: ``run_logs.py``) ---------------------------------------
 
     def _require_active(self, what: str) -> RunHandle:
         if self._state is not RunState.ACTIVE:
@@ -274,35 +273,6 @@ class RunContext:
                 f"{self._state.value}, not ACTIVE.", run_id=self.run_id
             )
         return self.handle
-
-    def log_params(self, kedro_params: Mapping[str, Any]) -> dict[str, str]:
-        """Log Kedro parameter inputs (``{"params:x": value, "parameters": {...}}``) in batches.
-
-        Dicts are flattened as configured; a value logged before with the same value is skipped,
-        a different value is a :class:`ParameterError` naming the key. Returns what was sent.
-        """
-        handle = self._require_active("log parameters")
-        cfg = self.config
-        flat = to_mlflow_params(kedro_params, flatten_dicts=cfg.tracking.params.flatten,
-                                recursive=cfg.tracking.params.recursive, sep=cfg.tracking.params.sep)
-        params, as_tags = split_long_values(flat, cfg.tracking.params.long_params_strategy)
-        with self._lock:
-            params = check_param_conflicts(handle.run_id, params, self._logged_params)
-            if params or as_tags:
-                self.tracker.log_batch(handle.run_id, params=params, tags=as_tags, what="log parameters to")
-                self._logged_params.update(params)
-        return params
-
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        handle = self._require_active("set tags")
-        self.tracker.log_batch(handle.run_id, tags=clip_tags(tags), what="set tags on")
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        """Log ``{key: value}`` metrics at ``step`` in batches."""
-        handle = self._require_active("log metrics")
-        now = int(time.time() * 1000)
-        self.tracker.log_batch(handle.run_id, metrics=[(k, v, now, step) for k, v in metrics.items()],
-                               what="log metrics to")
 
     def record_error(self, error: BaseException, node_name: str | None = None) -> None:
         """Remember the first error of the run (and its node); it is written when the run ends."""

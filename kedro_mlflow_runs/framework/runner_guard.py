@@ -7,8 +7,8 @@ run starts, ``before_pipeline_run`` wraps the ``run`` method of *the runner inst
 ``KedroSession.run`` call is about to use, and the wrapper removes itself when the runner returns.
 
 Finding that runner reads one local variable (``runner``) of the calling ``KedroSession.run``
-frame: a Kedro detail, pinned by ``tests/test_architecture.py`` (the first session of a fresh process is guarded). When it is not found the run is still
-ended KILLED, later: by the next Kedro run in the thread, or at interpreter exit.
+frame: a Kedro detail, in ``compat/kedro.py``. When it is not found the run is still ended KILLED,
+later: by the next Kedro run in the thread, or at interpreter exit.
 """
 
 from __future__ import annotations
@@ -16,26 +16,17 @@ from __future__ import annotations
 import functools
 import sys
 import threading
-from types import FrameType
 from collections.abc import Callable
 from typing import Any
+
+from ..compat import kedro as compat_kedro
 
 __all__ = ["guard_runner", "session_runner", "shutdown_manager"]
 
 
 def session_runner() -> Any | None:
     """The runner the ``KedroSession.run`` call on this thread's stack is about to use, if any."""
-    from kedro.framework.session import KedroSession
-    from kedro.runner import AbstractRunner
-
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        local = frame.f_locals if frame.f_code.co_name == "run" else None
-        if local is not None and isinstance(local.get("self"), KedroSession):
-            runner = local.get("runner")
-            return runner if isinstance(runner, AbstractRunner) else None
-        frame = frame.f_back
-    return None
+    return compat_kedro.session_runner(sys._getframe(1))
 
 
 def guard_runner(runner: Any, on_escape: Callable[[BaseException], None]) -> Callable[[], None] | None:
@@ -74,11 +65,9 @@ def guard_runner(runner: Any, on_escape: Callable[[BaseException], None]) -> Cal
 
 
 def shutdown_manager(runner: Any) -> None:
-    """Ask the multiprocessing manager of Kedro's ParallelRunner (its ``_manager``, a Kedro detail pinned
-    by ``tests/test_architecture.py``) to shut down: the manager process then exits on its own terms and
-    removes its ``pymp-*`` temporary folder, which terminating it would leave behind."""
-    from multiprocessing.managers import BaseManager
-
-    manager = getattr(runner, "_manager", None)
-    if isinstance(manager, BaseManager):
+    """Ask the multiprocessing manager of Kedro's ParallelRunner to shut down: the manager process then
+    exits on its own terms and removes its ``pymp-*`` temporary folder, which terminating it would
+    leave behind."""
+    manager = compat_kedro.runner_manager(runner)
+    if manager is not None:
         manager.shutdown()
