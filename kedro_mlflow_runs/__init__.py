@@ -10,28 +10,30 @@ configuration (:func:`build_config`, :func:`load_config`, :class:`MlflowConfig`)
 
 from __future__ import annotations
 
-from ._version import __version__
-
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
 
 #: Where each public name lives. They are imported on first use (PEP 562), so that Kedro loading the
 #: plugin's hooks and commands for every ``kedro`` command pays for those two modules only.
 _EXPORTS = MappingProxyType({
-    **{name: "config" for name in ("MlflowConfig", "build_config", "load_config")},
+    **dict.fromkeys(("MlflowConfig", "build_config", "load_config"), "config"),
     "RunContext": "core.context",
-    **{name: "errors" for name in (
+    **dict.fromkeys((
         "ConfigError", "DatasetRunNotFoundError", "KedroMlflowRunsError", "MissingDependencyError",
         "MlflowDatasetError", "NoActiveRunError", "ParameterError", "PipelineModelError", "RunConflictError",
-        "RunInterruptedError", "RunNotFoundError", "RunStateError", "TrackingError", "TrackingUnavailableError")},
-    **{name: "handle" for name in ("Outcome", "Ownership", "RunHandle", "RunState")},
+        "RunInterruptedError", "RunNotFoundError", "RunStateError", "TrackingError", "TrackingUnavailableError",
+    ), "errors"),
+    **dict.fromkeys(("Outcome", "Ownership", "RunHandle", "RunState"), "handle"),
     "MlflowRunsHooks": "framework.hooks",
-    **{name: "core.current" for name in ("active_contexts", "current_run_context")},
+    **dict.fromkeys(("active_contexts", "current_run_context"), "core.current"),
 })
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import MlflowConfig, build_config, load_config
     from .core.context import RunContext
+    from .core.current import active_contexts, current_run_context
     from .errors import (
         ConfigError,
         DatasetRunNotFoundError,
@@ -48,9 +50,8 @@ if TYPE_CHECKING:  # pragma: no cover
         TrackingError,
         TrackingUnavailableError,
     )
-    from .handle import Outcome, Ownership, RunHandle, RunState
     from .framework.hooks import MlflowRunsHooks
-    from .core.current import active_contexts, current_run_context
+    from .handle import Outcome, Ownership, RunHandle, RunState
 
 
 def __getattr__(name: str) -> Any:
@@ -72,10 +73,10 @@ __all__ = [
     "ConfigError",
     "DatasetRunNotFoundError",
     "KedroMlflowRunsError",
+    "MissingDependencyError",
     "MlflowConfig",
     "MlflowDatasetError",
     "MlflowRunsHooks",
-    "MissingDependencyError",
     "NoActiveRunError",
     "Outcome",
     "Ownership",

@@ -18,9 +18,8 @@ at the end of what is kept has that part replaced too (the cut may fall inside a
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import re
+from types import MappingProxyType
 
 __all__ = [
     "MLFLOW_AUTH_ENV_VAR",

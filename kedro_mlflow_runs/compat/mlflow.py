@@ -143,7 +143,8 @@ def _check_store_engine() -> str | None:
 def _check_store_logger() -> str | None:
     from mlflow.store.db import utils as db_utils
 
-    return None if db_utils._logger.name == STORE_ERROR_LOGGER else f"mlflow.store.db.utils._logger is not {STORE_ERROR_LOGGER}"
+    name = db_utils._logger.name
+    return None if name == STORE_ERROR_LOGGER else f"mlflow.store.db.utils._logger is not {STORE_ERROR_LOGGER}"
 
 
 def _check_header_providers() -> str | None:

@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-
 from typing import Any
 
 from .._redact import redact_uri

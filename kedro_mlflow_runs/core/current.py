@@ -3,11 +3,11 @@ dataset, hook and user program goes through."""
 
 from __future__ import annotations
 
+from ..handle import RunHandle
+from . import worker_env
 from .context import RunContext
 from .header_providers import install_published
 from .registry import REGISTRY
-from . import worker_env
-from ..handle import RunHandle
 
 __all__ = ["active_contexts", "context_for", "current_run_context"]
 

@@ -2,7 +2,8 @@
 
 ``RunRegistry.finish`` is called from Kedro's hooks but also from signal handlers and atexit, so
 the steps (run before the run is closed, or right after it for a KILLED run, see
-:data:`KILLED_END_STEPS_TIMEOUT_S`) (stop the system-metrics monitor, write the timeline and the lineage) run in a helper
+:data:`KILLED_END_STEPS_TIMEOUT_S`) (stop the system-metrics monitor, write the timeline and the lineage)
+run in a helper
 thread that the caller waits for at most :data:`END_STEPS_TIMEOUT_S` seconds. A step that fails
 is logged as a warning and the others still run; the run's status is never changed by them.
 A ``KeyboardInterrupt`` while waiting (a second Ctrl-C) stops the wait: the caller closes the run
@@ -15,7 +16,6 @@ import logging
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
-
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..handle import Outcome

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import gc
 import io
-from _io import _IOBase as _IOBASE  # the base of every stream class, C or Python (io.IOBase's too)
 import logging
 import os
 import sys
+from _io import _IOBase as _IOBASE  # the base of every stream class, C or Python (io.IOBase's too)
 from collections.abc import Iterable
 from typing import Any
 

@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
+from ..compat.mlflow import header_providers
 from ..config import HeaderProviderSpec
 from ..errors import ConfigError
-from ..compat.mlflow import header_providers
 from . import worker_env
 from .process import ProcessState
 

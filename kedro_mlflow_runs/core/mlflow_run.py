@@ -36,7 +36,8 @@ def open_run(
             tracker.log_batch(run.info.run_id, tags=clip_tags(all_tags), what="tag")
         return run, Ownership.ATTACHED, dict(run.data.params)
     experiment_id = tracker.ensure_experiment(
-        cfg.tracking.experiment.name, artifact_location=cfg.artifact_location, restore_if_deleted=cfg.tracking.experiment.restore_if_deleted,
+        cfg.tracking.experiment.name, artifact_location=cfg.artifact_location,
+        restore_if_deleted=cfg.tracking.experiment.restore_if_deleted,
         tags=cfg.tracking.experiment.tags,
     )
     parent = ctx.owner.process.fluent_run_id() if cfg.tracking.run.nested else None

@@ -36,13 +36,15 @@ def in_ipython() -> bool:
 def adopt_project_store(config: MlflowConfig, credentials: Mapping[str, str]) -> None:
     """Make the project's store and experiment MLflow's defaults in this kernel (see the module docstring)."""
     secrets = {**config.server.uri_credentials, **credentials}
-    tracker = Tracker(config.server.tracking_uri, config.server.registry_uri, scope=lambda: REGISTRY.process.environment(secrets))
+    tracker = Tracker(config.server.tracking_uri, config.server.registry_uri,
+                      scope=lambda: REGISTRY.process.environment(secrets))
     try:
         experiment_id: str | None = tracker.ensure_experiment(
             config.tracking.experiment.name, artifact_location=config.artifact_location,
             restore_if_deleted=config.tracking.experiment.restore_if_deleted, tags=config.tracking.experiment.tags)
     except KedroMlflowRunsError as exc:  # the notebook still loads; MLflow creates the experiment later
-        logger.warning("Could not prepare MLflow experiment '%s' for this notebook: %s", config.tracking.experiment.name, exc)
+        logger.warning("Could not prepare MLflow experiment '%s' for this notebook: %s",
+                       config.tracking.experiment.name, exc)
         experiment_id = None
     REGISTRY.process.adopt_defaults({
         "MLFLOW_TRACKING_URI": config.server.tracking_uri,

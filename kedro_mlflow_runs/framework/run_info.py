@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import getpass
 import os
-import socket
 import re
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._version import __version__
 from .._redact import redact_uri
+from .._version import __version__
 from ..config import MlflowConfig
 from ..handle import RunHandle
 from ..params import MAX_TAG_VALUE_LENGTH

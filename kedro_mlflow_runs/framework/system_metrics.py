@@ -13,8 +13,8 @@ import importlib.util
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MissingDependencyError
 from ..core.tracked import EndStep
+from ..errors import MissingDependencyError
 from ..handle import Outcome, Ownership
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,7 +54,8 @@ def start_system_metrics(ctx: RunContext, tracked: TrackedRun) -> None:
     def stop_system_metrics(ctx: RunContext, outcome: Outcome) -> None:
         _stop(monitor)
 
-    tracked.before_end.insert(0, EndStep("the system metrics", stop_system_metrics))  # first: nothing may be sampled after the run ended
+    # first: nothing may be sampled after the run ended
+    tracked.before_end.insert(0, EndStep("the system metrics", stop_system_metrics))
 
 
 def _stop(monitor: Any) -> None:

@@ -48,8 +48,8 @@ def merged_files(parts: list[Mapping[str, Any]], *, status: str, run_id: str) ->
         timeline = sorted((e for t in timelines for e in t), key=lambda e: (e["start"], e["node"]))
         files["timeline.json"] = json.dumps(timeline, indent=1)
         kedro_runs = ", ".join(sorted({str(p.get("kedro_run_id")) for p in parts}))
-        files["timeline.html"] = render(timeline, title=f"Node timeline of MLflow run {run_id} (Kedro run {kedro_runs})",
-                                        status=status)
+        title = f"Node timeline of MLflow run {run_id} (Kedro run {kedro_runs})"
+        files["timeline.html"] = render(timeline, title=title, status=status)
         nodes: dict[str, Any] = {}
         for p in parts:
             for node in p.get("pipeline", {}).get("nodes", []):

@@ -82,7 +82,8 @@ class RunRecorder:
         outputs = persisted(catalog, sorted(pipeline.all_outputs())) if config.tracking.lineage.enabled else {}
         spool = Spool.create()  # (and remove those of runs killed before they could)
         recorder = cls(kedro_run_id, spool.path, os.getpid(),
-                       timeline=config.tracking.timeline.enabled, lineage=config.tracking.lineage.enabled, watched=[*inputs, *outputs])
+                       timeline=config.tracking.timeline.enabled, lineage=config.tracking.lineage.enabled,
+                       watched=[*inputs, *outputs])
         recorder.owner_spool = spool
         recorder.digest_mode = config.tracking.lineage.digest
         if config.tracking.timeline.enabled:
@@ -207,7 +208,8 @@ class RunRecorder:
                 inputs.append({**loc.describe(name), "digest": start_digest, "context": INPUT_CONTEXT,
                                **_schema_of(described.get(name))})
             part["outputs"] = [
-                {**loc.describe(name), "digest": _safe_digest(loc, self.digest_mode, name), **_schema_of(described.get(name))}
+                {**loc.describe(name), "digest": _safe_digest(loc, self.digest_mode, name),
+                 **_schema_of(described.get(name))}
                 for name, loc in self.outputs.items() if name in saved
             ]
         problems: list[str] = []
@@ -217,7 +219,8 @@ class RunRecorder:
                 log_files(tracker, run_id, {f"{part_name(self.kedro_run_id)}.json": json.dumps(part)}, PARTS_DIR)
                 merge_parts(tracker, run_id, status=outcome.status.value)
             else:
-                log_files(tracker, run_id, merged_files([part], status=outcome.status.value, run_id=run_id), ARTIFACT_DIR)
+                files = merged_files([part], status=outcome.status.value, run_id=run_id)
+                log_files(tracker, run_id, files, ARTIFACT_DIR)
         except Exception as exc:
             problems.append(f"artifacts under {ARTIFACT_DIR}/ ({type(exc).__name__}: {exc})")
         if inputs:

@@ -5,10 +5,9 @@ Pure functions over the events the recorder collected (``_recorder.py``); no MLf
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import re
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ..params import MAX_KEY_LENGTH

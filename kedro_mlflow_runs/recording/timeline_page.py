@@ -7,10 +7,9 @@ SVG and CSS only, so the MLflow UI's artifact viewer shows it as it is.
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 from collections.abc import Mapping, Sequence
 from html import escape
+from types import MappingProxyType
 from typing import Any
 
 from .timeline import worker_label

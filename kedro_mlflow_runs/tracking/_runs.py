@@ -204,7 +204,8 @@ class RunCalls(_Calls):
         return sorted(history, key=lambda m: (m.step, m.timestamp))
 
     def latest_metrics(self, run_id: str) -> dict[str, float]:
-        run = self._call(f"read the metrics of MLflow run '{run_id}'", lambda: self.client.get_run(run_id), run_id=run_id)
+        run = self._call(f"read the metrics of MLflow run '{run_id}'", lambda: self.client.get_run(run_id),
+                         run_id=run_id)
         return {k: float(v) for k, v in run.data.metrics.items()}
 
     def log_inputs(self, run_id: str, datasets: Iterable[Mapping[str, Any]]) -> None:
