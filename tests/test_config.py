@@ -92,6 +92,11 @@ BAD = [
     ({"srever": {}}, "Unknown key 'srever'"),
     ({"server": {"tracking_uri": "x"}}, "Unknown key 'server.tracking_uri' .* Did you mean 'server.mlflow_tracking_uri'"),
     ({"trackng": {}}, "Unknown key 'trackng' .* Did you mean 'tracking'"),
+    ({"tracking": {"expriment": {"name": "x"}}}, "Unknown key 'tracking.expriment' .* Did you mean 'tracking.experiment'"),
+    # a key in the wrong section: the key of that name elsewhere
+    ({"tracking": {"long_params_strategy": "tag"}},
+     "Unknown key 'tracking.long_params_strategy' .* Did you mean 'tracking.params.long_params_strategy'"),
+    ({"server": {"port": 5001}}, "Unknown key 'server.port' .* Did you mean 'ui.port'"),
     ({"tracking": {"run": {"nsted": True}}}, "Unknown key 'tracking.run.nsted'"),
     ({"server": "http://x"}, "'server' in .* must be a mapping"),
     ({"server": {"mlflow_tracking_uri": 5}}, "'server.mlflow_tracking_uri' .* must be a string, got int 5"),
@@ -108,6 +113,12 @@ BAD = [
     ({"ui": {"port": "http"}}, "'ui.port' .* must be a port number, got 'http'"),  # "5000" is fine (kedro-mlflow's)
     ({"ui": {"port": True}}, "'ui.port' .* must be an integer, got bool"),
     ({"ui": {"port": 70000}}, "'ui.port' .* between 1 and 65535"),
+    ({"tracking": {"system_metrics": {"sampling_interval": 0}}}, "'tracking.system_metrics.sampling_interval' .* above 0"),
+    ({"tracking": {"system_metrics": {"sampling_interval": float("nan")}}},  # YAML's .nan
+     "'tracking.system_metrics.sampling_interval' .* must be a finite number, got nan"),
+    ({"tracking": {"system_metrics": {"samples_before_logging": 0}}}, "'tracking.system_metrics.samples_before_logging' .* 1 or more"),
+    ({"server": {"http": {"max_retries": -1}}}, "'server.http.max_retries' .* 0 or more"),
+    ({"tracking": {"lineage": {"digest": "md5"}}}, "'tracking.lineage.digest' .* 'md5'; use one of: auto, stat, content, none"),
     (["server"], "'mlflow.yml' in .* must be a mapping"),
 ]
 
