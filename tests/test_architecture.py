@@ -307,3 +307,19 @@ def test_the_kedro_details_we_use_still_exist():
         assert isinstance(runner._manager, BaseManager)
     finally:
         runner._manager.shutdown()
+
+
+def test_the_kedro_private_names_we_use_still_exist():
+    from kedro_mlflow_runs.compat import kedro as _compat
+
+    assert _compat.verify() == []
+
+
+def test_a_kedro_private_name_that_is_gone_is_reported(monkeypatch):
+    """verify() is not vacuous: a Kedro without the loader's raw reader is named."""
+    from kedro.config import OmegaConfigLoader
+
+    from kedro_mlflow_runs.compat import kedro as _compat
+
+    monkeypatch.delattr(OmegaConfigLoader, "_read_raw_config")
+    assert _compat.verify() == ["OmegaConfigLoader._read_raw_config"]
