@@ -191,3 +191,23 @@ def test_unreachable_server_fails_before_any_node_with_the_uri_redacted(project_
 
     assert "hunter2" not in "".join(traceback.format_exception(err.value))  # nor in chained causes
     assert not marker.exists()
+
+
+def test_the_sections_follow_the_file_as_the_configuration_page_says():
+    """docs/mlflow_yml.md, "In Python": each section attribute holds its key's (resolved) value."""
+    raw = {"server": {"mlflow_tracking_uri": "http://u:secret@host:5000",
+                      "request_header_provider": {"type": "pkg.auth.Provider", "init_kwargs": {"token": "t"}}},
+           "tracking": {"experiment": {"name": "exp", "create_experiment_kwargs": {"artifact_location": "s3://b/a",
+                                                                                   "tags": {"team": "ml"}}},
+                        "params": {"dict_params": {"flatten": False, "recursive": False, "sep": "/"},
+                                   "long_params_strategy": "tag"}},
+           "ui": {"port": "5123"}}
+    c = cfg(raw, environ={"MLFLOW_RUN_ID": "r1"})
+    assert c.server.tracking_uri == "http://host:5000" and "secret" not in repr(c)
+    assert c.server.header_provider.type == "pkg.auth.Provider" and c.server.header_provider.init_kwargs == {"token": "t"}
+    assert (c.tracking.experiment.name, c.tracking.run.id, c.ui.port) == ("exp", "r1", 5123)
+    assert (c.tracking.experiment.artifact_location, dict(c.tracking.experiment.tags)) == ("s3://b/a", {"team": "ml"})
+    params = c.tracking.params
+    assert (params.flatten, params.recursive, params.sep, params.long_params_strategy) == (False, False, "/", "tag")
+    with pytest.raises(AttributeError):
+        c.tracking.run.id = "other"  # frozen
