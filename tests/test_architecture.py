@@ -299,3 +299,13 @@ def test_the_kedro_private_names_we_use_still_exist():
     from kedro_mlflow_runs.compat import kedro as compat_kedro
 
     assert compat_kedro.verify() == []
+
+
+def test_a_kedro_private_name_that_is_gone_is_reported(monkeypatch):
+    """verify() is not vacuous: a Kedro without the loader's raw reader is named."""
+    from kedro.config import OmegaConfigLoader
+
+    from kedro_mlflow_runs.compat import kedro as compat_kedro
+
+    monkeypatch.delattr(OmegaConfigLoader, "_read_raw_config")
+    assert compat_kedro.verify() == ["OmegaConfigLoader._read_raw_config"]

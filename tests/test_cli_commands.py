@@ -17,7 +17,10 @@ def test_init_writes_a_valid_commented_template_and_refuses_to_overwrite(project
     assert first.returncode == 0, first.stderr[-2000:]
     target = project / "conf" / "local" / "mlflow.yml"
     text = target.read_text()
-    assert "long_params_strategy" in text and "#" in text
+    from kedro_mlflow_runs.config.template import render_template
+
+    assert text == render_template()  # every key of the schema, with its default and a comment
+    assert "  request_header_provider:\n    type: null" in text and "long_params_strategy: fail" in text
 
     run_session(project)  # every key of the template validates
     (run,) = all_runs(client_for(project))

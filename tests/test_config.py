@@ -92,6 +92,11 @@ BAD = [
     ({"srever": {}}, "Unknown key 'srever'"),
     ({"server": {"tracking_uri": "x"}}, "Unknown key 'server.tracking_uri' .* Did you mean 'server.mlflow_tracking_uri'"),
     ({"trackng": {}}, "Unknown key 'trackng' .* Did you mean 'tracking'"),
+    ({"tracking": {"expriment": {"name": "x"}}}, "Unknown key 'tracking.expriment' .* Did you mean 'tracking.experiment'"),
+    # a key in the wrong section: the key of that name elsewhere
+    ({"tracking": {"long_params_strategy": "tag"}},
+     "Unknown key 'tracking.long_params_strategy' .* Did you mean 'tracking.params.long_params_strategy'"),
+    ({"server": {"port": 5001}}, "Unknown key 'server.port' .* Did you mean 'ui.port'"),
     ({"tracking": {"run": {"nsted": True}}}, "Unknown key 'tracking.run.nsted'"),
     ({"server": "http://x"}, "'server' in .* must be a mapping"),
     ({"server": {"mlflow_tracking_uri": 5}}, "'server.mlflow_tracking_uri' .* must be a string, got int 5"),
@@ -108,6 +113,12 @@ BAD = [
     ({"ui": {"port": "http"}}, "'ui.port' .* must be a port number, got 'http'"),  # "5000" is fine (kedro-mlflow's)
     ({"ui": {"port": True}}, "'ui.port' .* must be an integer, got bool"),
     ({"ui": {"port": 70000}}, "'ui.port' .* between 1 and 65535"),
+    ({"tracking": {"system_metrics": {"sampling_interval": 0}}}, "'tracking.system_metrics.sampling_interval' .* above 0"),
+    ({"tracking": {"system_metrics": {"sampling_interval": float("nan")}}},  # YAML's .nan
+     "'tracking.system_metrics.sampling_interval' .* must be a finite number, got nan"),
+    ({"tracking": {"system_metrics": {"samples_before_logging": 0}}}, "'tracking.system_metrics.samples_before_logging' .* 1 or more"),
+    ({"server": {"http": {"max_retries": -1}}}, "'server.http.max_retries' .* 0 or more"),
+    ({"tracking": {"lineage": {"digest": "md5"}}}, "'tracking.lineage.digest' .* 'md5'; use one of: auto, stat, content, none"),
     (["server"], "'mlflow.yml' in .* must be a mapping"),
 ]
 
@@ -180,3 +191,23 @@ def test_unreachable_server_fails_before_any_node_with_the_uri_redacted(project_
 
     assert "hunter2" not in "".join(traceback.format_exception(err.value))  # nor in chained causes
     assert not marker.exists()
+
+
+def test_the_sections_follow_the_file_as_the_configuration_page_says():
+    """docs/mlflow_yml.md, "In Python": each section attribute holds its key's (resolved) value."""
+    raw = {"server": {"mlflow_tracking_uri": "http://u:secret@host:5000",
+                      "request_header_provider": {"type": "pkg.auth.Provider", "init_kwargs": {"token": "t"}}},
+           "tracking": {"experiment": {"name": "exp", "create_experiment_kwargs": {"artifact_location": "s3://b/a",
+                                                                                   "tags": {"team": "ml"}}},
+                        "params": {"dict_params": {"flatten": False, "recursive": False, "sep": "/"},
+                                   "long_params_strategy": "tag"}},
+           "ui": {"port": "5123"}}
+    c = cfg(raw, environ={"MLFLOW_RUN_ID": "r1"})
+    assert c.server.tracking_uri == "http://host:5000" and "secret" not in repr(c)
+    assert c.server.header_provider.type == "pkg.auth.Provider" and c.server.header_provider.init_kwargs == {"token": "t"}
+    assert (c.tracking.experiment.name, c.tracking.run.id, c.ui.port) == ("exp", "r1", 5123)
+    assert (c.tracking.experiment.artifact_location, dict(c.tracking.experiment.tags)) == ("s3://b/a", {"team": "ml"})
+    params = c.tracking.params
+    assert (params.flatten, params.recursive, params.sep, params.long_params_strategy) == (False, False, "/", "tag")
+    with pytest.raises(AttributeError):
+        c.tracking.run.id = "other"  # frozen

@@ -147,6 +147,21 @@ def test_the_init_template_configures_exactly_what_an_empty_file_does(tmp_path):
                                                                                      environ={})
 
 
+@pytest.mark.parametrize("raw, source", [
+    ({"tracking": {"run": {"nested": "maybe"}}}, "conf/local/mlflow.yml"),
+    ({"server": {"tracking_uri": "x"}}, "conf/base/mlflow.yml"),
+    ({"tracking": {"long_params_strategy": "tag"}}, "conf/base/mlflow.yml"),
+])
+def test_the_configuration_page_shows_the_errors_as_they_are(raw, source, tmp_path):
+    from kedro_mlflow_runs import build_config
+    from kedro_mlflow_runs.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        build_config(raw, project_path=tmp_path, source=source)
+    errors = (DOCS / "mlflow_yml.md").read_text().split("## Errors")[1]
+    assert f"\nConfigError: {err.value}\n" in errors
+
+
 # -- runnable blocks -------------------------------------------------------------------------------
 
 def test_the_docs_mark_runnable_blocks_of_every_kind():

@@ -13,17 +13,27 @@ What we touch, and why:
 * ``ParallelRunner._manager``: its multiprocessing manager, asked to shut down on a signal exit so
   that it removes its temporary folder (``framework/runner_guard.py``).
 
+And where Kedro's config stack differs between the versions Kedro allows (no private name, a public
+API that changed meaning):
+
+* ``OmegaConf.register_resolver``: OmegaConf 2.4 deprecates ``register_new_resolver`` in its favour,
+  but before 2.4 ``register_resolver`` is the legacy API (no ``use_cache``); Kedro accepts
+  ``omegaconf>=2.1.1``. :func:`register_resolver` picks the one that works without a warning.
+
 ``tests/test_architecture.py::test_the_kedro_private_names_we_use_still_exist`` fails loudly when a
 future Kedro moves any of them. Nothing else in the package may name a Kedro private attribute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
-__all__ = ["package_name", "raw_config_files", "runner_manager", "session_runner", "verify"]
+from omegaconf import OmegaConf
+
+__all__ = ["package_name", "raw_config_files", "register_resolver", "runner_manager", "session_runner", "verify"]
 
 
 def raw_config_files(config_loader: Any, key: str) -> dict[str, Any] | None:
@@ -40,6 +50,17 @@ def package_name(context: Any) -> str | None:
     """The package of the project a Kedro context belongs to."""
     name = getattr(context, "_package_name", None)
     return name if isinstance(name, str) else None
+
+
+def register_resolver(name: str, resolver: Callable[..., Any]) -> None:
+    """Register ``resolver`` with OmegaConf as ``${name:...}`` (not cached: each use calls it again),
+    unless a resolver of that name is registered already."""
+    if OmegaConf.has_resolver(name):
+        return
+    if "use_cache" in inspect.signature(OmegaConf.register_resolver).parameters:  # OmegaConf >= 2.4
+        OmegaConf.register_resolver(name, resolver, use_cache=False)
+    else:  # OmegaConf < 2.4: register_resolver is the legacy API
+        OmegaConf.register_new_resolver(name, resolver, use_cache=False)
 
 
 def session_runner(frame: FrameType | None) -> Any | None:
@@ -72,8 +93,6 @@ def _check_read_raw_config() -> str | None:
 
 
 def _check_package_name() -> str | None:
-    import inspect
-
     from kedro.framework.context import KedroContext
 
     fields: Mapping[str, Any] = getattr(KedroContext, "__attrs_attrs__", None) or {}

@@ -11,7 +11,22 @@ from __future__ import annotations
 
 from .build import HTTP_SETTINGS, SYSTEM_METRICS_ENV_VAR, build_config
 from .loading import CONFIG_PATTERNS, config_from_project, credentials_env, load_config, random_run_name
-from .model import HeaderProviderSpec, MlflowConfig
+from .model import (
+    AttachedSection,
+    AutologSection,
+    DisableTrackingSection,
+    ExperimentSection,
+    HeaderProviderSpec,
+    LineageSection,
+    MlflowConfig,
+    ParamsSection,
+    RunSection,
+    ServerSection,
+    SystemMetricsSection,
+    TimelineSection,
+    TrackingSection,
+    UiSection,
+)
 from .schema import KEYS, LINEAGE_DIGESTS
 from .uris import default_tracking_uri, resolve_tracking_uri
 
@@ -21,8 +36,20 @@ __all__ = [
     "KEYS",
     "LINEAGE_DIGESTS",
     "SYSTEM_METRICS_ENV_VAR",
+    "AttachedSection",
+    "AutologSection",
+    "DisableTrackingSection",
+    "ExperimentSection",
     "HeaderProviderSpec",
+    "LineageSection",
     "MlflowConfig",
+    "ParamsSection",
+    "RunSection",
+    "ServerSection",
+    "SystemMetricsSection",
+    "TimelineSection",
+    "TrackingSection",
+    "UiSection",
     "build_config",
     "config_from_project",
     "credentials_env",

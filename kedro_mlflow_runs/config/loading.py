@@ -5,14 +5,13 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Final
 
 from kedro.config import MissingConfigException, OmegaConfigLoader
 from omegaconf import OmegaConf
 
 from .._redact import redact_uri, safe_cause
-from ..compat.kedro import package_name, raw_config_files
+from ..compat.kedro import package_name, raw_config_files, register_resolver
 from ..errors import ConfigError
 from .build import build_config
 from .model import MlflowConfig
@@ -36,12 +35,7 @@ def random_run_name() -> str:
 def ensure_resolvers() -> None:
     """Register ``km.random_name`` (kedro-mlflow's resolver, accepted for a run or experiment name)
     with OmegaConf the first time our hooks read a project's config; never at import."""
-    if not OmegaConf.has_resolver("km.random_name"):
-        register = getattr(OmegaConf, "register_resolver", None)  # OmegaConf 2.4 deprecates register_new_resolver
-        if register is not None:
-            register("km.random_name", random_run_name, use_cache=False)
-        else:  # pragma: no cover - OmegaConf < 2.4
-            OmegaConf.register_new_resolver("km.random_name", random_run_name, use_cache=False)
+    register_resolver("km.random_name", random_run_name)
 
 
 def load_config(context: Any) -> MlflowConfig:
@@ -53,12 +47,16 @@ def load_config(context: Any) -> MlflowConfig:
         ConfigError: the file cannot be read (a list at the top, an unknown resolver, bad YAML), or it
             holds a bad key or value; naming the key and the file.
     """
+    return _read(context.config_loader, Path(context.project_path), package_name(context))
+
+
+def _read(loader: Any, project_path: Path, package: str | None) -> MlflowConfig:
+    """:func:`load_config` with a config loader, the project root and its package name."""
     ensure_resolvers()
-    loader = context.config_loader
     patterns = getattr(loader, "config_patterns", None)
     if isinstance(patterns, dict) and "mlflow" not in patterns:
         patterns["mlflow"] = list(CONFIG_PATTERNS)
-    conf_source = str(getattr(loader, "conf_source", Path(context.project_path) / "conf"))
+    conf_source = str(getattr(loader, "conf_source", project_path / "conf"))
     try:
         raw = loader["mlflow"]
     except (MissingConfigException, KeyError):
@@ -77,8 +75,7 @@ def load_config(context: Any) -> MlflowConfig:
         ) from safe_cause(exc)
     files = _raw_files(loader, conf_source) if raw else {}
     source = " and ".join(files) if files else f"mlflow.yml under {conf_source}"
-    return build_config(raw, project_path=Path(context.project_path), package_name=package_name(context),
-                        files=files, source=source)
+    return build_config(raw, project_path=project_path, package_name=package, files=files, source=source)
 
 
 def _raw_files(config_loader: Any, conf_source: str) -> dict[str, Mapping[str, Any]]:
@@ -106,8 +103,7 @@ def config_from_project(project_path: str | Path, env: str | None = None) -> Mlf
 
     path = Path(project_path)
     loader = OmegaConfigLoader(conf_source=str(path / "conf"), env=env, base_env="base", default_run_env="local")
-    return load_config(SimpleNamespace(config_loader=loader, project_path=path,
-                                       _package_name=kedro_project.PACKAGE_NAME))
+    return _read(loader, path, kedro_project.PACKAGE_NAME)
 
 
 def credentials_env(config: MlflowConfig, context: Any) -> dict[str, str]:

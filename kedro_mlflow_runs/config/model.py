@@ -1,6 +1,12 @@
 """The validated, resolved configuration of one Kedro run's tracking, as typed sections that follow
 mlflow.yml's own layout (``config.tracking.run.id`` is ``tracking.run.id``). Values are resolved
-(environment variables, URIs made absolute, credentials taken out of URIs) by ``build.py``."""
+(environment variables, URIs made absolute, credentials taken out of URIs) by ``build.py``.
+
+Where a name differs from the file (docs/mlflow_yml.md, "In Python", says the same):
+``tracking.params.dict_params.*`` are ``ParamsSection.flatten``/``recursive``/``sep``;
+``tracking.experiment.create_experiment_kwargs.*`` are ``ExperimentSection.artifact_location``/``tags``;
+``server.mlflow_tracking_uri``/``mlflow_registry_uri`` are ``ServerSection.tracking_uri``/``registry_uri``
+(resolved); ``server.request_header_provider`` is ``ServerSection.header_provider``."""
 
 from __future__ import annotations
 

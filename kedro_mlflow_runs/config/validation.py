@@ -7,6 +7,7 @@ saying what is wrong and what to do; an unknown key gets the closest known one a
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -82,8 +83,8 @@ def _check_sections(raw: Any, path: str, where: Locator) -> None:
     for name in sorted(map(str, raw)):
         key = f"{path}.{name}" if path else name
         if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-            hint = f" Did you mean '{path + '.' if path else ''}{close[0]}'?" if close else ""
+            guess = _suggestion(name, path, known)
+            hint = f" Did you mean '{guess}'?" if guess else ""
             raise ConfigError(
                 f"Unknown key '{key}' in {where(key)}.{hint} Known keys here: {', '.join(sorted(known))}. "
                 f"Fix the spelling or remove it.",
@@ -91,6 +92,18 @@ def _check_sections(raw: Any, path: str, where: Locator) -> None:
             )
         if key in _SECTIONS:
             _check_sections(raw[name], key, where)
+
+
+def _suggestion(name: str, path: str, known: frozenset[str]) -> str | None:
+    """The dotted key ``name`` was probably meant to be: the closest name of its own section, else
+    (a key put in the wrong section, such as ``tracking.long_params_strategy``) the key or section of
+    that name elsewhere."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    if close:
+        return f"{path}.{close[0]}" if path else close[0]
+    elsewhere = sorted(dotted for dotted in (*_SECTIONS, *(key.path for key in KEYS))
+                       if dotted.rpartition(".")[2] == name)
+    return elsewhere[0] if len(elsewhere) == 1 else None
 
 
 def _lookup(raw: Any, dotted: str) -> Any:
@@ -113,9 +126,11 @@ def _checked(key: Key, value: Any, where: Locator) -> Any:
             raise ConfigError(f"{here} must be a port number, got {value!r}.", key=key.path)
         value = int(value)
     kind = key.kind
-    if not isinstance(value, kind.types) or (isinstance(value, bool) and bool not in kind.types):
+    if isinstance(value, float) and not math.isfinite(value) and float in kind.types:
+        raise ConfigError(f"{here} must be a finite number, got {value!r}.", key=key.path)
+    if not _is_a(value, kind.types):
         raise ConfigError(f"{here} must be {kind.name}, got {describe(value)}.", key=key.path)
-    if kind.item is not None and not all(isinstance(item, kind.item) and str(item).strip() for item in value):
+    if kind.item is not None and not all(_is_a(item, (kind.item,)) and str(item).strip() for item in value):
         raise ConfigError(f"{here} must be {kind.name}, got {value!r}.", key=key.path)
     if key.choices and value not in key.choices:
         raise ConfigError(f"{here} is {value!r}; use one of: {', '.join(key.choices)}.", key=key.path)
@@ -129,6 +144,15 @@ def _checked(key: Key, value: Any, where: Locator) -> Any:
                 raise ConfigError(f"'{key.path}.{name}' in {where(key.path)} must be a plain value (string, number, "
                                   f"boolean), got {describe(tag)}.", key=f"{key.path}.{name}")
     return float(value) if int in kind.types and float in kind.types else value
+
+
+def _is_a(value: Any, types: tuple[type, ...]) -> bool:
+    """Whether ``value`` is one of ``types`` (a boolean is not a number, nor a number infinite or NaN)."""
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return isinstance(value, types)
 
 
 def _check_range(key: Key, value: Any, here: str) -> None:
