@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import click
 
 from .._redact import safe_cause
-from ._groups import mlflow_commands
+
 
 if TYPE_CHECKING:  # pragma: no cover
+    from mlflow.entities import Run
+
     from ..config import MlflowConfig
     from ..tracking import Tracker
 
 
-
-@mlflow_commands.command(name="close-run")
+@click.command(name="close-run")
 @click.option("--run-id", default=None, help="Run to end. Default: tracking.run.id in mlflow.yml, else MLFLOW_RUN_ID.")
 @click.option(
     "--status",
@@ -32,9 +34,11 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
 
     Examples: kedro mlflow close-run --status FAILED; kedro mlflow close-run --stale [--yes]
     """
-    from ._project import project_config  # when the command runs: it loads Kedro's session
+    # the plugin's heavier parts (Kedro's session, the MLflow boundary) load when the command runs,
+    # not for every `kedro` command
     from ..errors import KedroMlflowRunsError
     from ..tracking import Tracker
+    from ._project import project_config
 
     config = project_config(env)
     tracker = Tracker(config.tracking_uri, config.registry_uri)
@@ -73,8 +77,7 @@ def _merge_parts(tracker: Tracker, run_id: str, status: str) -> None:
 
 
 def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool) -> None:
-    from datetime import datetime, timezone
-
+    """List the experiment's RUNNING runs; with ``yes``, end those not known to be in progress as ``status``."""
     from ..framework.run_info import opened_by_a_live_process
 
     runs = tracker.running_kedro_runs(config.experiment_name)
@@ -82,7 +85,7 @@ def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool)
         click.echo(f"No run of experiment '{config.experiment_name}' is RUNNING in {config.redacted_tracking_uri}.")
         return
     click.echo(f"Runs of experiment '{config.experiment_name}' still RUNNING:")
-    stale = []
+    stale: list[Run] = []
     for run in runs:
         started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         alive = opened_by_a_live_process(run.data.tags)

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import click
 
-from ._groups import mlflow_commands
-
-
 
 TEMPLATE = """\
 # kedro-mlflow-runs configuration. Every key is optional; delete what you do not need.
@@ -67,7 +64,7 @@ ui:
 """
 
 
-@mlflow_commands.command(name="init")
+@click.command(name="init")
 @click.option("--env", "-e", default="local", show_default=True, help="Kedro environment to write to.")
 @click.option("--force", is_flag=True, help="Write even though the project already has an mlflow.yml.")
 def init(env: str, force: bool) -> None:
@@ -80,9 +77,11 @@ def init(env: str, force: bool) -> None:
 
     Example: kedro mlflow init --env base
     """
-    from ._project import project_root  # when the command runs: it loads Kedro's session
+    # Kedro's session machinery and the plugin's config load when the command runs, not for every `kedro` command
     from kedro.framework.project import settings
     from kedro.framework.startup import bootstrap_project
+
+    from ._project import project_root
 
     metadata = bootstrap_project(project_root())
     conf = Path(metadata.project_path) / settings.CONF_SOURCE
