@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..tracking import Tracker
 
 
-_STATUSES = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
+_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 
 
 @click.command(name="runs")

@@ -133,13 +133,13 @@ class RunSummary:
                 _clip(self.pipeline or "-", 24), self.runner or "-", " ".join(shown) or "-"]
 
 
-_HEADERS = ["RUN", "NAME", "STATUS", "STARTED", "DURATION", "PIPELINE", "RUNNER", "METRICS"]
+_HEADERS = ("RUN", "NAME", "STATUS", "STARTED", "DURATION", "PIPELINE", "RUNNER", "METRICS")
 
 
 def render_table(summaries: Sequence[RunSummary], now_ms: int | None = None) -> str:
     """The runs as an aligned text table, one line per run, in the order given."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    rows = [_HEADERS] + [s.row(now_ms) for s in summaries]
+    rows = [list(_HEADERS)] + [s.row(now_ms) for s in summaries]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADERS))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
 
