@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._redact import safe_cause
-
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities import Run
@@ -36,6 +34,7 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
     """
     # the plugin's heavier parts (Kedro's session, the MLflow boundary) load when the command runs,
     # not for every `kedro` command
+    from .._redact import safe_cause
     from ..errors import KedroMlflowRunsError
     from ..tracking import Tracker
     from ._project import project_config

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from .._redact import safe_cause
-
 
 @click.command(name="modelify")
 @click.option("--pipeline", "pipeline_name", required=True,
@@ -27,6 +25,7 @@ def modelify(pipeline_name: str, input_name: str, run_id: str | None, name: str 
     Example: kedro mlflow modelify --pipeline inference --input-name features --run-id <id>
     """
     # the pipeline machinery (Kedro's session, MLflow) loads when the command runs, not for every `kedro` command
+    from .._redact import safe_cause
     from ..errors import KedroMlflowRunsError
     from ..pipeline._modelify import modelify_pipeline
     from ._project import project_root

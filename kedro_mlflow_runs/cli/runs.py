@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .._redact import safe_cause
-
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities import Run
@@ -37,6 +35,7 @@ def runs(limit: int, status: str | None, experiment: str | None, as_json: bool, 
     """
     # the plugin's heavier parts (Kedro's session, the MLflow boundary) load when the command runs,
     # not for every `kedro` command
+    from .._redact import safe_cause
     from ..errors import KedroMlflowRunsError
     from ..tracking import Tracker
     from ._project import project_config, quiet_project_config
@@ -86,6 +85,7 @@ def show(run_id: str, experiment: str | None, as_json: bool, env: str | None) ->
 
     Example: kedro mlflow show 3f9c1a2b
     """
+    from .._redact import safe_cause
     from ..errors import KedroMlflowRunsError
     from ..tracking import Tracker
     from ._project import project_config, quiet_project_config
@@ -111,6 +111,7 @@ def show(run_id: str, experiment: str | None, as_json: bool, env: str | None) ->
 
 def _find_run(tracker: Tracker, config: MlflowConfig, run_id: str, experiment: str | None) -> Run:
     """The run ``run_id`` names: a full id anywhere in the store, or an id prefix in the experiment."""
+    from .._redact import safe_cause
     from ..errors import RunNotFoundError
 
     if len(run_id) == 32:

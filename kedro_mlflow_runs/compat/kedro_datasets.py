@@ -27,8 +27,9 @@ The artifact dataset (``io/artifacts.py``) must know what its wrapped dataset wr
   artifact's data just before Kedro releases it.
 
 ``tests/test_architecture.py::test_the_kedro_dataset_private_names_we_use_still_exist`` fails loudly
-when a future Kedro or kedro-datasets moves any of them. Nothing else in the package may name a
-private attribute of a Kedro dataset.
+when a future Kedro or kedro-datasets moves any of them (``_get_load_path``, ``_get_save_path`` and
+``_filepath`` are also what ``io/local_models.py``, an ``AbstractVersionedDataset`` subclass, uses of
+itself). Nothing else in the package may name a private attribute of another Kedro dataset.
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ def _check_versioned() -> list[str]:
 
     probe = _Probe(PurePosixPath("probe.csv"), None)
     return _missing(probe, ("_filepath", "_version", "resolve_save_version", "_get_versioned_path", "_get_load_path",
-                            "_clear_version_cache", "_describe", "_release"), "AbstractVersionedDataset")
+                            "_get_save_path", "_clear_version_cache", "_describe", "_release"),
+                    "AbstractVersionedDataset")
 
 
 def _check_memory() -> list[str]:
