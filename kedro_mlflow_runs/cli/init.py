@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-
 TEMPLATE = """\
 # kedro-mlflow-runs configuration. Every key is optional; delete what you do not need.
 # Reference: docs/mlflow_yml.md of kedro-mlflow-runs.

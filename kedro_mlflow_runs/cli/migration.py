@@ -169,8 +169,9 @@ def _catalog(path: Path, plan: Migration, project: Path) -> None:
             if found in _TYPES:
                 lines[number - 1] = lines[number - 1].replace(found, _TYPES[found])
             else:
-                plan.problems.append(f"{_where(path, project, number)}: '{found}' has no counterpart in "
-                                     f"kedro-mlflow-runs; replace it by hand (see docs/migrating-from-kedro-mlflow.md).")
+                where = _where(path, project, number)
+                plan.problems.append(f"{where}: '{found}' has no counterpart in kedro-mlflow-runs; replace it "
+                                     f"by hand (see docs/migrating-from-kedro-mlflow.md).")
     new = "".join(lines)
     if new != old:
         plan.edits[path] = (old, new)

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities import Run
 

@@ -34,14 +34,14 @@ from ..errors import MlflowDatasetError
 from .naming import ValidatedDataset
 
 __all__ = [
-    "FlavoredDataset",
     "PYFUNC",
     "PYFUNC_WORKFLOWS",
+    "FlavoredDataset",
     "accepts",
     "check_flavor",
     "flavor_module",
-    "module_available",
     "model_as_data",
+    "module_available",
     "validate_flavor",
 ]
 

@@ -44,7 +44,6 @@ def referenced_modules(model: Any) -> set[str]:
             name = getattr(owner, "__module__", None) if not isinstance(owner, ModuleType) else owner.__name__
             if isinstance(name, str) and name:
                 found.add(name.split(".")[0])
-            return None
 
     _Collector(_Discard(), protocol=pickle.HIGHEST_PROTOCOL).dump(model)
     stdlib = set(sys.stdlib_module_names) | {"builtins", "__main__", "copyreg", "_codecs"}

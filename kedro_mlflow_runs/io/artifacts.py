@@ -81,7 +81,8 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
                 f"{type(self).__name__}: give the wrapped dataset as `dataset:` only (`data_set:` "
                 f"is its legacy spelling), not both.", dataset=type(self).__name__)
         if dataset is None:
-            raise MlflowDatasetError(f"{type(self).__name__}: `dataset:` (the wrapped dataset) is required.", dataset=type(self).__name__)
+            raise MlflowDatasetError(f"{type(self).__name__}: `dataset:` (the wrapped dataset) is required.",
+                                     dataset=type(self).__name__)
         if credentials is not None and isinstance(dataset, dict):  # kedro-mlflow's: for the wrapped dataset
             dataset = {**dataset, "credentials": credentials}
         self._dataset = _build(dataset, type(self).__name__)
@@ -212,7 +213,8 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
             downloaded = tracker(target).download_artifact(target.run_id, folder, tmp)
         except Exception as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise tracking_error(self._label(), f"download partitions '{folder}' from", target, exc) from safe_cause(exc)
+            what = f"download partitions '{folder}' from"
+            raise tracking_error(self._label(), what, target, exc) from safe_cause(exc)
         keeper = _Downloaded(tmp)  # removed with the last loader that needs it (or now, on an error)
         twin = copy.deepcopy(self._dataset)
         datasets.point_partitions_at(twin, Path(downloaded).as_posix())
@@ -258,7 +260,8 @@ def _build(dataset: dict[str, Any] | AbstractDataset[Any, Any] | str, owner: str
         raise
     except Exception as exc:
         raise MlflowDatasetError(
-            f"{owner}: cannot build the wrapped dataset {config.get('type')!r}: {exc}", dataset=owner) from safe_cause(exc)
+            f"{owner}: cannot build the wrapped dataset {config.get('type')!r}: {exc}", dataset=owner,
+        ) from safe_cause(exc)
 
 
 def _local(path: Any, protocol: str | None, label: str) -> Path:

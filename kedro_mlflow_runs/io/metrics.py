@@ -24,9 +24,9 @@ from kedro.io.core import AbstractDataset
 
 from .._redact import safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
-from .naming import NamedDataset
 from ._metric_values import MetricPoint, as_history, as_sequence, checked_args, history_points, now_ms, whole_step
 from ._run import RunTarget, select_run, tracker, wrapped_errors
+from .naming import NamedDataset
 
 __all__ = ["MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsDataset", "MlflowMetricsHistoryDataset"]
 
@@ -64,7 +64,8 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
             number = float(value)
         except (TypeError, ValueError) as exc:
             raise MlflowDatasetError(
-                f"{self._label()}: metric '{key}' must be a number, got {type(value).__name__} {value!r}.", dataset=self._label()) from safe_cause(exc)
+                f"{self._label()}: metric '{key}' must be a number, got {type(value).__name__} {value!r}.",
+                dataset=self._label()) from safe_cause(exc)
         return number
 
     def _exists(self) -> bool:
@@ -87,7 +88,8 @@ class _KeyedMetric(_MetricBase):
         if not key:
             raise MlflowDatasetError(
                 f"{self._label()}: no metric key. Set `key:` in the catalog entry, or use the "
-                f"dataset through a Kedro catalog in `kedro run` so that it defaults to the entry name.", dataset=self._label())
+                f"dataset through a Kedro catalog in `kedro run` so that it defaults to the entry name.",
+                dataset=self._label())
         return key
 
 
@@ -238,14 +240,16 @@ class MlflowMetricsDataset(_MetricBase):
     def save(self, data: Any) -> None:
         if not isinstance(data, Mapping):
             raise MlflowDatasetError(
-                f"{self._label()}: expects a dict of metrics {{name: value}}, got {type(data).__name__}.", dataset=self._label())
+                f"{self._label()}: expects a dict of metrics {{name: value}}, got {type(data).__name__}.",
+                dataset=self._label())
         points: list[MetricPoint] = []
         now = now_ms()
         for key, value in data.items():
             name = self._full(key)
             value = as_sequence(self, value, name)
             if isinstance(value, Mapping) and "value" in value:
-                points.append((name, self._value(value["value"], name), now, whole_step(self, value.get("step", 0), name)))
+                step = whole_step(self, value.get("step", 0), name)
+                points.append((name, self._value(value["value"], name), now, step))
             elif isinstance(value, (Mapping, list, tuple)):
                 points.extend(history_points(self, name, value))
             else:

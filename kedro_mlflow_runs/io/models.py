@@ -27,11 +27,11 @@ from kedro.io.core import AbstractDataset
 from .._redact import redact_uri, safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._flavors import FlavoredDataset, accepts, model_as_data
-from .naming import NamedDataset
 from ._requirements import apply_requirements
 from ._run import RunTarget, pinned_store, select_run, store_target, tracker, tracking_error, wrapped_errors
 from .local_models import MlflowModelSaverDataset
 from .model_registry import MlflowModelRegistryDataset
+from .naming import NamedDataset
 
 __all__ = [
     "MlflowModelLocalFileSystemDataset",
@@ -141,8 +141,8 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
             raise MlflowDatasetError(
                 f"{self._label()} could not load model '{self.model_name}' from MLflow run "
                 f"'{target.run_id}' ({uri}) in {redact_uri(target.tracking_uri)}: "
-                f"{type(exc).__name__}: {redact_uri(str(exc), limit=2000)}. Check that the run logged a model with this name "
-                f"(save_args.name) and flavor.",
+                f"{type(exc).__name__}: {redact_uri(str(exc), limit=2000)}. Check that the run logged a model "
+                f"with this name (save_args.name) and flavor.",
                 run_id=target.run_id or None,
                 dataset=self._label(),
             ) from safe_cause(exc)

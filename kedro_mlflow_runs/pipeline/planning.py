@@ -67,7 +67,8 @@ def plan_pipeline_models(run_params: Mapping[str, Any], pipeline: Any, catalog: 
         if missing:
             logger.warning(
                 "This run does not produce %s (filtered out, or skipped by --only-missing-outputs): the model "
-                "'%s' of %s will not be logged. Run the whole pipeline to log it.", ", ".join(f"'{n}'" for n in missing),
+                "'%s' of %s will not be logged. Run the whole pipeline to log it.",
+                ", ".join(f"'{n}'" for n in missing),
                 spec.model_name, spec.describe())
             continue
         for name in spec.persisted:
@@ -110,7 +111,7 @@ class _Kept:
         from kedro.io import MemoryDataset
 
         dataset = catalog.get(name, fallback_to_runtime_pattern=True)
-        if type(dataset) is not MemoryDataset:  # noqa: E721 - subclasses may release differently
+        if type(dataset) is not MemoryDataset:  # exactly MemoryDataset: subclasses may release differently
             return
 
         def keep() -> None:

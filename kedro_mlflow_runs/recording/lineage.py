@@ -236,7 +236,7 @@ def _digest_folder(root: str, mode: str, hasher: Any) -> None:
     sizes = [os.stat(f) for f in files]
     by_content = mode == "content" or (mode == "auto" and sum(s.st_size for s in sizes) <= CONTENT_DIGEST_MAX_BYTES)
     hasher.update(str(len(files)).encode())
-    for path, stat in zip(files, sizes):
+    for path, stat in zip(files, sizes, strict=True):
         hasher.update(os.path.relpath(path, root).encode())
         if by_content:
             _hash_file(path, hasher)
