@@ -23,9 +23,14 @@ LONG_PARAMS_STRATEGIES = ("fail", "tag", "truncate")
 _INVALID_KEY_CHARS = re.compile(r"[^\w\-./ :]")
 
 
+def is_parameter(name: str) -> bool:
+    """Whether ``name`` is a Kedro parameter input (``params:...`` or ``parameters``)."""
+    return name == "parameters" or name.startswith("params:")
+
+
 def parameter_inputs(inputs: Iterable[str]) -> list[str]:
     """The dataset names among a node's inputs that are Kedro parameters."""
-    return [name for name in inputs if name == "parameters" or name.startswith("params:")]
+    return [name for name in inputs if is_parameter(name)]
 
 
 def param_prefix(dataset_name: str) -> str:

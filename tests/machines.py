@@ -67,7 +67,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from kedro_project import kedro_cmd
 
 __all__ = ["Cluster", "Fleet", "Isolation", "Machine", "RunRecord", "Step", "StepResult", "cluster", "machines"]
@@ -128,7 +127,7 @@ def _launch(spec_json: str) -> None:
                 check(libc.mount(b"proc", b"/proc", b"proc", ms_nosuid | ms_nodev | ms_noexec, None), "mount /proc")
             os.chdir(spec["cwd"])
             os.execvpe(spec["argv"][0], spec["argv"], spec["env"])
-        except BaseException:  # noqa: BLE001 - report anything, never return into the launcher's code
+        except BaseException:
             traceback.print_exc()
             os._exit(127)
     tmp = spec["pidfile"] + ".tmp"

@@ -5,7 +5,6 @@ errors carry what they are about, and the MLflow private names we use still exis
 from __future__ import annotations
 
 import ast
-
 import subprocess
 import sys
 import textwrap
@@ -115,8 +114,8 @@ def test_what_kedro_loads_for_every_command_is_two_small_modules():
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = set(ast.literal_eval(result.stdout.split("LOADED ", 1)[1].splitlines()[0]))
     commands = {f"kedro_mlflow_runs.cli.{name}" for name in
-                ("_groups", "close_run", "init", "migrate", "modelify", "runs", "ui")}
-    assert loaded == {"kedro_mlflow_runs", "kedro_mlflow_runs._redact", "kedro_mlflow_runs._version",
+                ("close_run", "init", "migrate", "modelify", "runs", "ui")}
+    assert loaded == {"kedro_mlflow_runs", "kedro_mlflow_runs._version",
                       "kedro_mlflow_runs.cli", "kedro_mlflow_runs.framework", "kedro_mlflow_runs.framework.hooks",
                       *commands}
     assert "RESOLVED True" in result.stdout
@@ -208,6 +207,20 @@ def test_the_mlflow_private_names_we_use_still_exist():
     from kedro_mlflow_runs.compat import mlflow as _compat
 
     assert _compat.verify() == []
+
+
+def test_the_kedro_dataset_private_names_we_use_still_exist(monkeypatch):
+    """Kedro's and kedro-datasets' dataset internals that the artifact dataset, the lineage recorder and
+    the pipeline models use are all there; a name that goes missing is reported by name."""
+    from kedro.io.core import AbstractVersionedDataset
+    from kedro_datasets.partitions import PartitionedDataset
+
+    from kedro_mlflow_runs.compat import kedro_datasets as _compat
+
+    assert _compat.verify() == []
+    monkeypatch.delattr(AbstractVersionedDataset, "_get_load_path")
+    monkeypatch.delattr(PartitionedDataset, "_partition_to_path")
+    assert _compat.verify() == ["AbstractVersionedDataset._get_load_path", "PartitionedDataset._partition_to_path"]
 
 
 def _settings_adding_steps(steps: str) -> str:

@@ -61,9 +61,8 @@ def test_ui_serves_the_project_store_on_the_port_given(project, client_for):
     import time
 
     import requests
-    from mlflow_server import free_port
-
     from kedro_project import run_session
+    from mlflow_server import free_port
 
     run_session(project)
     (run,) = all_runs(client_for(project))

@@ -187,7 +187,7 @@ def test_show_an_unknown_run_says_how_to_find_one(two_runs, monkeypatch):
 
 
 def test_every_command_help_says_what_it_does_and_gives_an_example():
-    for name, command in mlflow_commands.commands.items():
+    for name, _command in mlflow_commands.commands.items():
         result = CliRunner().invoke(commands, ["mlflow", name, "--help"])
         assert result.exit_code == 0, result.output
         summary = result.output.split("\n\n")[1].strip()

@@ -71,9 +71,8 @@ def test_disabled_pipeline_runs_without_importing_mlflow(project_factory):
 
 
 def _run_count(project) -> int:
-    from mlflow import MlflowClient
-
     from kedro_project import store_uri
+    from mlflow import MlflowClient
 
     return len(all_runs(MlflowClient(store_uri(project))))
 

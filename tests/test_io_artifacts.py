@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import all_runs, user_artifacts
 from io_support import (
     ARTIFACT,
     HISTORY,
@@ -28,7 +29,6 @@ from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 from kedro_project import kedro_run
 
-from conftest import all_runs, user_artifacts
 from kedro_mlflow_runs import NoActiveRunError, RunConflictError
 from kedro_mlflow_runs.io import MlflowArtifactDataSet, MlflowArtifactDataset
 

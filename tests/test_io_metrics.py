@@ -6,11 +6,11 @@ import pickle
 from copy import deepcopy
 
 import pytest
+from conftest import all_runs, user_metrics
 from io_support import HISTORY, METRIC, METRICS, active_run, new_run, project_store
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
-from conftest import all_runs, user_metrics
 from kedro_mlflow_runs import NoActiveRunError, RunConflictError
 from kedro_mlflow_runs.io import MlflowMetricDataset, MlflowMetricHistoryDataset, MlflowMetricsDataset
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import all_runs
 from io_support import (
     LOGGER,
     ML_NODES,
@@ -27,7 +28,6 @@ from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 from kedro_project import kedro_env, kedro_run, run_session, store_uri
 
-from conftest import all_runs
 from kedro_mlflow_runs import NoActiveRunError, RunConflictError
 
 X = np.array([[0.0], [1.0], [2.0], [3.0]])

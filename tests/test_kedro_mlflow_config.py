@@ -98,9 +98,8 @@ def test_disable_autologging_keeps_a_users_autolog_out_of_the_run_and_turns_it_b
 
     project = project_factory(nodes=AUTOLOG_NODES,
                               mlflow_yml={"tracking": {"disable_tracking": {"disable_autologging": disable}}})
-    from mlflow.utils.autologging_utils import autologging_is_disabled
-
     import mlflow.sklearn
+    from mlflow.utils.autologging_utils import autologging_is_disabled
 
     mlflow.sklearn.autolog(log_models=False, log_datasets=False, silent=True)  # the user's own autologging
     try:

@@ -137,7 +137,6 @@ def test_user_tags_and_run_name_from_mlflow_yml(project_factory, mlflow_store):
 
 def test_run_started_by_user_becomes_parent_when_nested(project, client_for):
     import mlflow
-
     from kedro_project import store_uri
 
     mlflow.set_tracking_uri(store_uri(project))
@@ -241,9 +240,8 @@ def test_attach_via_mlflow_run_id_env_leaves_the_run_open(project, client_for, m
 
 
 def test_attach_via_mlflow_yml_and_end_it_when_configured(project_factory, client_for, template_db):
-    from mlflow import MlflowClient
-
     from kedro_project import store_uri
+    from mlflow import MlflowClient
 
     project = project_factory(mlflow_yml="tracking:\n  run:\n    id: ${runtime_params:orchestrator_run, null}\n"
                               "    attached:\n      end_run: true\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conftest import all_runs
-from io_support import ML_NODES, ML_REGISTRY, ML_PARAMETERS
+from io_support import ML_NODES, ML_PARAMETERS, ML_REGISTRY
 from kedro_project import run_session, store_uri
 
 from kedro_mlflow_runs import RunContext, RunHandle

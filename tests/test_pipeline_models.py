@@ -14,7 +14,6 @@ import logging
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +86,7 @@ PARAMETERS = {"data": {"n": 12}, "model": {"fail": False}, "offset": 0.5}
 #: Kedro env "mem": the scaler stays in memory (Kedro releases it after its last use in training).
 MEMORY_ENV = {"conf/mem/catalog.yml": "scaler:\n  type: MemoryDataset\n"}
 #: Kedro env "steps": what an orchestrator's steps hand each other is persisted.
-STEPS_ENV = {f"conf/steps/catalog.yml": "".join(
+STEPS_ENV = {"conf/steps/catalog.yml": "".join(
     f"{name}:\n  type: pickle.PickleDataset\n  filepath: data/{name}.pkl\n" for name in ("features", "target", "scaler", "regressor"))}
 
 PREDICT_SCRIPT = '''

@@ -26,7 +26,7 @@ def test_three_first_runs_at_once_create_the_default_store_cleanly(project_facto
     procs = [subprocess.Popen(kedro_cmd("run"), cwd=project, env=kedro_env(), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(3)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
-    for proc, output in zip(procs, outputs):
+    for proc, output in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, output[-3000:]
     later = kedro_run(project)
     assert later.returncode == 0, later.stderr[-3000:]

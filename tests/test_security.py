@@ -227,8 +227,8 @@ def test_outside_a_run_dataset_calls_get_the_uri_credentials_and_give_them_back(
 
     from mlflow import MlflowClient
 
-    from kedro_mlflow_runs.io import MlflowMetricDataset
     from kedro_mlflow_runs.core.registry import registry
+    from kedro_mlflow_runs.io import MlflowMetricDataset
 
     client = MlflowClient(mlflow_server.url)
     run_id = client.create_run(client.create_experiment(f"outside-{os.getpid()}-{id(client)}")).info.run_id

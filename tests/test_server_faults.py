@@ -8,7 +8,7 @@ import uuid
 import pytest
 from conftest import user_metrics
 from flaky_proxy import FlakyProxy
-from kedro_project import kedro_cmd, kedro_env, wait_until_started, kedro_run, run_session
+from kedro_project import kedro_cmd, kedro_env, kedro_run, run_session, wait_until_started
 
 from kedro_mlflow_runs import TrackingUnavailableError
 

@@ -6,7 +6,7 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import user_metrics, user_artifacts
+from conftest import user_artifacts, user_metrics
 from kedro_project import kedro_cmd, kedro_env, kedro_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]

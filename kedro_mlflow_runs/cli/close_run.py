@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 import click
 
-from .._redact import safe_cause
-from ._groups import mlflow_commands
-
 if TYPE_CHECKING:  # pragma: no cover
+    from mlflow.entities import Run
+
     from ..config import MlflowConfig
     from ..tracking import Tracker
 
 
-
-@mlflow_commands.command(name="close-run")
+@click.command(name="close-run")
 @click.option("--run-id", default=None, help="Run to end. Default: tracking.run.id in mlflow.yml, else MLFLOW_RUN_ID.")
 @click.option(
     "--status",
@@ -32,9 +31,12 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
 
     Examples: kedro mlflow close-run --status FAILED; kedro mlflow close-run --stale [--yes]
     """
-    from ._project import project_config  # when the command runs: it loads Kedro's session
+    # the plugin's heavier parts (Kedro's session, the MLflow boundary) load when the command runs,
+    # not for every `kedro` command
+    from .._redact import safe_cause
     from ..errors import KedroMlflowRunsError
     from ..tracking import Tracker
+    from ._project import project_config
 
     config = project_config(env)
     tracker = Tracker(config.server.tracking_uri, config.server.registry_uri)
@@ -49,7 +51,8 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
                 "No run to close: pass --run-id, set MLFLOW_RUN_ID, or set tracking.run.id in mlflow.yml "
                 "(or list runs left RUNNING with --stale)."
             )
-        run = tracker.get_run(run_id, source="--run-id" if run_id != config.tracking.run.id else config.tracking.run.id_source)
+        source = "--run-id" if run_id != config.tracking.run.id else config.tracking.run.id_source
+        run = tracker.get_run(run_id, source=source)
         if run.info.status != "RUNNING":
             click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {status} anyway.")
         _merge_parts(tracker, run_id, status)
@@ -73,16 +76,16 @@ def _merge_parts(tracker: Tracker, run_id: str, status: str) -> None:
 
 
 def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool) -> None:
-    from datetime import datetime, timezone
-
+    """List the experiment's RUNNING runs; with ``yes``, end those not known to be in progress as ``status``."""
     from ..framework.run_info import opened_by_a_live_process
 
     runs = tracker.running_kedro_runs(config.tracking.experiment.name)
     if not runs:
-        click.echo(f"No run of experiment '{config.tracking.experiment.name}' is RUNNING in {config.server.redacted_tracking_uri}.")
+        click.echo(f"No run of experiment '{config.tracking.experiment.name}' is RUNNING in "
+                   f"{config.server.redacted_tracking_uri}.")
         return
     click.echo(f"Runs of experiment '{config.tracking.experiment.name}' still RUNNING:")
-    stale = []
+    stale: list[Run] = []
     for run in runs:
         started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         alive = opened_by_a_live_process(run.data.tags)
@@ -93,7 +96,8 @@ def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool)
             stale.append(run)
             note = "its process is gone" if alive is False else (
                 f"opened on host {run.data.tags.get('kedro.host', '?')}: cannot tell whether it is still running")
-        click.echo(f"  {run.info.run_id}  kedro run {run.data.tags.get('kedro.run_id', '?')}  started {started}  ({note})")
+        kedro_run = run.data.tags.get("kedro.run_id", "?")
+        click.echo(f"  {run.info.run_id}  kedro run {kedro_run}  started {started}  ({note})")
     if not stale:
         click.echo("Nothing to end.")
         return

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import click
 
-from ._groups import mlflow_commands
 
-
-
-
-
-@mlflow_commands.command(name="init")
+@click.command(name="init")
 @click.option("--env", "-e", default="local", show_default=True, help="Kedro environment to write to.")
 @click.option("--force", is_flag=True, help="Write even though the project already has an mlflow.yml.")
 def init(env: str, force: bool) -> None:
@@ -25,10 +20,13 @@ def init(env: str, force: bool) -> None:
 
     Example: kedro mlflow init --env base
     """
-    from ..config.template import render_template
-    from ._project import project_root  # when the command runs: it loads Kedro's session
+    # Kedro's session machinery and the plugin's config load when the command runs, not for every
+    # `kedro` command
     from kedro.framework.project import settings
     from kedro.framework.startup import bootstrap_project
+
+    from ..config.template import render_template
+    from ._project import project_root
 
     metadata = bootstrap_project(project_root())
     conf = Path(metadata.project_path) / settings.CONF_SOURCE

@@ -6,11 +6,8 @@ from pathlib import Path
 
 import click
 
-from ._groups import mlflow_commands
 
-
-
-@mlflow_commands.command(name="migrate")
+@click.command(name="migrate")
 @click.option("--env", "-e", default=None, help="Only this Kedro environment's conf/ folder (default: all).")
 @click.option("--write", is_flag=True, help="Apply the changes (each file kept as <file>.bak); default: show them.")
 def migrate(env: str | None, write: bool) -> None:
@@ -21,10 +18,11 @@ def migrate(env: str | None, write: bool) -> None:
 
     Example: kedro mlflow migrate, then kedro mlflow migrate --write
     """
-    from ._project import project_root  # when the command runs: it loads Kedro's session
+    # Kedro's session machinery and the migration planner load when the command runs, not for every `kedro` command
     from kedro.framework.startup import bootstrap_project
 
     from ..errors import KedroMlflowRunsError
+    from ._project import project_root
     from .migration import plan_migration
 
     metadata = bootstrap_project(project_root())

@@ -31,12 +31,13 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from ..errors import KedroMlflowRunsError
 
 __all__ = ["Migration", "plan_migration"]
 
-_TYPES = {
+_TYPES = MappingProxyType({
     "kedro_mlflow.io.artifacts.MlflowArtifactDataset": "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset",
     "kedro_mlflow.io.metrics.MlflowMetricDataset": "kedro_mlflow_runs.io.metrics.MlflowMetricDataset",
     "kedro_mlflow.io.metrics.MlflowMetricHistoryDataset": "kedro_mlflow_runs.io.metrics.MlflowMetricHistoryDataset",
@@ -44,7 +45,7 @@ _TYPES = {
     "kedro_mlflow.io.models.MlflowModelTrackingDataset": "kedro_mlflow_runs.io.models.MlflowModelLoggerDataset",
     "kedro_mlflow.io.models.MlflowModelLocalFileSystemDataset": "kedro_mlflow_runs.io.models.MlflowModelSaverDataset",
     "kedro_mlflow.io.models.MlflowModelRegistryDataset": "kedro_mlflow_runs.io.models.MlflowModelRegistryDataset",
-}
+})
 _KEDRO_MLFLOW_TYPE = re.compile(r"kedro_mlflow\.io(?:\.[A-Za-z_]\w*)+")
 _HOOK_IMPORT = re.compile(r"^\s*from\s+kedro_mlflow\.framework\.hooks\s+import\s+MlflowHook\s*(#.*)?$")
 _HOOKS_LINE = re.compile(r"^\s*HOOKS\s*=\s*\(.*\bMlflowHook\(\).*\)\s*(#.*)?$")
@@ -168,8 +169,9 @@ def _catalog(path: Path, plan: Migration, project: Path) -> None:
             if found in _TYPES:
                 lines[number - 1] = lines[number - 1].replace(found, _TYPES[found])
             else:
-                plan.problems.append(f"{_where(path, project, number)}: '{found}' has no counterpart in "
-                                     f"kedro-mlflow-runs; replace it by hand (see docs/migrating-from-kedro-mlflow.md).")
+                where = _where(path, project, number)
+                plan.problems.append(f"{where}: '{found}' has no counterpart in kedro-mlflow-runs; replace it "
+                                     f"by hand (see docs/migrating-from-kedro-mlflow.md).")
     new = "".join(lines)
     if new != old:
         plan.edits[path] = (old, new)

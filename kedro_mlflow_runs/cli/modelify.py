@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .._redact import safe_cause
-from ._groups import mlflow_commands
 
-
-
-@mlflow_commands.command(name="modelify")
+@click.command(name="modelify")
 @click.option("--pipeline", "pipeline_name", required=True,
               help="Registered pipeline to log: an inference pipeline, or a pipeline_ml_factory pipeline (its "
                    "inference part is used).")
@@ -28,9 +24,11 @@ def modelify(pipeline_name: str, input_name: str, run_id: str | None, name: str 
 
     Example: kedro mlflow modelify --pipeline inference --input-name features --run-id <id>
     """
-    from ._project import project_root  # when the command runs: it loads Kedro's session
+    # the pipeline machinery (Kedro's session, MLflow) loads when the command runs, not for every `kedro` command
+    from .._redact import safe_cause
     from ..errors import KedroMlflowRunsError
     from ..pipeline._modelify import modelify_pipeline
+    from ._project import project_root
 
     try:
         run, model_name = modelify_pipeline(project_root(), pipeline_name, input_name, run_id=run_id, name=name,

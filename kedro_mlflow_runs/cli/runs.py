@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import click
-
-from .._redact import safe_cause
-from ._groups import mlflow_commands
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities import Run
@@ -16,11 +14,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..tracking import Tracker
 
 
+_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 
-_STATUSES = ["RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"]
 
-
-@mlflow_commands.command(name="runs")
+@click.command(name="runs")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 10000),
               help="How many runs to list, newest first.")
 @click.option("--status", type=click.Choice(_STATUSES, case_sensitive=False), default=None,
@@ -35,12 +32,13 @@ def runs(limit: int, status: str | None, experiment: str | None, as_json: bool, 
 
     Example: kedro mlflow runs --limit 5 --status FAILED
     """
-    from ._project import project_config, quiet_project_config  # when the command runs: it loads Kedro's session
-    import json
-
-    from .view import RunSummary, render_table
+    # the plugin's heavier parts (Kedro's session, the MLflow boundary) load when the command runs,
+    # not for every `kedro` command
+    from .._redact import safe_cause
     from ..errors import KedroMlflowRunsError
     from ..tracking import Tracker
+    from ._project import project_config, quiet_project_config
+    from .view import RunSummary, render_table
 
     config = quiet_project_config(env) if as_json else project_config(env)
     tracker = Tracker(config.server.tracking_uri, config.server.registry_uri)
@@ -54,7 +52,7 @@ def runs(limit: int, status: str | None, experiment: str | None, as_json: bool, 
                     f"No experiment '{name}' in {config.server.redacted_tracking_uri} (it has: {known}). "
                     f"Check --experiment, or leave it out for the project's experiment."
                 )
-            found: list = []
+            found: list[Run] = []
         else:
             found = tracker.search_runs(exp.experiment_id, status=status and status.upper(), max_results=limit)
     except KedroMlflowRunsError as exc:
@@ -72,7 +70,7 @@ def runs(limit: int, status: str | None, experiment: str | None, as_json: bool, 
     click.echo(render_table(summaries))
 
 
-@mlflow_commands.command(name="show")
+@click.command(name="show")
 @click.argument("run_id")
 @click.option("--experiment", default=None,
               help="Experiment to look a short run id up in (default: the project's).")
@@ -86,12 +84,11 @@ def show(run_id: str, experiment: str | None, as_json: bool, env: str | None) ->
 
     Example: kedro mlflow show 3f9c1a2b
     """
-    from ._project import project_config, quiet_project_config  # when the command runs: it loads Kedro's session
-    import json
-
-    from .view import RunDetails, render_details, ui_address
+    from .._redact import safe_cause
     from ..errors import KedroMlflowRunsError
     from ..tracking import Tracker
+    from ._project import project_config, quiet_project_config
+    from .view import RunDetails, render_details, ui_address
 
     config = quiet_project_config(env) if as_json else project_config(env)
     tracker = Tracker(config.server.tracking_uri, config.server.registry_uri)
@@ -113,6 +110,7 @@ def show(run_id: str, experiment: str | None, as_json: bool, env: str | None) ->
 
 def _find_run(tracker: Tracker, config: MlflowConfig, run_id: str, experiment: str | None) -> Run:
     """The run ``run_id`` names: a full id anywhere in the store, or an id prefix in the experiment."""
+    from .._redact import safe_cause
     from ..errors import RunNotFoundError
 
     if len(run_id) == 32:

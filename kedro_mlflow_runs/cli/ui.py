@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import signal
 import subprocess
 import sys
 
 import click
 
-from ._groups import mlflow_commands
 
-
-
-@mlflow_commands.command(name="ui")
+@click.command(name="ui")
 @click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
 @click.option("--host", default=None, help="Address to serve on (default: ui.host in mlflow.yml, else 127.0.0.1).")
 @click.option("--port", default=None, type=click.IntRange(1, 65535),
@@ -21,10 +21,9 @@ def ui(env: str | None, host: str | None, port: int | None) -> None:
 
     Example: kedro mlflow ui --port 5001
     """
-    from ._project import project_config  # when the command runs: it loads Kedro's session
-    import dataclasses
-
+    # the project's config loads Kedro's session: imported when the command runs, not for every `kedro` command
     from ..config.model import UiSection
+    from ._project import project_config
 
     config = project_config(env, talks_to_store=False)
     config = dataclasses.replace(config, ui=UiSection(host or config.ui.host, port or config.ui.port))
@@ -33,12 +32,10 @@ def ui(env: str | None, host: str | None, port: int | None) -> None:
         return
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", config.server.tracking_uri,
            "--host", config.ui.host, "--port", str(config.ui.port)]
-    click.echo(f"Serving {config.server.redacted_tracking_uri} at http://{config.ui.host}:{config.ui.port} (Ctrl-C to stop)")
+    address = f"http://{config.ui.host}:{config.ui.port}"
+    click.echo(f"Serving {config.server.redacted_tracking_uri} at {address} (Ctrl-C to stop)")
     code = _run_forwarding_signals(cmd)
     if code < 0:  # the server ended on a signal: end the same way, as a shell expects
-        import os
-        import signal
-
         signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
     raise SystemExit(code)
@@ -46,9 +43,6 @@ def ui(env: str | None, host: str | None, port: int | None) -> None:
 
 def _run_forwarding_signals(cmd: list[str]) -> int:
     """Run ``cmd`` in its own process group; SIGINT/SIGTERM/SIGHUP to us stop its whole tree, and we wait."""
-    import os
-    import signal
-
     child = subprocess.Popen(cmd, start_new_session=True)
 
     def forward(signum: int, frame: object) -> None:

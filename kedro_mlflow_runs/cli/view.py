@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..core.tags import TAG_ERROR_DATASET, TAG_ERROR_MESSAGE, TAG_ERROR_NODE, TAG_ERROR_TYPE, TAG_KEDRO_RUN_ID
 from .._redact import redact_uri
+from ..core.tags import TAG_ERROR_DATASET, TAG_ERROR_MESSAGE, TAG_ERROR_NODE, TAG_ERROR_TYPE, TAG_KEDRO_RUN_ID
 
 __all__ = ["RunDetails", "RunSummary", "format_duration", "render_details", "render_table", "ui_address"]
 
@@ -133,15 +133,15 @@ class RunSummary:
                 _clip(self.pipeline or "-", 24), self.runner or "-", " ".join(shown) or "-"]
 
 
-_HEADERS = ["RUN", "NAME", "STATUS", "STARTED", "DURATION", "PIPELINE", "RUNNER", "METRICS"]
+_HEADERS = ("RUN", "NAME", "STATUS", "STARTED", "DURATION", "PIPELINE", "RUNNER", "METRICS")
 
 
 def render_table(summaries: Sequence[RunSummary], now_ms: int | None = None) -> str:
     """The runs as an aligned text table, one line per run, in the order given."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    rows = [_HEADERS] + [s.row(now_ms) for s in summaries]
+    rows = [list(_HEADERS)] + [s.row(now_ms) for s in summaries]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADERS))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def ui_address(tracking_uri: str, experiment_id: str, run_id: str, ui_host: str, ui_port: int) -> str:
@@ -237,7 +237,8 @@ def render_details(details: RunDetails) -> str:
     artifacts = {a["path"]: f"{a['size']} bytes" if a["size"] is not None else "" for a in details.artifacts
                  if not a["path"].startswith(f"{_RECORDED}/")}
     lines += _section("Artifacts", artifacts)
-    timings = {k[len("kedro.node_duration_s."):]: v for k, v in s.metrics.items() if k.startswith("kedro.node_duration_s.")}
+    timing = "kedro.node_duration_s."
+    timings = {k[len(timing):]: v for k, v in s.metrics.items() if k.startswith(timing)}
     if recorded or timings:
         slowest = max(timings.items(), key=lambda kv: kv[1]) if timings else None
         lines.append(f"Node timeline: {_RECORDED}/timeline.html ({len(timings)} node(s)"

@@ -75,7 +75,8 @@ def build_config(
         id=run_id, id_source=run_id_source, name=values["tracking.run.name"],
         description=values["tracking.run.description"], nested=values["tracking.run.nested"],
         tags=_strings(values["tracking.run.tags"]),
-        attached=AttachedSection(values["tracking.run.attached.end_run"], values["tracking.run.attached.record_failure"]),
+        attached=AttachedSection(values["tracking.run.attached.end_run"],
+                                 values["tracking.run.attached.record_failure"]),
     )
     experiment = ExperimentSection(
         name=values["tracking.experiment.name"] or env.get("MLFLOW_EXPERIMENT_NAME") or package_name

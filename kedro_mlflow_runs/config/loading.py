@@ -29,7 +29,7 @@ _NOUNS: Final = ("otter", "heron", "maple", "comet", "falcon", "lynx", "pebble",
 
 def random_run_name() -> str:
     """A random readable name (``keen-otter-042``): what ``${km.random_name:}`` in mlflow.yml gives."""
-    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randrange(1000):03d}"  # noqa: S311
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randrange(1000):03d}"
 
 
 def ensure_resolvers() -> None:

@@ -67,6 +67,7 @@ def clashing_credentials(tracking: Mapping[str, str], registry: Mapping[str, str
     """The variables the tracking and registry URIs' credentials would set differently."""
     names = {k for k, v in registry.items() if tracking.get(k, v) != v}
     basic = "MLFLOW_TRACKING_USERNAME"
-    if (basic in tracking and MLFLOW_AUTH_ENV_VAR in registry) or (MLFLOW_AUTH_ENV_VAR in tracking and basic in registry):
+    auth = MLFLOW_AUTH_ENV_VAR
+    if (basic in tracking and auth in registry) or (auth in tracking and basic in registry):
         names |= {basic, MLFLOW_AUTH_ENV_VAR}  # the auth provider's basic auth replaces MLflow's own
     return names

@@ -8,7 +8,6 @@ when a tracked run starts or on the dataset's first save or load.
 
 from __future__ import annotations
 
-from .naming import DatasetNamingHooks, name_datasets
 from .artifacts import MlflowArtifactDataSet, MlflowArtifactDataset
 from .metrics import (
     MlflowMetricDataset,
@@ -25,6 +24,7 @@ from .models import (
     MlflowModelSaverDataset,
     MlflowModelTrackingDataset,
 )
+from .naming import DatasetNamingHooks, name_datasets
 
 __all__ = [
     "DatasetNamingHooks",

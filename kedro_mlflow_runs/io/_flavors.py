@@ -27,27 +27,27 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 from .._redact import safe_cause
 from ..errors import MlflowDatasetError
 from .naming import ValidatedDataset
 
 __all__ = [
-    "FlavoredDataset",
     "PYFUNC",
     "PYFUNC_WORKFLOWS",
+    "FlavoredDataset",
     "accepts",
     "check_flavor",
     "flavor_module",
-    "module_available",
     "model_as_data",
+    "module_available",
     "validate_flavor",
 ]
 
-PYFUNC = "mlflow.pyfunc"
-PYFUNC_WORKFLOWS = ("python_model", "loader_module")
-_REQUIRED = ("log_model", "save_model", "load_model")
+PYFUNC: Final = "mlflow.pyfunc"
+PYFUNC_WORKFLOWS: Final = ("python_model", "loader_module")
+_REQUIRED: Final = ("log_model", "save_model", "load_model")
 
 
 def flavor_module(flavor: str, dataset: str) -> ModuleType:

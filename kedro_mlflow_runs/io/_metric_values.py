@@ -1,24 +1,39 @@
-"""Checking and shaping metric values, steps and kedro-mlflow's load/save arguments (no MLflow import)."""
+"""Checking and shaping metric values, steps and kedro-mlflow's load/save arguments (no MLflow import).
+
+The metric datasets (``metrics.py``) hand themselves in as the :class:`MetricOwner` the errors name.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import MlflowDatasetError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .metrics import _MetricBase
+__all__ = ["MetricOwner", "MetricPoint", "as_history", "as_sequence", "checked_args", "history_points", "now_ms",
+           "whole_step"]
 
+#: ``(key, value, timestamp in ms, step)``, as ``Tracker.log_batch`` takes metrics.
 MetricPoint = tuple[str, float, int, int]
 
 
-def _now() -> int:
+class MetricOwner(Protocol):
+    """The metric dataset a value belongs to: how errors name it, and how it checks a value."""
+
+    def _label(self) -> str:
+        """The dataset as errors name it (class and catalog entry)."""
+
+    def _value(self, value: Any, key: str) -> float:
+        """``value`` of metric ``key`` as a float, or an error naming the dataset."""
+
+
+def now_ms() -> int:
+    """The time now, in milliseconds (MLflow's metric timestamps)."""
     return int(time.time() * 1000)
 
 
-def _step(owner: _MetricBase, step: Any, key: str) -> int:
+def whole_step(owner: MetricOwner, step: Any, key: str) -> int:
     """``step`` as an int; a fractional or non-numeric step is an error, never truncated."""
     try:
         number = float(step)
@@ -32,7 +47,7 @@ def _step(owner: _MetricBase, step: Any, key: str) -> int:
     return int(number)
 
 
-def _as_sequence(owner: _MetricBase, data: Any, key: str) -> Any:
+def as_sequence(owner: MetricOwner, data: Any, key: str) -> Any:
     """A 1-D numpy array (or anything with ``tolist`` and ``ndim == 1``) as a list; others unchanged."""
     if hasattr(data, "tolist") and hasattr(data, "ndim"):
         if data.ndim == 0:  # a numpy scalar (np.float64): a single value
@@ -46,7 +61,8 @@ def _as_sequence(owner: _MetricBase, data: Any, key: str) -> Any:
     return data
 
 
-def _args(owner: _MetricBase, name: str, args: Mapping[str, Any] | None, allowed: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
+def checked_args(owner: MetricOwner, name: str, args: Mapping[str, Any] | None,
+                 allowed: Mapping[str, tuple[Any, ...]]) -> dict[str, Any]:
     """kedro-mlflow's ``load_args`` / ``save_args``: only the keys (and values) we honour."""
     args = dict(args or {})
     for key, value in args.items():
@@ -61,9 +77,11 @@ def _args(owner: _MetricBase, name: str, args: Mapping[str, Any] | None, allowed
     return args
 
 
-def _history_points(owner: _MetricBase, key: str, data: Any) -> list[MetricPoint]:
-    now = _now()
-    data = _as_sequence(owner, data, key)
+def history_points(owner: MetricOwner, key: str, data: Any) -> list[MetricPoint]:
+    """The points of a metric history: a list of values (steps 0, 1, ...), ``{step: value}``, or a list of
+    kedro-mlflow's ``{"value": v, "step": s}``."""
+    now = now_ms()
+    data = as_sequence(owner, data, key)
     if isinstance(data, Mapping):
         pairs: Iterable[tuple[Any, Any]] = data.items()
     elif isinstance(data, (list, tuple)):
@@ -73,13 +91,14 @@ def _history_points(owner: _MetricBase, key: str, data: Any) -> list[MetricPoint
             f"{owner._label()}: metric history '{key}' must be a list of values or a "
             f"{{step: value}} dict (a 1-D array is fine too), got {type(data).__name__}.", dataset=owner._label()
         )
-    points = []
+    points: list[MetricPoint] = []
     for step, value in pairs:
         if isinstance(value, Mapping) and "value" in value:  # kedro-mlflow's {"value": v, "step": s}
             step, value = value.get("step", step), value["value"]
-        points.append((key, owner._value(value, key), now, _step(owner, step, key)))
+        points.append((key, owner._value(value, key), now, whole_step(owner, step, key)))
     return points
 
 
-def _as_history(history: list[Any]) -> list[dict[str, Any]]:
+def as_history(history: list[Any]) -> list[dict[str, Any]]:
+    """MLflow metric entities as kedro-mlflow's ``[{"step", "value", "timestamp"}, ...]``."""
     return [{"step": int(m.step), "value": float(m.value), "timestamp": int(m.timestamp)} for m in history]

@@ -18,7 +18,8 @@ MLflow is imported lazily.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,7 +36,7 @@ from ..errors import (
 )
 from ..tracking import Tracker
 
-__all__ = ["RunTarget", "pinned_store", "select_run", "store_target", "tracker", "tracking_error"]
+__all__ = ["RunTarget", "pinned_store", "select_run", "store_target", "tracker", "tracking_error", "wrapped_errors"]
 
 Operation = Literal["save", "load"]
 
@@ -175,6 +176,19 @@ def tracking_error(dataset: str, what: str, target: RunTarget, exc: BaseExceptio
         run_id=target.run_id,
         dataset=dataset,
     )
+
+
+@contextmanager
+def wrapped_errors(dataset: str, what: str, target: RunTarget) -> Iterator[None]:
+    """Any error of the block re-raised as :func:`tracking_error` (``what`` failed for ``dataset`` in
+    ``target``'s run), with its cause kept only when it is safe to show (no secrets).
+
+    Example: ``with wrapped_errors(self._label(), "log metrics to", target): tracker(target).log_batch(...)``
+    """
+    try:
+        yield
+    except Exception as exc:
+        raise tracking_error(dataset, what, target, exc) from safe_cause(exc)
 
 
 def pinned_store(target: RunTarget) -> AbstractContextManager[None]:

@@ -35,9 +35,10 @@ from kedro.io.core import (
 )
 
 from .._redact import safe_cause
+from ..compat import kedro_datasets as datasets
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
+from ._run import RunTarget, select_run, tracker, tracking_error, wrapped_errors
 from .naming import NamedDataset
-from ._run import RunTarget, select_run, tracker, tracking_error
 
 __all__ = ["MlflowArtifactDataSet", "MlflowArtifactDataset"]
 
@@ -66,10 +67,10 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
 
     def __init__(
         self,
-        dataset: dict[str, Any] | AbstractDataset | str | None = None,
+        dataset: dict[str, Any] | AbstractDataset[Any, Any] | str | None = None,
         run_id: str | None = None,
         artifact_path: str | None = None,
-        data_set: dict[str, Any] | AbstractDataset | str | None = None,
+        data_set: dict[str, Any] | AbstractDataset[Any, Any] | str | None = None,
         metadata: dict[str, Any] | None = None,
         credentials: dict[str, Any] | None = None,
     ) -> None:
@@ -80,24 +81,25 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
                 f"{type(self).__name__}: give the wrapped dataset as `dataset:` only (`data_set:` "
                 f"is its legacy spelling), not both.", dataset=type(self).__name__)
         if dataset is None:
-            raise MlflowDatasetError(f"{type(self).__name__}: `dataset:` (the wrapped dataset) is required.", dataset=type(self).__name__)
+            raise MlflowDatasetError(f"{type(self).__name__}: `dataset:` (the wrapped dataset) is required.",
+                                     dataset=type(self).__name__)
         if credentials is not None and isinstance(dataset, dict):  # kedro-mlflow's: for the wrapped dataset
             dataset = {**dataset, "credentials": credentials}
         self._dataset = _build(dataset, type(self).__name__)
         self._run_id = str(run_id) if run_id else None
         self._artifact_path = artifact_path.strip("/") if artifact_path else None
         self.metadata = metadata
-        self._partitioned = _is_partitioned(self._dataset)
+        self._partitioned = datasets.is_partitioned(self._dataset)
         if self._partitioned and self._artifact_path is None:  # keep the run's root tidy, and loadable
-            self._artifact_path = PurePosixPath(str(self._dataset._path).rstrip("/")).name or None  # type: ignore[attr-defined]
-        if not self._partitioned and not hasattr(self._dataset, "_filepath"):
+            self._artifact_path = PurePosixPath(str(datasets.partitions_path(self._dataset)).rstrip("/")).name or None
+        if not self._partitioned and not datasets.has_filepath(self._dataset):
             raise MlflowDatasetError(
                 f"{self._label()}: the wrapped {type(self._dataset).__name__} has no local file "
                 f"path (_filepath); only file-based datasets (or a PartitionedDataset of them) can be "
                 f"logged as artifacts.", dataset=self._label())
 
     @property
-    def dataset(self) -> AbstractDataset:
+    def dataset(self) -> AbstractDataset[Any, Any]:
         """The wrapped dataset."""
         return self._dataset
 
@@ -105,12 +107,12 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         entry = f"catalog entry '{self._catalog_name}', " if self._catalog_name else ""
         wrapped = type(self._dataset).__name__ if hasattr(self, "_dataset") else "?"
         inner = getattr(self, "_dataset", None)
-        path = getattr(inner, "_filepath", None) or getattr(inner, "_path", None)
+        path = datasets.filepath(inner) or datasets.partitions_path(inner)
         return f"{type(self).__name__}({entry}wrapping {wrapped} '{path}')"
 
     def _describe(self) -> dict[str, Any]:
         return {
-            "dataset": self._dataset._describe(),
+            "dataset": datasets.describe(self._dataset),
             "dataset_type": type(self._dataset).__name__,
             "run_id": self._run_id,
             "artifact_path": self._artifact_path,
@@ -123,7 +125,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         if self._partitioned:
             self._save_partitions(data, target)
             return
-        _local(self._dataset._filepath, getattr(self._dataset, "_protocol", None), self._label())  # type: ignore[attr-defined]
+        _local(datasets.filepath(self._dataset), datasets.protocol(self._dataset), self._label())
         self._dataset.save(data)
         local = self._saved_path()
         try:
@@ -138,7 +140,8 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
 
     def _save_partitions(self, data: Any, target: RunTarget) -> None:
         dataset = self._dataset
-        _local(dataset._path, dataset._protocol, self._label())  # type: ignore[attr-defined]
+        folder = datasets.partitions_path(dataset)
+        _local(folder, datasets.protocol(dataset), self._label())
         if not isinstance(data, dict):
             raise MlflowDatasetError(
                 f"{self._label()}: a PartitionedDataset saves a dict of {{partition id: data}}, got "
@@ -146,7 +149,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         dataset.save(data)
         logged: list[str] = []
         for partition in sorted(data):
-            local = Path(dataset._partition_to_path(partition))  # type: ignore[attr-defined]
+            local = Path(datasets.partition_path(dataset, partition))
             parent = PurePosixPath(str(partition).strip("/")).parent.as_posix()
             folder = "/".join(p for p in (self._artifact_path, "" if parent == "." else parent) if p) or None
             try:
@@ -159,7 +162,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
                 error = tracking_error(self._label(), f"log partition '{partition}' ('{local}') into", target, exc)
                 done = ", ".join(logged) or "none"
                 raise MlflowDatasetError(
-                    f"{error} Every partition is kept in '{dataset._path}'; partitions logged before the "  # type: ignore[attr-defined]
+                    f"{error} Every partition is kept in '{folder}'; partitions logged before the "
                     f"failure: {done}. Log the rest again or re-run the node.",
                     run_id=target.run_id, dataset=self._label(),
                 ) from safe_cause(exc)
@@ -170,11 +173,10 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
     def _saved_path(self) -> Path:
         """Where the wrapped dataset has just written (its save version's folder when versioned)."""
         dataset = self._dataset
-        if isinstance(dataset, AbstractVersionedDataset) and dataset._version is not None:
-            path = dataset._get_versioned_path(dataset.resolve_save_version())  # type: ignore[arg-type]
-        else:
-            path = dataset._filepath  # type: ignore[attr-defined]
-        return _local(path, getattr(dataset, "_protocol", None), self._label())
+        path = datasets.versioned_path(dataset, saving=True) if isinstance(dataset, AbstractVersionedDataset) else None
+        if path is None:
+            path = datasets.filepath(dataset)
+        return _local(path, datasets.protocol(dataset), self._label())
 
     def _log(self, local: Path, target: RunTarget) -> None:
         if local.is_dir():
@@ -197,12 +199,10 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         if self._partitioned:
             return self._load_partitions(target)
-        name = self._artifact_name(PurePosixPath(str(self._dataset._filepath)))  # type: ignore[attr-defined]
+        name = self._artifact_name(PurePosixPath(str(datasets.filepath(self._dataset))))
         with tempfile.TemporaryDirectory(prefix="kmr-artifact-") as tmp:
-            try:
+            with wrapped_errors(self._label(), f"download artifact '{name}' from", target):
                 downloaded = tracker(target).download_artifact(target.run_id, name, tmp)
-            except Exception as exc:
-                raise tracking_error(self._label(), f"download artifact '{name}' from", target, exc) from safe_cause(exc)
             return self._copy_at(Path(downloaded)).load()
 
     def _load_partitions(self, target: RunTarget) -> Any:
@@ -213,20 +213,19 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
             downloaded = tracker(target).download_artifact(target.run_id, folder, tmp)
         except Exception as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise tracking_error(self._label(), f"download partitions '{folder}' from", target, exc) from safe_cause(exc)
+            what = f"download partitions '{folder}' from"
+            raise tracking_error(self._label(), what, target, exc) from safe_cause(exc)
         keeper = _Downloaded(tmp)  # removed with the last loader that needs it (or now, on an error)
         twin = copy.deepcopy(self._dataset)
-        twin._path = Path(downloaded).as_posix()  # type: ignore[attr-defined]
-        twin._invalidate_caches()  # type: ignore[attr-defined]
+        datasets.point_partitions_at(twin, Path(downloaded).as_posix())
         return {partition: functools.partial(_load_kept, loader, keeper) for partition, loader in twin.load().items()}
 
-    def _copy_at(self, path: Path) -> AbstractDataset:
+    def _copy_at(self, path: Path) -> AbstractDataset[Any, Any]:
         """A copy of the wrapped dataset reading ``path``, unversioned."""
         twin = copy.deepcopy(self._dataset)
-        twin._filepath = PurePosixPath(path.as_posix())  # type: ignore[attr-defined]
+        datasets.point_at_file(twin, PurePosixPath(path.as_posix()))
         if isinstance(twin, AbstractVersionedDataset):
-            twin._version = None
-            twin._clear_version_cache()
+            datasets.drop_version(twin)
         return twin
 
     def _exists(self) -> bool:
@@ -250,12 +249,7 @@ def _load_kept(loader: Any, keeper: _Downloaded) -> Any:
     return loader()
 
 
-def _is_partitioned(dataset: AbstractDataset) -> bool:
-    """A kedro-datasets PartitionedDataset (or IncrementalDataset), recognised without importing it."""
-    return hasattr(dataset, "_partition_to_path") and hasattr(dataset, "_path") and hasattr(dataset, "_protocol")
-
-
-def _build(dataset: dict[str, Any] | AbstractDataset | str, owner: str) -> AbstractDataset:
+def _build(dataset: dict[str, Any] | AbstractDataset[Any, Any] | str, owner: str) -> AbstractDataset[Any, Any]:
     if isinstance(dataset, AbstractDataset):
         return dataset
     config = {"type": dataset} if isinstance(dataset, str) else dict(dataset)
@@ -266,7 +260,8 @@ def _build(dataset: dict[str, Any] | AbstractDataset | str, owner: str) -> Abstr
         raise
     except Exception as exc:
         raise MlflowDatasetError(
-            f"{owner}: cannot build the wrapped dataset {config.get('type')!r}: {exc}", dataset=owner) from safe_cause(exc)
+            f"{owner}: cannot build the wrapped dataset {config.get('type')!r}: {exc}", dataset=owner,
+        ) from safe_cause(exc)
 
 
 def _local(path: Any, protocol: str | None, label: str) -> Path:

@@ -18,15 +18,15 @@ request per point. The run follows the run-selection table (``docs/datasets.md``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from kedro.io.core import AbstractDataset
 
 from .._redact import safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
+from ._metric_values import MetricPoint, as_history, as_sequence, checked_args, history_points, now_ms, whole_step
+from ._run import RunTarget, select_run, tracker, wrapped_errors
 from .naming import NamedDataset
-from ._metric_values import MetricPoint, _args, _as_history, _as_sequence, _history_points, _now, _step
-from ._run import RunTarget, select_run, tracker, tracking_error
 
 __all__ = ["MlflowMetricDataset", "MlflowMetricHistoryDataset", "MlflowMetricsDataset", "MlflowMetricsHistoryDataset"]
 
@@ -44,16 +44,12 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
 
     def _send(self, points: list[MetricPoint], target: RunTarget | None = None) -> None:
         target = target or select_run(self._label(), self._run_id, "save", self._kedro_run_id)
-        try:
+        with wrapped_errors(self._label(), "log metrics to", target):
             tracker(target).log_batch(target.run_id, metrics=points, what="log metrics to")
-        except Exception as exc:
-            raise tracking_error(self._label(), "log metrics to", target, exc) from safe_cause(exc)
 
     def _history(self, target: RunTarget, key: str) -> list[Any]:
-        try:
+        with wrapped_errors(self._label(), f"read metric '{key}' from", target):
             history = tracker(target).metric_history(target.run_id, key)
-        except Exception as exc:
-            raise tracking_error(self._label(), f"read metric '{key}' from", target, exc) from safe_cause(exc)
         if not history:
             raise MlflowDatasetError(
                 f"{self._label()}: MLflow run '{target.run_id}' has no metric '{key}'. Save it first, "
@@ -68,7 +64,8 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
             number = float(value)
         except (TypeError, ValueError) as exc:
             raise MlflowDatasetError(
-                f"{self._label()}: metric '{key}' must be a number, got {type(value).__name__} {value!r}.", dataset=self._label()) from safe_cause(exc)
+                f"{self._label()}: metric '{key}' must be a number, got {type(value).__name__} {value!r}.",
+                dataset=self._label()) from safe_cause(exc)
         return number
 
     def _exists(self) -> bool:
@@ -79,7 +76,24 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
         return True
 
 
-class MlflowMetricDataset(_MetricBase):
+class _KeyedMetric(_MetricBase):
+    """A metric dataset of one metric, named by ``key`` or its catalog entry."""
+
+    _key: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The metric name: ``key``, else the catalog entry."""
+        key = self._key or self._catalog_name
+        if not key:
+            raise MlflowDatasetError(
+                f"{self._label()}: no metric key. Set `key:` in the catalog entry, or use the "
+                f"dataset through a Kedro catalog in `kedro run` so that it defaults to the entry name.",
+                dataset=self._label())
+        return key
+
+
+class MlflowMetricDataset(_KeyedMetric):
     """One metric value per save; load returns the value at the latest step.
 
     Args:
@@ -105,19 +119,9 @@ class MlflowMetricDataset(_MetricBase):
     ) -> None:
         super().__init__(run_id, metadata)
         self._key = key
-        self._step = _step(self, step, key or "(catalog entry)")
-        self._load_args = _args(self, "load_args", load_args, {"step": ()})
-        self._save_args = _args(self, "save_args", save_args, {"mode": ("overwrite", "append"), "step": ()})
-
-    @property
-    def key(self) -> str:
-        """The metric name: ``key``, else the catalog entry."""
-        key = self._key or self._catalog_name
-        if not key:
-            raise MlflowDatasetError(
-                f"{self._label()}: no metric key. Set `key:` in the catalog entry, or use the "
-                f"dataset through a Kedro catalog in `kedro run` so that it defaults to the entry name.", dataset=self._label())
-        return key
+        self._step = whole_step(self, step, key or "(catalog entry)")
+        self._load_args = checked_args(self, "load_args", load_args, {"step": ()})
+        self._save_args = checked_args(self, "save_args", save_args, {"mode": ("overwrite", "append"), "step": ()})
 
     def _describe(self) -> dict[str, Any]:
         return {"key": self._key or self._catalog_name, "run_id": self._run_id, "step": self._step}
@@ -127,19 +131,17 @@ class MlflowMetricDataset(_MetricBase):
         step = self._step
         target = select_run(self._label(), self._run_id, "save", self._kedro_run_id)
         if "step" in self._save_args:
-            step = _step(self, self._save_args["step"], key)
+            step = whole_step(self, self._save_args["step"], key)
         elif "mode" in self._save_args:
             step = self._next_step(target, key, append=self._save_args["mode"] == "append")
         if isinstance(data, Mapping) and "value" in data:
-            step = _step(self, data.get("step", step), key)
+            step = whole_step(self, data.get("step", step), key)
             data = data["value"]
-        self._send([(key, self._value(data, key), _now(), step)], target)
+        self._send([(key, self._value(data, key), now_ms(), step)], target)
 
     def _next_step(self, target: RunTarget, key: str, *, append: bool) -> int:
-        try:
+        with wrapped_errors(self._label(), f"read metric '{key}' from", target):
             steps = [m.step for m in tracker(target).metric_history(target.run_id, key)]
-        except Exception as exc:
-            raise tracking_error(self._label(), f"read metric '{key}' from", target, exc) from safe_cause(exc)
         return (max(steps) + 1 if steps else 0) if append else (max(steps) if steps else 0)
 
     def load(self) -> float:
@@ -147,7 +149,7 @@ class MlflowMetricDataset(_MetricBase):
         history = self._history(target, self.key)
         if self._load_args.get("step") is None:
             return float(history[-1].value)
-        step = _step(self, self._load_args["step"], self.key)
+        step = whole_step(self, self._load_args["step"], self.key)
         at_step = [m for m in history if m.step == step]
         if not at_step:
             raise MlflowDatasetError(
@@ -157,7 +159,7 @@ class MlflowMetricDataset(_MetricBase):
         return float(at_step[-1].value)
 
 
-class MlflowMetricHistoryDataset(_MetricBase):
+class MlflowMetricHistoryDataset(_KeyedMetric):
     """A metric's history: save a list (steps 0, 1, ...) or ``{step: value}``, in one batch.
 
     Args:
@@ -171,7 +173,7 @@ class MlflowMetricHistoryDataset(_MetricBase):
             anyway (a list of values, ``{step: value}``, or a list of ``{"value", "step"}`` dicts).
     """
 
-    _FORMS = ("list", "dict", "history")
+    _FORMS: ClassVar[tuple[str, ...]] = ("list", "dict", "history")
 
     def __init__(
         self,
@@ -183,22 +185,20 @@ class MlflowMetricHistoryDataset(_MetricBase):
         save_args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(run_id, metadata)
-        load_as = _args(self, "load_args", load_args, {"mode": self._FORMS}).get("mode", load_as)
-        _args(self, "save_args", save_args, {"mode": self._FORMS})
+        load_as = checked_args(self, "load_args", load_args, {"mode": self._FORMS}).get("mode", load_as)
+        checked_args(self, "save_args", save_args, {"mode": self._FORMS})
         if load_as not in self._FORMS:
             raise MlflowDatasetError(f"{type(self).__name__}: load_as must be one of {', '.join(self._FORMS)}, "
                                      f"got {load_as!r}.", dataset=type(self).__name__)
         self._key = key
         self._load_as = load_as
 
-    key = MlflowMetricDataset.key
-
     def _describe(self) -> dict[str, Any]:
         return {"key": self._key or self._catalog_name, "run_id": self._run_id, "load_as": self._load_as}
 
     def save(self, data: Any) -> None:
         key = self.key
-        self._send(_history_points(self, key, data))
+        self._send(history_points(self, key, data))
 
     def load(self) -> list[float] | dict[int, float] | list[dict[str, Any]]:
         target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
@@ -206,7 +206,7 @@ class MlflowMetricHistoryDataset(_MetricBase):
         if self._load_as == "dict":
             return {int(m.step): float(m.value) for m in history}
         if self._load_as == "history":
-            return _as_history(history)
+            return as_history(history)
         return [float(m.value) for m in history]
 
 
@@ -240,16 +240,18 @@ class MlflowMetricsDataset(_MetricBase):
     def save(self, data: Any) -> None:
         if not isinstance(data, Mapping):
             raise MlflowDatasetError(
-                f"{self._label()}: expects a dict of metrics {{name: value}}, got {type(data).__name__}.", dataset=self._label())
+                f"{self._label()}: expects a dict of metrics {{name: value}}, got {type(data).__name__}.",
+                dataset=self._label())
         points: list[MetricPoint] = []
-        now = _now()
+        now = now_ms()
         for key, value in data.items():
             name = self._full(key)
-            value = _as_sequence(self, value, name)
+            value = as_sequence(self, value, name)
             if isinstance(value, Mapping) and "value" in value:
-                points.append((name, self._value(value["value"], name), now, _step(self, value.get("step", 0), name)))
+                step = whole_step(self, value.get("step", 0), name)
+                points.append((name, self._value(value["value"], name), now, step))
             elif isinstance(value, (Mapping, list, tuple)):
-                points.extend(_history_points(self, name, value))
+                points.extend(history_points(self, name, value))
             else:
                 points.append((name, self._value(value, name), now, 0))
         if points:
@@ -260,10 +262,8 @@ class MlflowMetricsDataset(_MetricBase):
 
     def _latest(self, target: RunTarget) -> dict[str, float]:
         """``{name: latest value}`` of this dataset's metrics in ``target``'s run (prefix stripped)."""
-        try:
+        with wrapped_errors(self._label(), "read metrics from", target):
             metrics = tracker(target).latest_metrics(target.run_id)
-        except Exception as exc:
-            raise tracking_error(self._label(), "read metrics from", target, exc) from safe_cause(exc)
         if not self._prefix:
             return metrics
         start = f"{self._prefix}."
@@ -278,4 +278,4 @@ class MlflowMetricsHistoryDataset(MlflowMetricsDataset):
     def load(self) -> dict[str, list[dict[str, Any]]]:  # type: ignore[override]
         target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         names = self._latest(target)
-        return {name: _as_history(self._history(target, self._full(name))) for name in names}
+        return {name: as_history(self._history(target, self._full(name))) for name in names}

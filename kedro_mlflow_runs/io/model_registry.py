@@ -18,8 +18,8 @@ from kedro.io.core import AbstractDataset
 from .._redact import redact_uri, safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._flavors import PYFUNC, check_flavor, flavor_module
-from .naming import NamedDataset
 from ._run import pinned_store, store_target
+from .naming import NamedDataset
 
 __all__ = ["MlflowModelRegistryDataset"]
 
@@ -76,7 +76,8 @@ class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
         self.metadata = metadata
         if version is not None and alias is not None:
             raise MlflowDatasetError(
-                f"{self._label()}: give either version ({version}) or alias ('{alias}'), not both.", dataset=self._label())
+                f"{self._label()}: give either version ({version}) or alias ('{alias}'), not both.",
+                dataset=self._label())
         check_flavor(flavor, None, self._label())
 
     def _label(self) -> str:
@@ -112,8 +113,9 @@ class MlflowModelRegistryDataset(NamedDataset, AbstractDataset[None, Any]):
         except Exception as exc:
             raise MlflowDatasetError(
                 f"{self._label()} could not load {self.model_uri} from the registry at "
-                f"{redact_uri(store.registry_uri or store.tracking_uri)}: {type(exc).__name__}: {redact_uri(str(exc), limit=2000)}. Check "
-                f"the model name, version or alias.", dataset=self._label()) from safe_cause(exc)
+                f"{redact_uri(store.registry_uri or store.tracking_uri)}: {type(exc).__name__}: "
+                f"{redact_uri(str(exc), limit=2000)}. Check the model name, version or alias.",
+                dataset=self._label()) from safe_cause(exc)
 
     def save(self, data: Any) -> None:
         raise MlflowDatasetError(

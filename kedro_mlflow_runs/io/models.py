@@ -20,18 +20,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 from kedro.io.core import AbstractDataset
 
 from .._redact import redact_uri, safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
 from ._flavors import FlavoredDataset, accepts, model_as_data
-from .naming import NamedDataset
 from ._requirements import apply_requirements
-from ._run import RunTarget, pinned_store, select_run, store_target, tracker, tracking_error
+from ._run import RunTarget, pinned_store, select_run, store_target, tracker, tracking_error, wrapped_errors
 from .local_models import MlflowModelSaverDataset
 from .model_registry import MlflowModelRegistryDataset
+from .naming import NamedDataset
 
 __all__ = [
     "MlflowModelLocalFileSystemDataset",
@@ -45,7 +45,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "model"
+DEFAULT_MODEL_NAME: Final = "model"
 
 
 def _model_argument(function: Callable[..., Any]) -> str | None:
@@ -141,8 +141,8 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
             raise MlflowDatasetError(
                 f"{self._label()} could not load model '{self.model_name}' from MLflow run "
                 f"'{target.run_id}' ({uri}) in {redact_uri(target.tracking_uri)}: "
-                f"{type(exc).__name__}: {redact_uri(str(exc), limit=2000)}. Check that the run logged a model with this name "
-                f"(save_args.name) and flavor.",
+                f"{type(exc).__name__}: {redact_uri(str(exc), limit=2000)}. Check that the run logged a model "
+                f"with this name (save_args.name) and flavor.",
                 run_id=target.run_id or None,
                 dataset=self._label(),
             ) from safe_cause(exc)
@@ -166,11 +166,9 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
                 raise tracking_error(self._label(), f"log model '{name}' into", target, exc) from safe_cause(exc)
         version = getattr(info, "registered_model_version", None)
         if version is not None and (alias or version_tags):
-            try:
-                tracker(target).label_model_version(args["registered_model_name"], str(version), alias, version_tags)
-            except Exception as exc:
-                raise tracking_error(self._label(), f"set alias/tags of '{args['registered_model_name']}' "
-                                     f"version {version} from", target, exc) from safe_cause(exc)
+            registered = args["registered_model_name"]
+            with wrapped_errors(self._label(), f"set alias/tags of '{registered}' version {version} from", target):
+                tracker(target).label_model_version(registered, str(version), alias, version_tags)
         logger.info("Logged model '%s' into MLflow run %s (%s)", name, target.run_id, model_id)
 
     def _exists(self) -> bool:
@@ -185,13 +183,11 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
     def _create_logged_model(self, target: RunTarget, name: str, args: dict[str, Any]) -> str:
         """Create the LoggedModel in the run's own experiment, linked to the run."""
         tags = args.get("tags")
-        try:
+        with wrapped_errors(self._label(), f"create model '{name}' in", target):
             return tracker(target).create_logged_model(
                 target.run_id, name, experiment_id=target.experiment_id, params=args.pop("params", None),
                 tags=tags, model_type=args.pop("model_type", None),
             )
-        except Exception as exc:
-            raise tracking_error(self._label(), f"create model '{name}' in", target, exc) from safe_cause(exc)
 
     def _log(
         self, module: ModuleType, model: Any, name: str, run_id: str, model_id: str, args: dict[str, Any]

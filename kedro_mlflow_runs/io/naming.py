@@ -13,6 +13,9 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from ..compat.kedro_datasets import wrapped_dataset
+from ..core.catalog import catalog_datasets
+
 __all__ = ["DatasetNamingHooks", "NamedDataset", "check_output_runs", "name_datasets", "validate_datasets"]
 
 
@@ -36,14 +39,8 @@ def name_datasets(catalog: Any, names: Iterable[str], kedro_run_id: str | None =
     Only datasets already known to the catalog (or matched by a dataset factory) are looked
     up; the lookup is the one Kedro's runner makes anyway.
     """
-    for name in names:
-        if name.startswith("params:") or name == "parameters":
-            continue
-        try:
-            dataset = catalog.get(name)
-        except Exception:  # an entry that fails to build fails the run later, with Kedro's message
-            continue
-        for target in (dataset, getattr(dataset, "_dataset", None)):  # an artifact wrapper's inner one too
+    for name, dataset in catalog_datasets(catalog, names):
+        for target in (dataset, wrapped_dataset(dataset)):  # an artifact wrapper's inner one too
             if isinstance(target, NamedDataset):
                 target._bind_catalog_name(name)
                 if kedro_run_id is not None:
@@ -56,14 +53,8 @@ def validate_datasets(catalog: Any, names: Iterable[str]) -> None:
     Called when a tracked run starts, so a bad flavor fails the run before any node; it imports
     the flavors, which a run with tracking disabled never does (it only checks they exist).
     """
-    for name in names:
-        if name.startswith("params:") or name == "parameters":
-            continue
-        try:
-            dataset = catalog.get(name)
-        except Exception:
-            continue
-        for target in (dataset, getattr(dataset, "_dataset", None)):
+    for _, dataset in catalog_datasets(catalog, names):
+        for target in (dataset, wrapped_dataset(dataset)):
             validate = getattr(target, "validate", None)
             if isinstance(target, ValidatedDataset) and callable(validate):
                 validate()
@@ -77,11 +68,7 @@ def check_output_runs(catalog: Any, outputs: Iterable[str], active_run_id: str) 
     """
     from ..errors import RunConflictError
 
-    for name in sorted(outputs):
-        try:
-            dataset = catalog.get(name)
-        except Exception:
-            continue
+    for name, dataset in catalog_datasets(catalog, sorted(outputs)):
         run_id = getattr(dataset, "_run_id", None) if isinstance(dataset, NamedDataset) else None
         if run_id and run_id != active_run_id:
             label = dataset._label() if hasattr(dataset, "_label") else type(dataset).__name__

@@ -21,6 +21,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline
 
+from ..core.catalog import is_parameter
 from ..errors import PipelineModelError
 
 __all__ = ["InferenceSpec", "PipelineML", "is_parameter", "pipeline_ml_factory"]
@@ -36,11 +37,6 @@ _RESERVED_LOG_KEYS = frozenset({"python_model", "artifacts", "loader_module", "d
 KPM_KEYS = frozenset({"runner", "copy_mode", "output_name"})
 COPY_MODES = ("deepcopy", "copy", "assign")
 DEFAULT_MODEL_NAME = "model"
-
-
-def is_parameter(name: str) -> bool:
-    """Whether ``name`` is a Kedro parameter input (``params:...`` or ``parameters``)."""
-    return name == "parameters" or name.startswith("params:")
 
 
 class InferenceSpec:

@@ -68,7 +68,7 @@ def log_pipeline_model(
     import cloudpickle
     import mlflow.pyfunc
 
-    from ..io._requirements import REQUIREMENTS_ENV, _merge, pinned_requirements, referenced_modules
+    from ..io._requirements import REQUIREMENTS_ENV, merge_requirements, pinned_requirements, referenced_modules
     from ..io.models import MlflowModelLoggerDataset
     from ._model import KedroPipelineModel
 
@@ -98,7 +98,7 @@ def log_pipeline_model(
             args["requirements"] = "infer"
         elif args.get("pip_requirements") is None and args.get("conda_env") is None:
             pins = pinned_requirements(mlflow.pyfunc, modules - set(bundled))
-            args["pip_requirements"] = _merge(pins, list(args.pop("extra_pip_requirements", None) or []))
+            args["pip_requirements"] = merge_requirements(pins, list(args.pop("extra_pip_requirements", None) or []))
         dataset = MlflowModelLoggerDataset(flavor="mlflow.pyfunc", pyfunc_workflow="python_model", run_id=run_id,
                                            save_args={"name": name, "artifacts": artifacts, **args})
         dataset._kedro_run_id = kedro_run_id

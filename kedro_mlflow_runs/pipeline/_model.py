@@ -13,8 +13,9 @@ from typing import Any, Literal, cast
 
 from mlflow.pyfunc.model import PythonModel
 
+from ..core.catalog import is_parameter
 from ..errors import PipelineModelError
-from ._factory import check_inference, check_kpm_kwargs, is_parameter
+from ._factory import check_inference, check_kpm_kwargs
 
 __all__ = ["KedroPipelineModel"]
 

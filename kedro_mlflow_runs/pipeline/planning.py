@@ -21,8 +21,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from ..compat.kedro_datasets import before_release, is_ephemeral
+from ..core.catalog import is_parameter
 from ..errors import PipelineModelError
-from ._factory import InferenceSpec, is_parameter
+from ._factory import InferenceSpec
 
 __all__ = ["plan_pipeline_models", "specs_for_run"]
 
@@ -65,12 +67,13 @@ def plan_pipeline_models(run_params: Mapping[str, Any], pipeline: Any, catalog: 
         if missing:
             logger.warning(
                 "This run does not produce %s (filtered out, or skipped by --only-missing-outputs): the model "
-                "'%s' of %s will not be logged. Run the whole pipeline to log it.", ", ".join(f"'{n}'" for n in missing),
+                "'%s' of %s will not be logged. Run the whole pipeline to log it.",
+                ", ".join(f"'{n}'" for n in missing),
                 spec.model_name, spec.describe())
             continue
         for name in spec.persisted:
             dataset = catalog.get(name) if name in catalog else None
-            if dataset is None or getattr(dataset, "_EPHEMERAL", False):
+            if dataset is None or is_ephemeral(dataset):
                 raise PipelineModelError(
                     f"Inference input '{name}' of {spec.describe()} is not produced by the training pipeline and is "
                     f"not a persisted catalog entry, so it cannot be bundled with the model. Produce it in the "
@@ -108,22 +111,18 @@ class _Kept:
         from kedro.io import MemoryDataset
 
         dataset = catalog.get(name, fallback_to_runtime_pattern=True)
-        if type(dataset) is not MemoryDataset:  # noqa: E721 - subclasses may release differently
+        if type(dataset) is not MemoryDataset:  # exactly MemoryDataset: subclasses may release differently
             return
-        release = dataset._release  # AbstractDataset's extension point, called by dataset.release()
 
-        def keep_then_release() -> None:
-            try:
-                if dataset.exists():
-                    from ._logging import sample_of
+        def keep() -> None:
+            if dataset.exists():
+                from ._logging import sample_of
 
-                    data = dataset.load()
-                    with self._lock:
-                        self.data[name] = sample_of(data) if sample else data
-            finally:
-                release()
+                data = dataset.load()
+                with self._lock:
+                    self.data[name] = sample_of(data) if sample else data
 
-        dataset._release = keep_then_release  # this run's catalog only
+        before_release(dataset, keep)  # this run's catalog only
 
 
 class _LogStep:

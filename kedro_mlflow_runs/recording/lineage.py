@@ -14,9 +14,12 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from .._redact import redact_uri
+from ..compat import kedro_datasets as datasets
+from ..core.catalog import catalog_datasets
 
 __all__ = [
     "CONTENT_DIGEST_MAX_BYTES",
@@ -30,14 +33,14 @@ __all__ = [
 ]
 
 #: ``digest: auto`` hashes the content of files up to this size, and their size and mtime above it.
-CONTENT_DIGEST_MAX_BYTES = 4 * 1024 * 1024
+CONTENT_DIGEST_MAX_BYTES: Final = 4 * 1024 * 1024
 #: At most this many files of a folder dataset enter its digest (the count is part of it).
-MAX_FOLDER_FILES = 2000
+MAX_FOLDER_FILES: Final = 2000
 #: The ``mlflow.data.context`` input tag of the datasets a run reads.
-INPUT_CONTEXT = "kedro.input"
-_DIGEST_LENGTH = 16  # hex characters; MLflow allows 36
+INPUT_CONTEXT: Final = "kedro.input"
+_DIGEST_LENGTH: Final = 16  # hex characters; MLflow allows 36
 
-_MEMORY_TYPES = ("MemoryDataset", "SharedMemoryDataset")
+_MEMORY_TYPES: Final = ("MemoryDataset", "SharedMemoryDataset")
 
 
 class Location:
@@ -104,15 +107,14 @@ def _connection_without_secrets(connection: str) -> str:
 
 def _sql_location(dataset: Any) -> SqlLocation | None:
     """The :class:`SqlLocation` of a dataset with a SQLAlchemy connection string, else None."""
-    connection = getattr(dataset, "_connection_str", None)
-    if not isinstance(connection, str):
+    connection = datasets.sql_connection(dataset)
+    if connection is None:
         return None
-    load_args = getattr(dataset, "_load_args", None) or {}
-    save_args = getattr(dataset, "_save_args", None) or {}
-    table = load_args.get("table_name") or save_args.get("name")
+    load_args = datasets.load_args(dataset)
+    table = load_args.get("table_name") or datasets.save_args(dataset).get("name")
     query = load_args.get("sql")
-    path = getattr(dataset, "_filepath", None)
-    protocol = getattr(dataset, "_protocol", None) or "file"
+    path = datasets.filepath(dataset)
+    protocol = datasets.protocol(dataset) or "file"
     query_file = None if path is None else (str(path) if protocol == "file" else f"{protocol}://{path}")
     return SqlLocation(dataset, connection, table=str(table) if table else None,
                        query=str(query) if query else None, query_file=query_file)
@@ -124,34 +126,21 @@ def persisted(catalog: Any, names: Iterable[str]) -> dict[str, Any]:
     Parameters and memory datasets (declared or implicit) are left out; an entry the catalog
     cannot build is left out too (the run reports it when a node needs it).
     """
-    found: dict[str, Any] = {}
-    for name in names:
-        if name == "parameters" or name.startswith("params:"):
-            continue
-        try:
-            dataset = catalog.get(name)
-        except Exception:
-            continue
-        if dataset is None or type(dataset).__name__ in _MEMORY_TYPES:
-            continue
-        found[name] = dataset
-    return found
+    return {name: dataset for name, dataset in catalog_datasets(catalog, names)
+            if type(dataset).__name__ not in _MEMORY_TYPES}
 
 
 def location(dataset: Any, *, saving: bool = False) -> Location | None:
     """Where ``dataset`` keeps its data (a specific version for a versioned dataset), or None."""
-    inner = dataset
-    for attr in ("_dataset", "_wrapped_dataset"):  # wrappers (our artifact dataset, CachedDataset, ...)
-        if getattr(inner, "_filepath", None) is None and getattr(inner, attr, None) is not None:
-            inner = getattr(inner, attr)
+    inner = datasets.storage_dataset(dataset)  # through wrappers (our artifact dataset, CachedDataset, ...)
     sql = _sql_location(inner)
     if sql is not None:  # the data is in a database: its query file, if any, is not the data
         return sql
-    path: Any = getattr(inner, "_filepath", None)
-    protocol = getattr(inner, "_protocol", None)
+    path: Any = datasets.filepath(inner)
+    protocol = datasets.protocol(inner)
     if path is None:
         try:
-            described = inner._describe()
+            described = datasets.describe(inner)
         except Exception:
             described = {}
         path = described.get("filepath") or described.get("path")
@@ -160,11 +149,10 @@ def location(dataset: Any, *, saving: bool = False) -> Location | None:
         text = str(path)
         protocol, sep, rest = text.partition("://")
         path, protocol = (rest, protocol) if sep else (text, "file")
-    if getattr(inner, "_version", None) is not None:
-        try:
-            path = inner._get_versioned_path(inner.resolve_save_version()) if saving else inner._get_load_path()
-        except Exception:  # no version yet (or a clash): the unversioned path still says where
-            pass
+    try:
+        path = datasets.versioned_path(inner, saving=saving) or path
+    except Exception:  # no version yet (or a clash): the unversioned path still says where
+        pass
     return Location(inner, str(PurePosixPath(str(path))) if protocol in ("file", None) else str(path),
                     protocol or "file")
 
@@ -178,7 +166,7 @@ def digest(loc: Location, mode: str) -> str:
 
     Besides a digest: ``"missing"`` when the data does not exist (no such local path; the
     dataset's filesystem says not found); ``"unknown"`` for a SQL table or query (never queried)
-    and for a remote path without an fsspec filesystem (``_fs``) to ask.
+    and for a remote path without an fsspec filesystem to ask.
 
     Raises:
         Exception: the digest could not be computed (an unreadable file, a server that did not
@@ -201,7 +189,7 @@ def digest(loc: Location, mode: str) -> str:
             else:
                 hasher.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
         return hasher.hexdigest()[:_DIGEST_LENGTH]
-    fs = getattr(loc.dataset, "_fs", None)
+    fs = datasets.filesystem(loc.dataset)
     if fs is None:
         return "unknown"
     # fsspec's http filesystem wants the whole URL; the others take the path without its protocol
@@ -248,7 +236,7 @@ def _digest_folder(root: str, mode: str, hasher: Any) -> None:
     sizes = [os.stat(f) for f in files]
     by_content = mode == "content" or (mode == "auto" and sum(s.st_size for s in sizes) <= CONTENT_DIGEST_MAX_BYTES)
     hasher.update(str(len(files)).encode())
-    for path, stat in zip(files, sizes):
+    for path, stat in zip(files, sizes, strict=True):
         hasher.update(os.path.relpath(path, root).encode())
         if by_content:
             _hash_file(path, hasher)
@@ -265,16 +253,16 @@ def _hash_file(path: str, hasher: Any) -> None:
 # -- schemas of frames ---------------------------------------------------------------------
 
 #: numpy/pandas/polars dtype names -> MLflow column types (what the MLflow UI shows)
-_MLFLOW_TYPES = {
+_MLFLOW_TYPES: Final = MappingProxyType({
     "int64": "long", "int32": "integer", "int16": "integer", "int8": "integer", "uint8": "integer",
     "uint16": "integer", "uint32": "long", "float64": "double", "float32": "float", "bool": "boolean",
     "boolean": "boolean", "object": "string", "string": "string", "str": "string", "category": "string",
     "Int64": "long", "Int32": "integer", "Float64": "double", "Float32": "float", "Boolean": "boolean",
     "String": "string", "Utf8": "string", "Categorical": "string", "Binary": "binary", "Date": "datetime",
     "Datetime": "datetime",
-}
+})
 #: at most this many columns are described (the count is in the profile)
-MAX_SCHEMA_COLUMNS = 1000
+MAX_SCHEMA_COLUMNS: Final = 1000
 
 
 def frame_schema(data: Any) -> tuple[str, str] | None:
