@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -145,3 +147,23 @@ def user_metrics(metrics: dict[str, float]) -> dict[str, float]:
 def user_artifacts(items: list[Any]) -> list[Any]:
     """A run's top-level artifacts without the ``kedro/`` folder the plugin records (timeline, lineage)."""
     return [item for item in items if item.path != "kedro"]
+
+
+@contextlib.contextmanager
+def records(name: str) -> Iterator[list[logging.LogRecord]]:
+    """The records logger ``name`` emits meanwhile (Kedro's session reconfigures logging: caplog misses them)."""
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    keep = Keep()
+    logging.getLogger(name).addHandler(keep)
+    try:
+        yield keep.records
+    finally:
+        logging.getLogger(name).removeHandler(keep)

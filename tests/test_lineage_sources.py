@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import all_runs
+from conftest import all_runs, records
 from kedro_project import run_session
 from mlflow_server import free_port, postgres_or_skip
 
@@ -85,24 +85,6 @@ def _serving(folder: Path) -> Iterator[int]:
         thread.join(10)
 
 
-@contextlib.contextmanager
-def _records(name: str) -> Iterator[list[logging.LogRecord]]:
-    """The records logger ``name`` emits meanwhile (Kedro's session reconfigures logging: caplog misses them)."""
-
-    class Keep(logging.Handler):
-        def __init__(self) -> None:
-            super().__init__(logging.DEBUG)
-            self.records: list[logging.LogRecord] = []
-
-        def emit(self, record: logging.LogRecord) -> None:
-            self.records.append(record)
-
-    keep = Keep()
-    logging.getLogger(name).addHandler(keep)
-    try:
-        yield keep.records
-    finally:
-        logging.getLogger(name).removeHandler(keep)
 
 
 # -- http(s) ----------------------------------------------------------------------------------------
@@ -219,7 +201,7 @@ def test_missing_and_unknown_digests_say_exactly_why(project_factory, client_for
             *[(name, f"{name}_rows") for name in catalog]))
         text = (project / "conf/base/catalog.yml").read_text().replace("PACKAGE", project.name)
         (project / "conf/base/catalog.yml").write_text(text)
-        with _records("kedro_mlflow_runs.recording.recorder") as records, pytest.raises(Exception):
+        with records("kedro_mlflow_runs.recording.recorder") as emitted, pytest.raises(Exception):
             run_session(project)
     client = client_for(project)
     (run,) = all_runs(client)
@@ -231,6 +213,6 @@ def test_missing_and_unknown_digests_say_exactly_why(project_factory, client_for
     failed = run.data.tags["kedro.error.dataset"]  # the load that failed first, and its node
     assert failed in ("local_missing", "http_missing", "http_down")
     assert run.data.tags["kedro.error.node"] == f"{failed}_rows"
-    warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in emitted if r.levelno == logging.WARNING]
     assert any(m.startswith("Could not compute the digest of dataset 'http_down'") for m in warnings), warnings
     assert not any("local_missing" in m or "http_missing" in m for m in warnings)

@@ -5,17 +5,15 @@ that is down. Each ends with our error saying what could not be written where, w
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
-from conftest import all_runs
+from conftest import all_runs, records
 from kedro.io.core import DatasetError
 from kedro_project import kedro_cmd, kedro_env, kedro_run, run_session
 
@@ -109,24 +107,6 @@ def test_a_read_only_artifact_folder_for_real(project_factory, client_for, tmp_p
 
 # -- a full disk under mlflow.db ------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _records(name: str) -> Iterator[list[logging.LogRecord]]:
-    """The records logger ``name`` emits meanwhile (Kedro's session reconfigures logging: caplog misses them)."""
-
-    class Keep(logging.Handler):
-        def __init__(self) -> None:
-            super().__init__(logging.DEBUG)
-            self.records: list[logging.LogRecord] = []
-
-        def emit(self, record: logging.LogRecord) -> None:
-            self.records.append(record)
-
-    keep = Keep()
-    logging.getLogger(name).addHandler(keep)
-    try:
-        yield keep.records
-    finally:
-        logging.getLogger(name).removeHandler(keep)
 
 
 def _left_running_message(message: str, run_id: str, db: str, status: str) -> None:
@@ -160,13 +140,13 @@ def test_a_full_disk_under_mlflow_db_leaves_the_run_running_and_says_how_to_end_
     db = str(project / "mlflow.db")
     params = {"model": {"started_marker": str(marker), "fail": "on purpose" if node_fails else False}}
     if node_fails:  # the node's own error goes on; ours is logged, as one message without a traceback
-        with _records("kedro_mlflow_runs.framework.events") as records:
+        with records("kedro_mlflow_runs.framework.events") as emitted:
             with pytest.raises(ValueError, match="train failed on purpose"):
                 run_session(project, runtime_params=params)
         printed = capfd.readouterr()
         output = printed.out + printed.err
         (run,) = all_runs(client_for(project))
-        (logged,) = [r for r in records if r.levelno >= logging.ERROR]
+        (logged,) = [r for r in emitted if r.levelno >= logging.ERROR]
         kedro_run_id = run.data.tags["kedro.run_id"]
         assert logged.getMessage().startswith(f"Could not record the failure of Kedro run {kedro_run_id}")
         assert not logged.exc_info

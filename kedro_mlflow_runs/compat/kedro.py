@@ -33,6 +33,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from . import run_checks
+
 __all__ = ["package_name", "raw_config_files", "register_resolver", "runner_manager", "session_runner", "verify"]
 
 
@@ -124,13 +126,5 @@ _CHECKS = (_check_read_raw_config, _check_package_name, _check_session_runner, _
 
 def verify() -> list[str]:
     """The private names above that this Kedro no longer has (empty when all are there)."""
-    missing = []
-    for check in _CHECKS:
-        try:
-            problem = check()
-        except Exception as exc:  # an incompatible Kedro: say which name, and why
-            problem = f"{check.__name__.removeprefix('_check_')} ({type(exc).__name__}: {exc})"
-        if problem:
-            missing.append(problem)
-    return missing
+    return run_checks(_CHECKS)
 

@@ -37,6 +37,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from . import run_checks
+
 __all__ = ["ActiveRun", "SystemMetricsMonitor", "autologging_configs", "close_store_connections", "fluent_stack",
            "global_uris", "header_providers", "set_global_uris", "store_error_logger", "verify"]
 
@@ -176,12 +178,4 @@ _CHECKS = (_check_fluent_stack, _check_global_uris, _check_store_engine, _check_
 
 def verify() -> list[str]:
     """The private names above that this MLflow no longer has (empty when all are there)."""
-    missing = []
-    for check in _CHECKS:
-        try:
-            problem = check()
-        except Exception as exc:  # an incompatible MLflow: say which name, and why
-            problem = f"{check.__name__.removeprefix('_check_')} ({type(exc).__name__}: {exc})"
-        if problem:
-            missing.append(problem)
-    return missing
+    return run_checks(_CHECKS)
