@@ -87,6 +87,7 @@ class RunHandle:
         experiment_id: the run's experiment.
         registry_uri: the model registry, when it differs from the tracking store.
         kedro_run_id: the Kedro run (session id) that opened or attached the run, if any.
+        attempt_id: the attempt of that Kedro run, when it attached to a run (``core/attempts.py``).
     """
 
     run_id: str
@@ -94,6 +95,7 @@ class RunHandle:
     experiment_id: str
     registry_uri: str | None = None
     kedro_run_id: str | None = None
+    attempt_id: str | None = None
 
     def __repr__(self) -> str:
         return (

@@ -7,6 +7,7 @@ once per runner (module-scoped: one run, many assertions); what MLflow holds aft
 from __future__ import annotations
 
 import json
+import socket
 import os
 from html.parser import HTMLParser
 from pathlib import Path
@@ -194,7 +195,8 @@ def _check_timeline(finished: Finished, *, statuses: dict[str, str]) -> list[dic
         assert entry["duration_s"] == pytest.approx(entry["end"] - entry["start"], abs=1e-5)
         parts = (entry["load_s"], entry["compute_s"], entry["save_s"])
         assert min(parts) >= 0 and sum(parts) == pytest.approx(entry["duration_s"], abs=1e-5)
-        assert set(entry["worker"]) == {"pid", "thread"}
+        assert set(entry["worker"]) == {"host", "pid", "thread"}  # where the node ran: machine, process, thread
+        assert entry["worker"]["host"] == socket.gethostname()
         assert entry["start"] * 1000 >= finished.run.info.start_time - 1
     by_node = {e["node"]: e for e in timeline}
     # the data flows forward in time: a node starts after the nodes it depends on ended (outputs saved)

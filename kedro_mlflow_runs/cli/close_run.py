@@ -1,9 +1,11 @@
-"""``kedro mlflow close-run``: end a run that steps attached to, or the runs left RUNNING."""
+"""``kedro mlflow close-run``: end a run that steps attached to, or the runs nobody writes into any more."""
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import click
 
@@ -11,25 +13,44 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities import Run
 
     from ..config import MlflowConfig
+    from ..core.liveness import Liveness
     from ..tracking import Tracker
+
+#: ``--older-than`` when not given: far above the 30 s between two heartbeats.
+DEFAULT_OLDER_THAN: Final = "15m"
+_UNITS: Final = (("s", 1), ("m", 60), ("h", 3600), ("d", 86400))
+
+
+def seconds(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``2h``, ``1d`` as seconds.
+
+    Raises:
+        click.BadParameter: another form.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if match is None:
+        raise click.BadParameter(f"{text!r} is not a duration: write 90, 90s, 15m, 2h or 1d.")
+    return float(match.group(1)) * dict(_UNITS).get(match.group(2) or "s", 1)
 
 
 @click.command(name="close-run")
 @click.option("--run-id", default=None, help="Run to end. Default: tracking.run.id in mlflow.yml, else MLFLOW_RUN_ID.")
-@click.option(
-    "--status",
-    type=click.Choice(["FINISHED", "FAILED", "KILLED"], case_sensitive=False),
-    default=None,
-    help="Status to end the run with (default FINISHED; KILLED with --stale).",
-)
+@click.option("--status", type=click.Choice(["auto", "FINISHED", "FAILED", "KILLED"], case_sensitive=False),
+              default=None, help="Status to end the run with: auto (FINISHED when the last attempt of every node "
+                                 "finished, FAILED otherwise), or one of the three (default FINISHED; KILLED with "
+                                 "--stale).")
 @click.option("--stale", is_flag=True,
-              help="List the project's runs still RUNNING (left by kill -9 or a lost machine) instead.")
-@click.option("--yes", is_flag=True, help="With --stale: end every listed run (as --status, default KILLED).")
+              help="List the project's runs still RUNNING that nobody writes into any more instead.")
+@click.option("--older-than", default=DEFAULT_OLDER_THAN, show_default=True,
+              help="A heartbeat older than this is a stopped one (90s, 15m, 2h).")
+@click.option("--yes", is_flag=True, help="With --stale: end every stale run (as --status, default KILLED).")
+@click.option("--force", is_flag=True, help="End the run even though an attempt still writes into it.")
 @click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
-def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, env: str | None) -> None:
-    """End a run `kedro run` steps attached to, or list and end runs left RUNNING.
+def close_run(run_id: str | None, status: str | None, stale: bool, older_than: str, yes: bool, force: bool,
+              env: str | None) -> None:
+    """End a run that steps attached to, or the runs nobody writes into any more.
 
-    Examples: kedro mlflow close-run --status FAILED; kedro mlflow close-run --stale [--yes]
+    Examples: kedro mlflow close-run --status auto; kedro mlflow close-run --stale [--yes]
     """
     # the plugin's heavier parts (Kedro's session, the MLflow boundary) load when the command runs,
     # not for every `kedro` command
@@ -38,13 +59,13 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
     from ..tracking import Tracker
     from ._project import project_config
 
+    threshold = seconds(older_than)
     config = project_config(env)
     tracker = Tracker(config.server.tracking_uri, config.server.registry_uri)
     try:
         if stale:
-            _close_stale(tracker, config, (status or "KILLED").upper(), yes)
+            _close_stale(tracker, config, (status or "KILLED").upper(), yes, threshold)
             return
-        status = (status or "FINISHED").upper()
         run_id = run_id or config.tracking.run.id
         if not run_id:
             raise click.ClickException(
@@ -53,13 +74,48 @@ def close_run(run_id: str | None, status: str | None, stale: bool, yes: bool, en
             )
         source = "--run-id" if run_id != config.tracking.run.id else config.tracking.run.id_source
         run = tracker.get_run(run_id, source=source)
+        state = _liveness(run, threshold)
+        if state.live and not force:
+            raise click.ClickException(_still_running(run_id, state, threshold))
+        final = (status or "FINISHED").upper()
+        if final == "AUTO":
+            from ..core.liveness import auto_status
+
+            final = auto_status(state.attempts)
         if run.info.status != "RUNNING":
-            click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {status} anyway.")
-        _merge_parts(tracker, run_id, status)
-        tracker.set_terminated(run_id, status)
+            click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {final} anyway.")
+        _settle(tracker, run, state)
+        _merge_parts(tracker, run_id, final)
+        tracker.set_terminated(run_id, final)
     except KedroMlflowRunsError as exc:
         raise click.ClickException(str(exc)) from safe_cause(exc)
-    click.echo(f"Ended MLflow run {run_id} as {status} in {config.server.redacted_tracking_uri}.")
+    click.echo(f"Ended MLflow run {run_id} as {final} in {config.server.redacted_tracking_uri}.")
+
+
+def _liveness(run: Run, threshold: float) -> Liveness:
+    from ..core.liveness import liveness
+
+    return liveness(run.data.tags, run.info.start_time / 1000, time.time(), threshold)
+
+
+def _still_running(run_id: str, state: Liveness, threshold: float) -> str:
+    who = ", ".join(f"{a.id} on {a.host} (pid {a.pid}, last heartbeat {time.time() - a.beat:.0f} s ago)"
+                    for a in state.live)
+    return (f"MLflow run {run_id} is still being written into by attempt(s) {who}: a heartbeat newer than "
+            f"{threshold:.0f} s. Wait for them to end, or pass --force to end the run anyway.")
+
+
+def _settle(tracker: Tracker, run: Run, state: Liveness) -> None:
+    """Attempts that never ended and stopped beating are recorded KILLED; models left PENDING, FAILED."""
+    from ..core.attempt_book import AttemptBook
+
+    book = AttemptBook(tracker, run.info.run_id, str(run.info.experiment_id))
+    for attempt in state.dead:
+        book.settle_dead(attempt.id)
+        click.echo(f"Attempt {attempt.id} on {attempt.host} stopped beating: recorded as KILLED.")
+    failed = book.fail_models()
+    if failed:
+        click.echo(f"Marked {failed} model(s) left PENDING (a log_model that never finished) as FAILED.")
 
 
 def _merge_parts(tracker: Tracker, run_id: str, status: str) -> None:
@@ -75,35 +131,36 @@ def _merge_parts(tracker: Tracker, run_id: str, status: str) -> None:
         click.echo(f"Merged the node timelines of {parts} Kedro run(s) into kedro/timeline.json.")
 
 
-def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool) -> None:
-    """List the experiment's RUNNING runs; with ``yes``, end those not known to be in progress as ``status``."""
-    from ..framework.run_info import opened_by_a_live_process
-
+def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool, threshold: float) -> None:
+    """List the experiment's RUNNING runs; with ``yes``, end those nobody writes into as ``status``."""
     runs = tracker.running_kedro_runs(config.tracking.experiment.name)
     if not runs:
         click.echo(f"No run of experiment '{config.tracking.experiment.name}' is RUNNING in "
                    f"{config.server.redacted_tracking_uri}.")
         return
     click.echo(f"Runs of experiment '{config.tracking.experiment.name}' still RUNNING:")
-    stale: list[Run] = []
+    now = time.time()
+    stale: list[tuple[Run, Liveness]] = []
     for run in runs:
         started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        alive = opened_by_a_live_process(run.data.tags)
-        if alive:
-            note = (f"in progress: process {run.data.tags['kedro.pid']} on this host is alive; left alone "
-                    f"(end it with: kedro mlflow close-run --run-id {run.info.run_id})")
+        state = _liveness(run, threshold)
+        if state.is_live(now, threshold):
+            why = (f"process {run.data.tags.get('kedro.pid')} on this host is alive" if state.owner_alive
+                   else f"last sign of life {now - state.last_sign:.0f} s ago")
+            note = f"in progress: {why}; left alone (end it with: kedro mlflow close-run --run-id {run.info.run_id})"
         else:
-            stale.append(run)
-            note = "its process is gone" if alive is False else (
-                f"opened on host {run.data.tags.get('kedro.host', '?')}: cannot tell whether it is still running")
-        kedro_run = run.data.tags.get("kedro.run_id", "?")
+            stale.append((run, state))
+            note = ("its process is gone" if state.owner_alive is False and not state.attempts
+                    else f"no sign of life for {now - state.last_sign:.0f} s")
+        kedro_run = run.data.tags.get("kedro.run_id", run.data.tags.get("kedro.opened_by", "?"))
         click.echo(f"  {run.info.run_id}  kedro run {kedro_run}  started {started}  ({note})")
     if not stale:
         click.echo("Nothing to end.")
         return
     if not yes:
-        click.echo(f"Pass --yes to end the {len(stale)} run(s) not known to be in progress as {status}.")
+        click.echo(f"Pass --yes to end the {len(stale)} stale run(s) as {status}.")
         return
-    for run in stale:
+    for run, state in stale:
+        _settle(tracker, run, state)
         tracker.set_terminated(run.info.run_id, status)
     click.echo(f"Ended {len(stale)} run(s) as {status}.")

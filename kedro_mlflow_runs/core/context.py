@@ -67,6 +67,9 @@ class RunContext(RunLogs):
         self._entered: list[bool] = []
         self.inherited = False  # attached from the handle a parent process published
         self.pending_io = PendingIO()  # the loads and saves in progress in this process
+        #: the run's status when another process ended it while this one still writes into it
+        #: (an attached step whose run was closed): its datasets refuse to write, the step fails
+        self.ended_elsewhere: str | None = None
 
     @property
     def in_worker(self) -> bool:
@@ -90,6 +93,11 @@ class RunContext(RunLogs):
                 f"{self._state.value}); start it first.", run_id=None
             )
         return self._handle
+
+    @property
+    def opened_tags(self) -> dict[str, str]:
+        """The tags the run had when this context started (or attached to) it."""
+        return dict(self._run.data.tags) if self._run is not None and hasattr(self._run, "data") else {}
 
     @property
     def tracker(self) -> Tracker:
@@ -126,6 +134,7 @@ class RunContext(RunLogs):
         tags: Mapping[str, str] | None = None,
         publish: bool = True,
         environment: Mapping[str, str] | None = None,
+        attempt_id: str | None = None,
     ) -> RunHandle:
         """IDLE -> ACTIVE: attach to the configured run id, or create a new run.
 
@@ -137,6 +146,7 @@ class RunContext(RunLogs):
                 registry URIs, and its handle in ``KEDRO_MLFLOW_RUNS_HANDLE`` for child processes.
             environment: environment variables to set while published (HTTP retry settings,
                 credentials), restored afterwards.
+            attempt_id: the attempt this Kedro run is of the run it attaches to (``core/attempts.py``).
 
         Raises:
             RunNotFoundError: the run id to attach to does not exist; nothing was started.
@@ -150,7 +160,7 @@ class RunContext(RunLogs):
             try:
                 run, ownership, self._logged_params = open_run(self, run_name, tags)
                 handle = RunHandle(run.info.run_id, self.config.server.tracking_uri, str(run.info.experiment_id),
-                                   self.config.server.registry_uri, self.kedro_run_id)
+                                   self.config.server.registry_uri, self.kedro_run_id, attempt_id)
                 self._activate(handle, run, ownership)
             except BaseException:
                 process.unpublish(self)
@@ -214,7 +224,8 @@ class RunContext(RunLogs):
             tags = None
             if self.error is not None:
                 dataset, node = self.pending_io.failed(self.error) if self._error_node is None else (None, None)
-                tags = error_tags(self.error, self._error_node or node, dataset=dataset)
+                tags = error_tags(self.error, self._error_node or node, dataset=dataset,
+                                  attempt=self._handle.attempt_id if self._handle else None)
             close_run(self, outcome.status, tags)
 
     def __enter__(self) -> RunContext:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._redact import redact_uri
-from ..errors import TrackingError, TrackingUnavailableError
+from ..errors import RunStateError, TrackingError, TrackingUnavailableError
 from ..handle import Ownership, RunState
 from .tags import TAG_HOST, TAG_KEDRO_RUN_ID, TAG_PID, clip_tags
 
@@ -29,6 +29,13 @@ def open_run(
         all_tags.setdefault(TAG_KEDRO_RUN_ID, ctx.kedro_run_id)
     if cfg.tracking.run.id:
         run = tracker.get_run(cfg.tracking.run.id, source=cfg.tracking.run.id_source)
+        if run.info.status != "RUNNING":
+            raise RunStateError(
+                f"MLflow run {run.info.run_id} (from {cfg.tracking.run.id_source}) is {run.info.status}: a Kedro run "
+                f"cannot attach to a run that has ended, and nothing was run. Attach to a run that is open "
+                f"(`kedro mlflow open-run` opens one), or unset the run id to start a new run.",
+                run_id=run.info.run_id,
+            )
         # the process that opened the run owns it; an attaching step must not pose as its owner
         # (close-run --stale tells live runs by these two tags)
         all_tags = {k: v for k, v in all_tags.items() if k not in (TAG_HOST, TAG_PID)}

@@ -11,6 +11,7 @@ from ..config import credentials_env, load_config
 from ..core.current import context_for, current_run_context
 from ..core.registry import REGISTRY
 from ..core.tags import error_tags
+from ..errors import RunStateError
 from ..handle import Outcome
 from ..io.naming import name_datasets
 from ..recording.recorder import RunRecorder, recorder_for
@@ -52,7 +53,17 @@ def pipeline_starts(run_params: dict[str, Any], pipeline: Any, catalog: Any) -> 
 
 
 def pipeline_finished(run_params: dict[str, Any]) -> None:
-    ctx = REGISTRY.succeed(str(run_params.get("run_id")))
+    """The pipeline succeeded: end the run FINISHED; unless someone ended it meanwhile, which fails the step."""
+    kedro_run_id = str(run_params.get("run_id"))
+    current = context_for(kedro_run_id)
+    if current is not None and current.ended_elsewhere:
+        error = RunStateError(
+            f"MLflow run {current.run_id} was ended ({current.ended_elsewhere}) by another process (kedro mlflow "
+            f"close-run?) while this Kedro run still ran: what it saved afterwards was refused, and this step "
+            f"failed. Re-run it in a run that is open.", run_id=current.run_id)
+        REGISTRY.finish(kedro_run_id, Outcome.killed(error))
+        raise error
+    ctx = REGISTRY.succeed(kedro_run_id)
     if ctx is not None and ctx.run_id is not None:
         logger.info("MLflow run %s is in %s", ctx.run_id, where(ctx.handle))
 
@@ -100,7 +111,7 @@ def node_failed(error: Exception, node: Any, run_id: str) -> None:
     if REGISTRY.tracked(run_id) is None or ctx.in_worker:
         # a ParallelRunner worker: the session's context never sees this record
         try:
-            ctx.set_tags(error_tags(error, node_name))
+            ctx.set_tags(error_tags(error, node_name, attempt=ctx.handle.attempt_id))
         except Exception:
             logger.warning("Could not record the error of node %s in MLflow run %s", node_name, ctx.run_id,
                            exc_info=True)

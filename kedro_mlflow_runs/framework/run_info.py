@@ -14,10 +14,12 @@ from typing import Any
 from .._redact import redact_uri
 from .._version import __version__
 from ..config import MlflowConfig
+from ..core.liveness import process_alive
 from ..handle import RunHandle
 from ..params import MAX_TAG_VALUE_LENGTH
 
-__all__ = ["current_user", "git_commit", "opened_by_a_live_process", "run_tags", "where"]
+__all__ = ["command_line", "current_user", "git_commit", "opened_by_a_live_process", "run_tags", "run_tags_of_opener",
+           "where"]
 
 
 def runner_name(run_params: Mapping[str, Any]) -> str:
@@ -28,7 +30,7 @@ def runner_name(run_params: Mapping[str, Any]) -> str:
     return match.group(1)
 
 
-def _command_line() -> str | None:
+def command_line() -> str | None:
     try:
         import click
 
@@ -58,7 +60,7 @@ def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, s
     }
     if config.tracking.run.description:  # what the MLflow UI shows as the run's description
         tags["mlflow.note.content"] = config.tracking.run.description
-    command = _command_line()
+    command = command_line()
     if command:
         tags["kedro.command"] = command
     user = current_user()
@@ -70,21 +72,27 @@ def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, s
     return tags
 
 
+def run_tags_of_opener(config: MlflowConfig) -> dict[str, str]:
+    """The tags of a run ``kedro mlflow open-run`` opens for an orchestrator: no process owns it (each step
+    attaches; ``close-run`` ends it), so it has no ``kedro.host`` / ``kedro.pid``."""
+    tags = {
+        "kedro.opened_by": "kedro mlflow open-run",
+        "kedro_mlflow_runs.version": __version__,
+        "mlflow.source.name": "kedro mlflow open-run",
+        "mlflow.source.type": "LOCAL",
+    }
+    if config.tracking.run.description:
+        tags["mlflow.note.content"] = config.tracking.run.description
+    commit = git_commit(config.project_path or ".")
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
 def opened_by_a_live_process(tags: Mapping[str, str]) -> bool | None:
     """Whether the process that opened a run (its ``kedro.host`` / ``kedro.pid`` tags) is alive:
     None when that cannot be told (another host, or a run without the tags)."""
-    host, pid = tags.get("kedro.host"), tags.get("kedro.pid")
-    if host != socket.gethostname() or not (pid or "").isdigit() or os.name == "nt":
-        return None  # (on Windows os.kill(pid, 0) would terminate the process, not probe it)
-    try:
-        os.kill(int(pid), 0)  # type: ignore[arg-type]
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    except OSError:
-        return None
-    return True
+    return process_alive(tags.get("kedro.host"), tags.get("kedro.pid"))
 
 
 def where(handle: RunHandle) -> str:

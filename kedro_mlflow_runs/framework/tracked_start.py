@@ -18,6 +18,7 @@ from ..io.naming import check_output_runs, validate_datasets
 from ..params import parameter_inputs
 from ..pipeline.planning import plan_pipeline_models
 from ..recording.recorder import RunRecorder
+from .attempt_steps import first_beat, new_attempt, start_beating, track_attempt
 from .autolog import autolog_env, set_autolog
 from .header_provider import install, publish
 from .run_info import run_tags
@@ -48,7 +49,8 @@ def start_tracked_run(tracked: TrackedRun, kedro_context: Any, environment: dict
     if autolog.enabled:  # for spawned workers, too
         environment.update(autolog_env(autolog.flavors, autolog.kwargs))
     REGISTRY.process.show_package_info()
-    recorder = _recorder(kedro_run_id, config, pipeline, catalog, tracked)
+    attempt = new_attempt(kedro_run_id, pipeline) if config.tracking.run.id else None
+    recorder = _recorder(kedro_run_id, config, pipeline, catalog, tracked, attempt.id if attempt else None)
     if recorder is not None:
         environment.update(recorder.environment())
     try:
@@ -56,8 +58,8 @@ def start_tracked_run(tracked: TrackedRun, kedro_context: Any, environment: dict
             _header_provider(config, kedro_context, tracked, environment)
         if config.tracking.system_metrics.enabled:  # a missing psutil is a clear error before the run opens
             check_system_metrics(config.source)
-        ctx.start(run_name=",".join(pipelines), tags=run_tags(run_params, config), publish=True,
-                  environment=environment)
+        ctx.start(run_name=",".join(pipelines), tags={**run_tags(run_params, config), **first_beat(attempt)},
+                  publish=True, environment=environment, attempt_id=attempt.id if attempt else None)
     except BaseException:
         reg.finish(kedro_run_id, Outcome.killed("the MLflow run could not be opened"))  # forget it
         raise
@@ -71,9 +73,12 @@ def start_tracked_run(tracked: TrackedRun, kedro_context: Any, environment: dict
         tracked.guard = guard
     if recorder is not None:
         tracked.before_end.append(EndStep("the node timeline and the data lineage", recorder.write))
+    start_beating(ctx, tracked, attempt)
     if config.tracking.system_metrics.enabled:
         _system_metrics(ctx, tracked)
     try:  # Kedro calls no error hook for errors raised here: end the run FAILED ourselves
+        if attempt is not None:
+            track_attempt(ctx, tracked, attempt)
         _autologging(config, tracked)
         validate_datasets(catalog, names)
         check_output_runs(catalog, pipeline.all_outputs(), ctx.handle.run_id)
@@ -103,12 +108,12 @@ def _header_provider(config: MlflowConfig, kedro_context: Any, tracked: TrackedR
 
 
 def _recorder(kedro_run_id: str, config: MlflowConfig, pipeline: Any, catalog: Any,
-              tracked: TrackedRun) -> RunRecorder | None:
+              tracked: TrackedRun, attempt_id: str | None) -> RunRecorder | None:
     """The node timeline and lineage recorder of the run (None when off, or when it cannot be built)."""
     if not (config.tracking.timeline.enabled or config.tracking.lineage.enabled):
         return None
     try:
-        recorder = RunRecorder.for_pipeline(kedro_run_id, config, pipeline, catalog)
+        recorder = RunRecorder.for_pipeline(kedro_run_id, config, pipeline, catalog, attempt_id)
     except Exception as exc:  # lineage and timeline never fail a run
         logger.warning("Not recording the node timeline and lineage of Kedro run %s: %s: %s", kedro_run_id,
                        type(exc).__name__, exc)

@@ -50,6 +50,7 @@ class RunTarget:
         tracking_uri: the tracking store of the run.
         registry_uri: the model registry (None: the tracking store).
         experiment_id: the run's experiment (None until looked up).
+        attempt_id: the attempt of this Kedro run, when it attached to the run (``core/attempts.py``).
     """
 
     run_id: str
@@ -57,6 +58,7 @@ class RunTarget:
     registry_uri: str | None
     experiment_id: str | None = None
     environment: tuple[tuple[str, str], ...] = ()  # credentials for calls outside a run (repr-safe: not shown)
+    attempt_id: str | None = None
 
     def __repr__(self) -> str:
         return f"RunTarget(run_id={self.run_id!r}, tracking_uri={redact_uri(self.tracking_uri)!r})"
@@ -89,6 +91,11 @@ def select_run(
     if active is None:  # else a run the user started in this thread (mlflow.start_run), attached
         active = REGISTRY.process.user_run()
         whose, elsewhere = "you started in this thread (mlflow.start_run)", "save outside that run"
+    if operation == "save" and ctx is not None and ctx.ended_elsewhere:
+        raise MlflowDatasetError(
+            f"{dataset} cannot save: MLflow run '{ctx.run_id}' was ended ({ctx.ended_elsewhere}) by another process "
+            f"(kedro mlflow close-run?) while this Kedro run still wrote into it. Nothing was written. Re-run this "
+            f"step in a run that is open.", run_id=ctx.run_id, dataset=dataset)
     if operation == "save" and ctx is not None and active is not None and ctx.in_worker:
         _require_running(dataset, active.run_id, active.tracking_uri, active.registry_uri)
     if run_id is None:
@@ -101,9 +108,11 @@ def select_run(
                 f"catalog entry. No run was created.",
                 dataset=dataset,
             )
-        return RunTarget(active.run_id, active.tracking_uri, active.registry_uri, active.experiment_id)
+        return RunTarget(active.run_id, active.tracking_uri, active.registry_uri, active.experiment_id,
+                         attempt_id=active.attempt_id)
     if active is not None and run_id == active.run_id:
-        return RunTarget(active.run_id, active.tracking_uri, active.registry_uri, active.experiment_id)
+        return RunTarget(active.run_id, active.tracking_uri, active.registry_uri, active.experiment_id,
+                         attempt_id=active.attempt_id)
     if active is not None and operation == "save":
         raise RunConflictError(
             f"{dataset} cannot save: its run_id '{run_id}' differs from the active MLflow run "

@@ -45,7 +45,18 @@ class _MetricBase(NamedDataset, AbstractDataset[Any, Any]):
     def _send(self, points: list[MetricPoint], target: RunTarget | None = None) -> None:
         target = target or select_run(self._label(), self._run_id, "save", self._kedro_run_id)
         with wrapped_errors(self._label(), "log metrics to", target):
-            tracker(target).log_batch(target.run_id, metrics=points, what="log metrics to")
+            if target.attempt_id:  # an attached run: a retried step must not double what it logged before
+                points = self._not_logged_yet(target, points)
+            if points:
+                tracker(target).log_batch(target.run_id, metrics=points, what="log metrics to")
+
+    def _not_logged_yet(self, target: RunTarget, points: list[MetricPoint]) -> list[MetricPoint]:
+        """``points`` without those the run has already (same key, step and value): what an earlier
+        attempt of the same step logged is not logged twice. One request per metric key."""
+        logged: set[tuple[str, int, float]] = set()
+        for key in {point[0] for point in points}:
+            logged |= {(key, int(m.step), float(m.value)) for m in tracker(target).metric_history(target.run_id, key)}
+        return [point for point in points if (point[0], int(point[3]), float(point[1])) not in logged]
 
     def _history(self, target: RunTarget, key: str) -> list[Any]:
         with wrapped_errors(self._label(), f"read metric '{key}' from", target):

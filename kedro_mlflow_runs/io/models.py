@@ -183,6 +183,8 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
     def _create_logged_model(self, target: RunTarget, name: str, args: dict[str, Any]) -> str:
         """Create the LoggedModel in the run's own experiment, linked to the run."""
         tags = args.get("tags")
+        if target.attempt_id:  # a retry marks FAILED the models an attempt it repeats left PENDING
+            tags = {**(tags or {}), "kedro.attempt": target.attempt_id}
         with wrapped_errors(self._label(), f"create model '{name}' in", target):
             return tracker(target).create_logged_model(
                 target.run_id, name, experiment_id=target.experiment_id, params=args.pop("params", None),

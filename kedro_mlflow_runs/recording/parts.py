@@ -74,6 +74,8 @@ def log_files(tracker: Tracker, run_id: str, files: Mapping[str, str], artifact_
         tracker.log_artifact(run_id, tmp, artifact_path)
 
 
-def part_name(kedro_run_id: str) -> str:
-    return re.sub(r"[^\w.-]", "_", f"{kedro_run_id}-{os.getpid()}")
+def part_name(kedro_run_id: str, attempt_id: str | None) -> str:
+    """The file name of a process's part: its attempt (unique on every machine), else its Kedro run and
+    process id."""
+    return re.sub(r"[^\w.-]", "_", attempt_id or f"{kedro_run_id}-{os.getpid()}")
 

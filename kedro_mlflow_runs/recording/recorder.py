@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -51,12 +52,13 @@ logger = logging.getLogger(__name__)
 class RunRecorder:
     """Collects a Kedro run's node and dataset events, and writes them into its MLflow run at the end."""
 
-    __slots__ = ("closed_at", "digest_mode", "events", "inputs", "kedro_run_id", "lineage", "outputs", "owner_pid",
-                 "owner_spool", "pipeline", "seen", "spool", "timeline", "watched")
+    __slots__ = ("attempt_id", "closed_at", "digest_mode", "events", "inputs", "kedro_run_id", "lineage", "outputs",
+                 "owner_pid", "owner_spool", "pipeline", "seen", "spool", "timeline", "watched")
 
     def __init__(self, kedro_run_id: str, spool: str, owner_pid: int, *, timeline: bool, lineage: bool,
-                 watched: Iterable[str] = ()) -> None:
+                 watched: Iterable[str] = (), attempt_id: str | None = None) -> None:
         self.kedro_run_id = kedro_run_id
+        self.attempt_id = attempt_id  # the attempt of an attached run (each names its part, and its lane)
         self.spool = spool
         self.owner_pid = owner_pid
         self.timeline = timeline
@@ -74,7 +76,8 @@ class RunRecorder:
     # -- building ---------------------------------------------------------------------------
 
     @classmethod
-    def for_pipeline(cls, kedro_run_id: str, config: MlflowConfig, pipeline: Any, catalog: Any) -> RunRecorder | None:
+    def for_pipeline(cls, kedro_run_id: str, config: MlflowConfig, pipeline: Any, catalog: Any,
+                     attempt_id: str | None = None) -> RunRecorder | None:
         """The recorder of a Kedro run about to run ``pipeline`` (None when both features are off)."""
         if not (config.tracking.timeline.enabled or config.tracking.lineage.enabled):
             return None
@@ -83,7 +86,7 @@ class RunRecorder:
         spool = Spool.create()  # (and remove those of runs killed before they could)
         recorder = cls(kedro_run_id, spool.path, os.getpid(),
                        timeline=config.tracking.timeline.enabled, lineage=config.tracking.lineage.enabled,
-                       watched=[*inputs, *outputs])
+                       watched=[*inputs, *outputs], attempt_id=attempt_id)
         recorder.owner_spool = spool
         recorder.digest_mode = config.tracking.lineage.digest
         if config.tracking.timeline.enabled:
@@ -103,6 +106,7 @@ class RunRecorder:
         return worker_env.encode(worker_env.RECORDER, {
             "kedro_run_id": self.kedro_run_id, "spool": self.spool, "owner_pid": self.owner_pid,
             "timeline": self.timeline, "lineage": self.lineage, "watched": sorted(self.watched),
+            "attempt_id": self.attempt_id,
         })
 
     @classmethod
@@ -113,7 +117,10 @@ class RunRecorder:
             return None
         return cls(str(data["kedro_run_id"]), str(data["spool"]), int(data["owner_pid"]),
                    timeline=bool(data.get("timeline")), lineage=bool(data.get("lineage")),
-                   watched=data.get("watched") or ())
+                   watched=data.get("watched") or (), attempt_id=data.get("attempt_id"))
+
+    def _node_event(self, kind: str, node_name: str) -> dict[str, Any]:
+        return _node_event(kind, node_name, socket.gethostname(), self.attempt_id)
 
     def cleanup(self) -> None:
         """Remove the spool folder (the owner process only)."""
@@ -127,11 +134,11 @@ class RunRecorder:
 
     def node_started(self, node_name: str) -> None:
         if self.timeline:
-            self._emit(_node_event("start", node_name))
+            self._emit(self._node_event("start", node_name))
 
     def node_ended(self, node_name: str, status: str = "completed", error: BaseException | None = None) -> None:
         if self.timeline:
-            event = _node_event("end", node_name)
+            event = self._node_event("end", node_name)
             event["status"] = status
             if error is not None:
                 event["error"] = type(error).__name__
@@ -140,7 +147,7 @@ class RunRecorder:
     def node_io(self, node_name: str, kind: str) -> None:
         """A node's input starts to load (``load``) or one of its outputs was saved (``saved``)."""
         if self.timeline:
-            self._emit(_node_event(kind, node_name))
+            self._emit(self._node_event(kind, node_name))
 
     def dataset(self, name: str, data: Any, *, saved: bool) -> None:
         """A dataset was loaded or saved: note a persisted output's save, and a frame's schema once."""
@@ -216,7 +223,8 @@ class RunRecorder:
         attached = ctx.ownership is Ownership.ATTACHED
         try:
             if attached:  # other processes may share the run: add this part, then merge every part
-                log_files(tracker, run_id, {f"{part_name(self.kedro_run_id)}.json": json.dumps(part)}, PARTS_DIR)
+                name = f"{part_name(self.kedro_run_id, self.attempt_id)}.json"
+                log_files(tracker, run_id, {name: json.dumps(part)}, PARTS_DIR)
                 merge_parts(tracker, run_id, status=outcome.status.value)
             else:
                 files = merged_files([part], status=outcome.status.value, run_id=run_id)
@@ -245,10 +253,14 @@ def recorder_for(kedro_run_id: str | None) -> RunRecorder | None:
     return recorder
 
 
-def _node_event(kind: str, node_name: str) -> dict[str, Any]:
+def _node_event(kind: str, node_name: str, host: str, attempt_id: str | None) -> dict[str, Any]:
+    """A node event, naming where it happened: the host, the process, the thread, the attempt."""
     thread = threading.current_thread()
-    return {"e": kind, "node": node_name, "t": time.time(), "pid": os.getpid(), "tid": thread.ident,
-            "thread": thread.name}
+    event = {"e": kind, "node": node_name, "t": time.time(), "host": host, "pid": os.getpid(), "tid": thread.ident,
+             "thread": thread.name}
+    if attempt_id:
+        event["attempt"] = attempt_id
+    return event
 
 
 def _schema_of(event: Mapping[str, Any] | None) -> dict[str, str]:

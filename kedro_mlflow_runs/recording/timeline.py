@@ -37,12 +37,12 @@ def entries(events: Iterable[Mapping[str, Any]], end_time: float) -> list[dict[s
     and never ended (the run failed elsewhere, or was killed) is ``interrupted`` and ends at
     ``end_time``, when the run was closed.
     """
-    open_runs: dict[tuple[Any, Any, str], dict[str, Any]] = {}
-    loading: dict[tuple[Any, Any, str], float] = {}  # first input load of the node run about to start
-    last: dict[tuple[Any, Any, str], dict[str, Any]] = {}  # the latest ended run: its outputs are being saved
+    open_runs: dict[tuple[Any, ...], dict[str, Any]] = {}
+    loading: dict[tuple[Any, ...], float] = {}  # first input load of the node run about to start
+    last: dict[tuple[Any, ...], dict[str, Any]] = {}  # the latest ended run: its outputs are being saved
     done: list[dict[str, Any]] = []
     for event in sorted(events, key=lambda e: (e["t"], _ORDER.get(e["e"], 1))):
-        key = (event["pid"], event["tid"], event["node"])
+        key = (event.get("host"), event["pid"], event["tid"], event["node"])
         kind, t = event["e"], event["t"]
         if kind == "load":
             loading.setdefault(key, t)
@@ -76,8 +76,16 @@ def entries(events: Iterable[Mapping[str, Any]], end_time: float) -> list[dict[s
 
 def _entry(event: Mapping[str, Any], first_load: float) -> dict[str, Any]:
     return {"node": event["node"], "start": min(first_load, event["t"]), "end": None, "duration_s": None,
-            "worker": {"pid": event["pid"], "thread": event["thread"]}, "status": None,
+            "worker": _worker(event), "status": None,
             "compute_start": event["t"], "compute_end": None}
+
+
+def _worker(event: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a node ran: host, process and thread, and the attempt of an attached run."""
+    worker = {"host": event.get("host"), "pid": event["pid"], "thread": event["thread"]}
+    if event.get("attempt"):
+        worker["attempt"] = event["attempt"]
+    return worker
 
 
 def metric_key(node_name: str) -> str:
@@ -92,7 +100,9 @@ def duration_metrics(timeline: Iterable[Mapping[str, Any]]) -> list[tuple[str, f
 
 
 def worker_label(worker: Mapping[str, Any]) -> str:
-    return f"pid {worker['pid']} / {worker['thread']}"
+    """A worker's lane: its host (when known), process and thread."""
+    where = f"{worker['host']} / " if worker.get("host") else ""
+    return f"{where}pid {worker['pid']} / {worker['thread']}"
 
 
 def pipeline_description(pipeline: Any) -> dict[str, Any]:

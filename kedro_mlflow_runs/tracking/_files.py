@@ -24,6 +24,34 @@ class FileCalls(_Calls):
             call = lambda: self.client.log_artifact(run_id, local, artifact_path)  # noqa: E731
         self._call(f"log '{local}' as an artifact of MLflow run '{run_id}'", call, run_id=run_id)
 
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Log ``text`` as the artifact ``artifact_file`` of run ``run_id`` (replacing one of that name)."""
+        self._call(f"log '{artifact_file}' into MLflow run '{run_id}'",
+                   lambda: self.client.log_text(run_id, text, artifact_file), run_id=run_id)
+
+    def read_text(self, run_id: str, artifact_file: str) -> str:
+        """The text of the artifact ``artifact_file`` of run ``run_id``."""
+        import tempfile
+        from pathlib import Path
+
+        def read() -> str:
+            with tempfile.TemporaryDirectory(prefix="kedro-mlflow-runs-") as tmp:
+                return Path(self.client.download_artifacts(run_id, artifact_file, tmp)).read_text(encoding="utf-8")
+
+        return self._call(f"read '{artifact_file}' of MLflow run '{run_id}'", read, run_id=run_id)
+
+    def pending_models(self, run_id: str, experiment_id: str) -> list[Any]:
+        """The LoggedModels of run ``run_id`` still PENDING (a ``log_model`` that never finished).
+
+        MLflow's ``status`` filter does not work in 3.17 (PostgreSQL refuses it, sqlite ignores it):
+        the run's models are listed and filtered here."""
+        def search() -> list[Any]:
+            found = self.client.search_logged_models(experiment_ids=[experiment_id],
+                                                     filter_string=f"source_run_id = '{run_id}'")
+            return [m for m in found if str(m.status).rpartition(".")[2] == "PENDING"]
+
+        return self._call(f"search the pending models of MLflow run '{run_id}'", search, run_id=run_id)
+
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
         """The artifact paths directly under ``path`` of run ``run_id``."""
         return self._call(

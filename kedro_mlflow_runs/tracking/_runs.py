@@ -96,7 +96,8 @@ class RunCalls(_Calls):
         return run
 
     def running_kedro_runs(self, experiment_name: str) -> list[Run]:
-        """The runs of ``experiment_name`` that a ``kedro run`` opened and that are still RUNNING, oldest first."""
+        """The runs of ``experiment_name`` that a ``kedro run`` (or ``kedro mlflow open-run``) opened and that
+        are still RUNNING, oldest first."""
 
         def search() -> list[Run]:
             exp = self.client.get_experiment_by_name(experiment_name)
@@ -104,7 +105,7 @@ class RunCalls(_Calls):
                 return []
             runs = self.client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'",
                                            order_by=["attributes.start_time ASC"], max_results=1000)
-            return [r for r in runs if "kedro.run_id" in r.data.tags]
+            return [r for r in runs if "kedro.run_id" in r.data.tags or "kedro.opened_by" in r.data.tags]
 
         return self._call(f"search the RUNNING runs of experiment '{experiment_name}'", search)
 
@@ -162,6 +163,29 @@ class RunCalls(_Calls):
             lambda: self.client.set_terminated(run_id, status),
             run_id=run_id,
         )
+
+    def run_status(self, run_id: str) -> str:
+        """The run's status (RUNNING, FINISHED, FAILED, KILLED, ...): one request."""
+        run = self._call(f"read the status of MLflow run '{run_id}'", lambda: self.client.get_run(run_id),
+                         run_id=run_id)
+        return str(run.info.status)
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        """The run's tags: one request."""
+        run = self._call(f"read the tags of MLflow run '{run_id}'", lambda: self.client.get_run(run_id), run_id=run_id)
+        return dict(run.data.tags)
+
+    def delete_tags(self, run_id: str, keys: Iterable[str]) -> None:
+        """Delete the run's tags ``keys`` (one request each; a tag already gone is no error)."""
+        def delete() -> None:
+            for key in keys:
+                try:
+                    self.client.delete_tag(run_id, key)
+                except Exception as exc:  # deleted meanwhile (another process settled the same run)
+                    if "not found" not in str(exc).lower() and "no tag" not in str(exc).lower():
+                        raise
+
+        self._call(f"delete tags of MLflow run '{run_id}'", delete, run_id=run_id)
 
     # -- params, tags, metrics ---------------------------------------------------------------
 
