@@ -7,8 +7,8 @@ once per runner (module-scoped: one run, many assertions); what MLflow holds aft
 from __future__ import annotations
 
 import json
-import socket
 import os
+import socket
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any

@@ -18,9 +18,9 @@ def open_run(experiment: str | None, run_name: str | None, tags: tuple[str, ...]
              env: str | None) -> None:
     """Open an MLflow run for an orchestrator's steps, and print its id.
 
-    Nothing else is printed. Each step then attaches with MLFLOW_RUN_ID=<id> (or tracking.run.id); `kedro mlflow close-run
-    --run-id <id> --status auto` ends it. Kedro itself may print its own start-up log line first:
-    take the last line of the output.
+    Nothing else is printed. Each step then attaches with MLFLOW_RUN_ID=<id> (or tracking.run.id);
+    `kedro mlflow close-run --run-id <id> --status auto` ends it. Kedro itself may print its own
+    start-up log line first: take the last line of the output.
 
     Example: RUN_ID=$(kedro mlflow open-run --run-name nightly | tail -n 1)
     """

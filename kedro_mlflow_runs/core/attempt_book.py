@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 from .attempts import RUNNING, Attempt, attempt_states
+from .liveness import process_alive
 from .tags import TAG_ERROR_ATTEMPT, TAG_ERROR_DATASET, TAG_ERROR_MESSAGE, TAG_ERROR_NODE, TAG_ERROR_TYPE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,7 +41,8 @@ class AttemptBook:
         for earlier in attempt_states(tags):
             if earlier.id == attempt.id or earlier.superseded_by or not earlier.repeated_by(attempt.nodes):
                 continue
-            if earlier.state == "FINISHED" or earlier.alive(now, older_than):
+            gone = process_alive(earlier.host, earlier.pid) is False  # on this machine: known at once
+            if earlier.state == "FINISHED" or (earlier.alive(now, older_than) and not gone):
                 continue
             attempt.retry_of.append(earlier.id)
             self._supersede(earlier.id, attempt.id, dead=earlier.state == RUNNING)
