@@ -115,6 +115,11 @@ def _attempts(client: Any, run_id: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda a: a["start"])
 
 
+def _timeline(client: Any, run_id: str, tmp_path: Path) -> list[dict[str, Any]]:
+    local = client.download_artifacts(run_id, "kedro/timeline.json", str(tmp_path / "timeline"))
+    return json.loads(Path(local).read_text())
+
+
 def _record(client: Any, run_id: str, attempt_id: str, tmp_path: Path) -> dict[str, Any]:
     local = client.download_artifacts(run_id, f"kedro/attempts/{attempt_id}.json", str(tmp_path))
     return json.loads(Path(local).read_text())
@@ -213,7 +218,15 @@ def test_a_step_killed_during_log_model_and_retried_leaves_no_pending_model(step
     assert statuses[pending.model_id] == "FAILED" and sorted(statuses.values()) == ["FAILED", "READY"]
     first, second = _attempts(client, run_id)
     assert first["state"] == "KILLED" and first["superseded_by"] == second["id"]
-    assert _record(client, run_id, first["id"], tmp_path)["outcome"] == "KILLED"
+    killed_record = _record(client, run_id, first["id"], tmp_path)
+    assert killed_record["outcome"] == "KILLED" and killed_record["end"] == first["beat"]  # its last sign of life
+    # the merged timeline shows the killed attempt on its own lane, next to the retry's three nodes
+    timeline = _timeline(client, run_id, tmp_path)
+    lost = [e for e in timeline if e["status"] == "killed"]
+    assert [(e["node"], e["worker"]["attempt"], e["nodes"]) for e in lost] == [
+        (f"attempt {first['id']} (3 nodes)", first["id"], ["make_data", "score", "train"])]
+    assert sorted(e["node"] for e in timeline if e["status"] == "completed") == ["make_data", "score", "train"]
+    assert {e["worker"]["attempt"] for e in timeline if e["status"] == "completed"} == {second["id"]}
     closed = _mlflow(steps_project, "close-run", "--run-id", run_id, "--status", "auto")
     assert closed.returncode == 0, closed.stderr[-3000:]
     assert client.get_run(run_id).info.status == "FINISHED"
@@ -229,6 +242,8 @@ def test_close_run_settles_a_killed_attempt_and_its_pending_model(steps_project,
     assert client.get_run(run_id).info.status == "FAILED"  # the last attempt of every node did not finish
     (killed,) = _attempts(client, run_id)
     assert killed["state"] == "KILLED"
+    (entry,) = _timeline(client, run_id, tmp_path)  # the only attempt logged no part: it is still shown
+    assert (entry["status"], entry["worker"]["attempt"], entry["end"]) == ("killed", killed["id"], killed["beat"])
     experiment = client.get_run(run_id).info.experiment_id
     (model,) = client.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}'")
     assert str(model.status).endswith("FAILED")
@@ -245,17 +260,25 @@ def test_the_sweeper_and_close_run_leave_a_live_step_alone(steps_project, client
         swept = _mlflow(steps_project, "close-run", "--stale", "--yes", "--older-than", "10m")
         assert swept.returncode == 0, swept.stderr[-3000:]
         assert run_id in swept.stdout and "in progress" in swept.stdout
-        refused = _mlflow(steps_project, "close-run", "--run-id", run_id)
+        refused = _mlflow(steps_project, "close-run", "--run-id", run_id, "--wait", "0")
         assert refused.returncode != 0 and "still being written into" in refused.stdout + refused.stderr
+        assert proc.poll() is None  # the step is still at work
+        # the orchestrator's closer, started while the step runs: it waits for the step, then closes
+        closed = _mlflow(steps_project, "close-run", "--run-id", run_id, "--status", "auto")
         output, _ = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, output[-3000:]
+    assert closed.returncode == 0, closed.stderr[-3000:]
+    assert "Waiting for attempt(s)" in closed.stderr
     client = client_for(steps_project)
-    assert client.get_run(run_id).info.status == "RUNNING"
+    assert client.get_run(run_id).info.status == "FINISHED"
     (attempt,) = _attempts(client, run_id)
     assert attempt["state"] == "FINISHED"
+    experiment = client.get_run(run_id).info.experiment_id
+    (model,) = client.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}'")
+    assert str(model.status).endswith("READY")  # logged by the step before the closer ended the run
 
 
 def test_a_step_whose_run_is_ended_under_it_says_so_and_fails(steps_project, client_for, tmp_path):

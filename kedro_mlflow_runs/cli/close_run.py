@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: ``--older-than`` when not given: far above the 30 s between two heartbeats.
 DEFAULT_OLDER_THAN: Final = "15m"
+#: ``--wait`` when not given: longer than an attempt with the default heartbeat takes to be known dead.
+DEFAULT_WAIT: Final = "2m"
 _UNITS: Final = (("s", 1), ("m", 60), ("h", 3600), ("d", 86400))
 
 
@@ -42,12 +44,16 @@ def seconds(text: str) -> float:
 @click.option("--stale", is_flag=True,
               help="List the project's runs still RUNNING that nobody writes into any more instead.")
 @click.option("--older-than", default=DEFAULT_OLDER_THAN, show_default=True,
-              help="A heartbeat older than this is a stopped one (90s, 15m, 2h).")
+              help="With --stale: a run is stale when no attempt is alive and its last sign of life (a heartbeat, "
+                   "its start) is older than this (90s, 15m, 2h).")
+@click.option("--wait", "wait_for", default=DEFAULT_WAIT, show_default=True,
+              help="How long to wait for attempts still writing into the run to end or to stop beating "
+                   "(a step just killed on another machine beats no more), before refusing (0: do not wait).")
 @click.option("--yes", is_flag=True, help="With --stale: end every stale run (as --status, default KILLED).")
 @click.option("--force", is_flag=True, help="End the run even though an attempt still writes into it.")
 @click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
-def close_run(run_id: str | None, status: str | None, stale: bool, older_than: str, yes: bool, force: bool,
-              env: str | None) -> None:
+def close_run(run_id: str | None, status: str | None, stale: bool, older_than: str, wait_for: str, yes: bool,
+              force: bool, env: str | None) -> None:
     """End a run that steps attached to, or the runs nobody writes into any more.
 
     Examples: kedro mlflow close-run --status auto; kedro mlflow close-run --stale [--yes]
@@ -60,6 +66,7 @@ def close_run(run_id: str | None, status: str | None, stale: bool, older_than: s
     from ._project import project_config
 
     threshold = seconds(older_than)
+    patience = seconds(wait_for)
     config = project_config(env)
     tracker = Tracker(config.server.tracking_uri, config.server.registry_uri)
     try:
@@ -74,9 +81,11 @@ def close_run(run_id: str | None, status: str | None, stale: bool, older_than: s
             )
         source = "--run-id" if run_id != config.tracking.run.id else config.tracking.run.id_source
         run = tracker.get_run(run_id, source=source)
-        state = _liveness(run, threshold)
+        state = _liveness(run)
         if state.live and not force:
-            raise click.ClickException(_still_running(run_id, state, threshold))
+            run, state = _wait_for_attempts(tracker, run, state, patience)
+            if state.live:
+                raise click.ClickException(_still_running(run_id, state))
         final = (status or "FINISHED").upper()
         if final == "AUTO":
             from ..core.liveness import auto_status
@@ -92,17 +101,32 @@ def close_run(run_id: str | None, status: str | None, stale: bool, older_than: s
     click.echo(f"Ended MLflow run {run_id} as {final} in {config.server.redacted_tracking_uri}.")
 
 
-def _liveness(run: Run, threshold: float) -> Liveness:
+def _liveness(run: Run) -> Liveness:
     from ..core.liveness import liveness
 
-    return liveness(run.data.tags, run.info.start_time / 1000, time.time(), threshold)
+    return liveness(run.data.tags, run.info.start_time / 1000, time.time())
 
 
-def _still_running(run_id: str, state: Liveness, threshold: float) -> str:
+def _wait_for_attempts(tracker: Tracker, run: Run, state: Liveness, patience: float) -> tuple[Run, Liveness]:
+    """Wait (at most ``patience`` seconds) until no attempt writes into ``run`` any more: each live
+    attempt ends, or misses enough heartbeats to be dead. The run and its liveness then."""
+    deadline = time.monotonic() + patience
+    while state.live and time.monotonic() < deadline:
+        who = ", ".join(f"{a.id} on {a.host}" for a in state.live)
+        latest = max(a.beat + a.dead_after for a in state.live) - time.time()
+        click.echo(f"Waiting for attempt(s) {who} to end or stop beating (up to {min(latest, patience):.0f} s).",
+                   err=True)
+        time.sleep(max(0.5, min(2.0, deadline - time.monotonic())))
+        run = tracker.get_run(run.info.run_id)
+        state = _liveness(run)
+    return run, state
+
+
+def _still_running(run_id: str, state: Liveness) -> str:
     who = ", ".join(f"{a.id} on {a.host} (pid {a.pid}, last heartbeat {time.time() - a.beat:.0f} s ago)"
                     for a in state.live)
-    return (f"MLflow run {run_id} is still being written into by attempt(s) {who}: a heartbeat newer than "
-            f"{threshold:.0f} s. Wait for them to end, or pass --force to end the run anyway.")
+    return (f"MLflow run {run_id} is still being written into by attempt(s) {who}. Wait for them to end "
+            f"(--wait), or pass --force to end the run anyway.")
 
 
 def _settle(tracker: Tracker, run: Run, state: Liveness) -> None:
@@ -111,7 +135,8 @@ def _settle(tracker: Tracker, run: Run, state: Liveness) -> None:
 
     book = AttemptBook(tracker, run.info.run_id, str(run.info.experiment_id))
     for attempt in state.dead:
-        book.settle_dead(attempt.id)
+        redone_by = next((later.id for later in state.attempts if attempt.redone_by(later)), None)
+        book.settle_dead(attempt.id, attempt.beat, redone_by=redone_by)
         click.echo(f"Attempt {attempt.id} on {attempt.host} stopped beating: recorded as KILLED.")
     failed = book.fail_models()
     if failed:
@@ -143,7 +168,7 @@ def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool,
     stale: list[tuple[Run, Liveness]] = []
     for run in runs:
         started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        state = _liveness(run, threshold)
+        state = _liveness(run)
         if state.is_live(now, threshold):
             why = (f"process {run.data.tags.get('kedro.pid')} on this host is alive" if state.owner_alive
                    else f"last sign of life {now - state.last_sign:.0f} s ago")
@@ -160,7 +185,14 @@ def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool,
     if not yes:
         click.echo(f"Pass --yes to end the {len(stale)} stale run(s) as {status}.")
         return
-    for run, state in stale:
+    ended = 0
+    for listed, _ in stale:
+        run = tracker.get_run(listed.info.run_id)  # a step may have attached since the list was made
+        state = _liveness(run)
+        if run.info.status != "RUNNING" or state.is_live(time.time(), threshold):
+            click.echo(f"  {run.info.run_id} came back to life (or ended) since it was listed: left alone.")
+            continue
         _settle(tracker, run, state)
         tracker.set_terminated(run.info.run_id, status)
-    click.echo(f"Ended {len(stale)} run(s) as {status}.")
+        ended += 1
+    click.echo(f"Ended {ended} run(s) as {status}.")

@@ -34,18 +34,20 @@ class AttemptBook:
         self.run_id = run_id
         self.experiment_id = experiment_id
 
-    def begin(self, attempt: Attempt, tags: Mapping[str, str], *, older_than: float) -> None:
+    def begin(self, attempt: Attempt, tags: Mapping[str, str]) -> None:
         """Record ``attempt`` (its tag is set already, with the run's start tags) and settle the attempts
-        it supersedes: those of the same nodes (or fewer) that failed, were killed, or are dead."""
+        it supersedes: those of the same nodes (or fewer) that failed, were killed, or are dead (their
+        heartbeat stopped, or, on this machine, their process is gone). One still beating is left alone:
+        ``close-run`` settles it if this attempt ends and it never does."""
         now = time.time()
         for earlier in attempt_states(tags):
             if earlier.id == attempt.id or earlier.superseded_by or not earlier.repeated_by(attempt.nodes):
                 continue
             gone = process_alive(earlier.host, earlier.pid) is False  # on this machine: known at once
-            if earlier.state == "FINISHED" or (earlier.alive(now, older_than) and not gone):
+            if earlier.state == "FINISHED" or (earlier.alive(now) and not gone):
                 continue
             attempt.retry_of.append(earlier.id)
-            self._supersede(earlier.id, attempt.id, dead=earlier.state == RUNNING)
+            self._supersede(earlier.id, attempt.id, last_beat=earlier.beat if earlier.state == RUNNING else None)
         self.write(attempt)
 
     def end(self, attempt: Attempt, outcome: str, error: Mapping[str, str] | None) -> None:
@@ -70,13 +72,16 @@ class AttemptBook:
         except Exception:  # a record lost with its machine: the tag still tells the state
             return None
 
-    def settle_dead(self, attempt_id: str, outcome: str = "KILLED") -> None:
-        """An attempt whose heartbeat stopped (killed, machine lost): record it as ``outcome``."""
+    def settle_dead(self, attempt_id: str, last_beat: float, *, redone_by: str | None = None) -> None:
+        """An attempt that is dead (killed, machine lost; its last heartbeat at ``last_beat``), or was
+        given up (``redone_by``: a later attempt ran its nodes again): record it KILLED, ended at its
+        last sign of life."""
         record = self.read(attempt_id)
         if record is not None and record.outcome == RUNNING:
-            record.outcome, record.end = outcome, record.end or time.time()
+            record.outcome, record.end = "KILLED", record.end or last_beat
+            record.superseded_by = record.superseded_by or redone_by
             self.write(record)
-            self.tracker.log_batch(self.run_id, tags={record.tag_key: record.tag_value(beat=record.start)},
+            self.tracker.log_batch(self.run_id, tags={record.tag_key: record.tag_value(beat=last_beat)},
                                    what="settle an attempt in")
         self.fail_models(attempt_id)
 
@@ -89,13 +94,16 @@ class AttemptBook:
                 failed += 1
         return failed
 
-    def _supersede(self, earlier: str, later: str, *, dead: bool) -> None:
+    def _supersede(self, earlier: str, later: str, *, last_beat: float | None) -> None:
+        """``later`` runs again what ``earlier`` ran; ``last_beat``: the last heartbeat of an ``earlier``
+        that never ended (it is recorded KILLED, ended then)."""
         record = self.read(earlier)
         if record is not None:
             record.superseded_by = later
-            if dead:
-                record.outcome, record.end = "KILLED", record.end or time.time()
+            if last_beat is not None:
+                record.outcome, record.end = "KILLED", record.end or last_beat
             self.write(record)
-            self.tracker.log_batch(self.run_id, tags={record.tag_key: record.tag_value(beat=record.start)},
+            beat = last_beat if last_beat is not None else record.end or record.start
+            self.tracker.log_batch(self.run_id, tags={record.tag_key: record.tag_value(beat=beat)},
                                    what="settle an attempt in")
         self.fail_models(earlier)

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 __all__ = [
-    "ATTEMPT_TAG_PREFIX", "HEARTBEAT_ENV_VAR", "HEARTBEAT_TAG", "RUNNING", "Attempt", "AttemptState",
+    "ATTEMPT_TAG_PREFIX", "HEARTBEAT_ENV_VAR", "HEARTBEAT_TAG", "MISSED_BEATS", "RUNNING", "Attempt", "AttemptState",
     "attempt_states", "heartbeat_interval", "identity",
 ]
 
@@ -40,6 +40,9 @@ HEARTBEAT_TAG: Final = "kedro.heartbeat"
 HEARTBEAT_ENV_VAR: Final = "KEDRO_MLFLOW_RUNS_HEARTBEAT_S"
 _DEFAULT_HEARTBEAT_S: Final = 30.0
 RUNNING: Final = "RUNNING"
+#: An attempt that missed this many heartbeats (plus a little slack) is dead: killed, or its machine lost.
+MISSED_BEATS: Final = 3
+_BEAT_SLACK_S: Final = 2.0
 #: Node names kept in an attempt's tag (a tag holds 8000 characters); the record has them all.
 _MAX_TAG_NODES_CHARS: Final = 4000
 #: Where the pod or container of an attempt is named (Kubernetes' downward API by convention, Argo,
@@ -100,7 +103,8 @@ class Attempt:
         """The attempt's tag: its state, where it runs, its nodes (when they fit), its last heartbeat."""
         names = json.dumps(self.nodes)
         state: dict[str, Any] = {"state": self.outcome, "host": self.host, "pid": self.pid,
-                                 "start": round(self.start, 3), "beat": round(beat or time.time(), 3)}
+                                 "start": round(self.start, 3), "beat": round(beat or time.time(), 3),
+                                 "every": round(heartbeat_interval(), 3)}
         if len(names) <= _MAX_TAG_NODES_CHARS:
             state["nodes"] = self.nodes
         else:
@@ -131,10 +135,22 @@ class AttemptState:
     beat: float
     nodes: frozenset[str] | None  # None: too many to keep in a tag (the record has them)
     superseded_by: str | None = None
+    every: float = _DEFAULT_HEARTBEAT_S  # seconds between its heartbeats
 
-    def alive(self, now: float, older_than: float) -> bool:
-        """Still running, with a heartbeat newer than ``older_than`` seconds."""
-        return self.state == RUNNING and now - self.beat < older_than
+    @property
+    def dead_after(self) -> float:
+        """Seconds of silence after which this attempt is dead: :data:`MISSED_BEATS` heartbeats missed."""
+        return MISSED_BEATS * self.every + _BEAT_SLACK_S
+
+    def alive(self, now: float) -> bool:
+        """Still running, and its last heartbeat came less than :attr:`dead_after` seconds ago."""
+        return self.state == RUNNING and now - self.beat < self.dead_after
+
+    def redone_by(self, later: AttemptState) -> bool:
+        """Whether ``later`` started after this attempt, ran every node of it again, and ended: the
+        orchestrator gave this one up (it was killed or lost, even if its heartbeat is recent)."""
+        return (later.start > self.start and later.state != RUNNING and self.nodes is not None
+                and later.nodes is not None and self.nodes <= later.nodes)
 
     def repeated_by(self, nodes: Sequence[str]) -> bool:
         """Whether an attempt of ``nodes`` runs again every node this one ran."""
@@ -153,7 +169,8 @@ def attempt_states(tags: Mapping[str, str]) -> list[AttemptState]:
             found.append(AttemptState(
                 key[len(ATTEMPT_TAG_PREFIX):], str(data["state"]), data.get("host"), data.get("pid"),
                 float(data.get("start") or 0), float(data.get("beat") or 0),
-                frozenset(nodes) if isinstance(nodes, list) else None, data.get("superseded_by")))
+                frozenset(nodes) if isinstance(nodes, list) else None, data.get("superseded_by"),
+                float(data.get("every") or _DEFAULT_HEARTBEAT_S)))
         except (ValueError, KeyError, TypeError):
             continue
     return sorted(found, key=lambda a: a.start)

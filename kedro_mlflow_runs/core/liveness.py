@@ -1,8 +1,11 @@
 """Whether anyone still writes into a run, and how a run that steps attached to should end.
 
 A run is *live* while a process writes into it: its owner (the ``kedro run`` that opened it) or an
-attempt (a ``kedro run`` attached to it) whose heartbeat is newer than a threshold, and whose process
-is not known to be gone (on this machine, a process id that no longer exists is gone at once).
+attempt (a ``kedro run`` attached to it) that is alive. An attempt is dead once it missed three
+heartbeats, once its process is gone (known at once on this machine), or once a later attempt ran
+all its nodes again and ended (the orchestrator gave it up). The sweeper asks more: a run is stale
+only when no attempt is alive and its last sign of life (a heartbeat, its start) is older than
+``--older-than``.
 ``kedro mlflow close-run --stale`` ends only runs that are not live; ``close-run`` refuses to end a
 run with a live attempt unless forced; ``--status auto`` reads the attempts' outcomes.
 """
@@ -54,7 +57,7 @@ class Liveness:
         return now - self.last_sign < older_than
 
 
-def liveness(tags: Mapping[str, str], start_time: float, now: float, older_than: float) -> Liveness:
+def liveness(tags: Mapping[str, str], start_time: float, now: float) -> Liveness:
     """Who writes into a run, from its tags (``start_time`` in epoch seconds)."""
     attempts = attempt_states(tags)
     signs = [start_time, *(a.beat for a in attempts)]
@@ -68,7 +71,8 @@ def liveness(tags: Mapping[str, str], start_time: float, now: float, older_than:
         if attempt.state != RUNNING:
             continue
         gone = process_alive(attempt.host, attempt.pid) is False
-        (dead if gone or not attempt.alive(now, older_than) else live).append(attempt)
+        given_up = any(attempt.redone_by(later) for later in attempts)
+        (dead if gone or given_up or not attempt.alive(now) else live).append(attempt)
     return Liveness(max(signs), tuple(live), tuple(dead), process_alive(tags.get(TAG_HOST), tags.get(TAG_PID)),
                     tuple(attempts))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from ..core.attempt_book import AttemptBook
 from ..core.attempts import HEARTBEAT_TAG, Attempt, heartbeat_interval
@@ -16,10 +16,8 @@ from ..core.tracked import EndStep, TrackedRun
 from ..handle import Outcome
 from .run_info import command_line
 
-__all__ = ["STALE_AFTER_S", "first_beat", "new_attempt", "start_beating", "track_attempt"]
+__all__ = ["first_beat", "new_attempt", "start_beating", "track_attempt"]
 
-#: A run's last heartbeat older than this, it is stale (``close-run --stale``'s default ``--older-than``).
-STALE_AFTER_S: Final = 15 * 60.0
 
 
 def new_attempt(kedro_run_id: str, pipeline: Any) -> Attempt:
@@ -37,7 +35,7 @@ def first_beat(attempt: Attempt | None) -> dict[str, str]:
 def track_attempt(ctx: RunContext, tracked: TrackedRun, attempt: Attempt) -> None:
     """Record the attempt (and settle the ones it supersedes) now, and how it ended at the end."""
     book = AttemptBook(ctx.tracker, ctx.handle.run_id, ctx.handle.experiment_id)
-    book.begin(attempt, ctx.opened_tags, older_than=STALE_AFTER_S)
+    book.begin(attempt, ctx.opened_tags)
 
     def record_end(ctx: RunContext, outcome: Outcome) -> None:
         error = ctx.error or outcome.error

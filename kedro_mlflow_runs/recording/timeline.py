@@ -20,8 +20,8 @@ DURATION_METRIC_PREFIX = "kedro.node_duration_s."
 #: MLflow metric names: letters, digits, ``_ - . / space``; anything else becomes ``_``.
 _INVALID_METRIC_CHARS = re.compile(r"[^\w\-. /]")
 
-#: Node statuses in ``kedro/timeline.json``.
-COMPLETED, FAILED, INTERRUPTED = "completed", "failed", "interrupted"
+#: Node statuses in ``kedro/timeline.json`` (``killed``: an attempt killed before it logged its part).
+COMPLETED, FAILED, INTERRUPTED, KILLED = "completed", "failed", "interrupted", "killed"
 
 
 #: The order of a node run's events at one instant: its inputs load, it runs, its outputs are saved.
@@ -96,7 +96,7 @@ def metric_key(node_name: str) -> str:
 def duration_metrics(timeline: Iterable[Mapping[str, Any]]) -> list[tuple[str, float, int]]:
     """``(key, seconds, timestamp_ms)`` of each node run that did not get interrupted."""
     return [(metric_key(e["node"]), float(e["duration_s"]), int(e["end"] * 1000))
-            for e in timeline if e["status"] != INTERRUPTED]
+            for e in timeline if e["status"] not in (INTERRUPTED, KILLED)]
 
 
 def worker_label(worker: Mapping[str, Any]) -> str:

@@ -16,7 +16,8 @@ from .timeline import worker_label
 
 __all__ = ["render"]
 
-_COLOURS = MappingProxyType({"completed": "#4c78a8", "failed": "#e45756", "interrupted": "#f58518"})
+_COLOURS = MappingProxyType({"completed": "#4c78a8", "failed": "#e45756", "interrupted": "#f58518",
+                             "killed": "#72393f"})
 _WIDTH, _LANE, _LABEL, _AXIS = 960, 26, 190, 24
 
 
