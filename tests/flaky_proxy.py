@@ -29,6 +29,7 @@ class FlakyProxy:
         self.dropped = 0
         self.refused = 0
         self.seen_headers: list[dict[str, str]] = []
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request, in order
         self._lock = threading.Lock()
         proxy = self
 
@@ -45,6 +46,7 @@ class FlakyProxy:
                     proxy.requests += 1
                     n = proxy.requests
                     proxy.seen_headers.append(dict(self.headers.items()))
+                    proxy.seen.append((self.command, self.path))
                 if proxy.allow is not None and not proxy.allow(self.headers):
                     with proxy._lock:
                         proxy.refused += 1

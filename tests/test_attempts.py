@@ -1,7 +1,7 @@
 """One run, many steps: `kedro mlflow open-run`, attempts that retry and supersede failed or killed ones,
 heartbeats that keep the sweeper away from a live step, a step whose run is ended under it, and
 `close-run --status auto`. Every step is a real `kedro run` process attached with MLFLOW_RUN_ID to a
-run in the project's sqlite store (the multi-machine variants are in test_deployment.py)."""
+run in the project's sqlite store (the multi-machine variants are in test_machines_faults.py)."""
 
 from __future__ import annotations
 
