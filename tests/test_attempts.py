@@ -311,3 +311,13 @@ def test_a_run_the_plugin_opens_keeps_a_heartbeat(project, client_for):
     (run,) = all_runs(client_for(project))
     beat = float(run.data.tags["kedro.heartbeat"])
     assert run.info.start_time / 1000 < beat <= run.info.end_time / 1000  # beaten while the run was in progress
+
+
+def test_close_run_help_gives_the_documented_defaults():
+    from click.testing import CliRunner
+
+    from kedro_mlflow_runs.cli.close_run import close_run
+
+    shown = " ".join(CliRunner().invoke(close_run, ["--help"]).output.split())
+    assert "--wait TEXT How long to wait" in shown and "[default: 2m]" in shown  # docs/cli.md, docs/faults.md
+    assert "[default: 15m]" in shown

@@ -150,8 +150,12 @@ def test_a_step_killed_during_log_model_and_retried_on_another_machine(cluster, 
     assert attempts["machine-b"]["state"] == "KILLED"
     assert attempts["machine-b"]["superseded_by"] == attempts["machine-c"]["id"]
     assert attempts["machine-c"]["state"] == "FINISHED"
-    # metrics are those of the retry alone: the plugin's metric dataset wrote once per node run
+    # the plugin's metric dataset wrote its point once; a metric node code logs itself has a point per
+    # attempt that ran the node (MLflow cannot withdraw b's)
     assert run.user_metrics == {"score": 6.0, "fluent_train": 6.0}
+    histories = {key: [m.value for m in cluster.client.get_metric_history(run_id, key)]
+                 for key in ("score", "fluent_train")}
+    assert histories == {"score": [6.0], "fluent_train": [6.0, 6.0]}
     # the timeline: b's attempt on its own lane (start to last heartbeat), c's three nodes on c's
     assert run.timeline is not None
     (killed,) = [e for e in run.timeline if e["status"] == "killed"]
@@ -172,7 +176,7 @@ def test_a_step_that_fails_then_succeeds_on_another_machine_leaves_no_error(clus
     assert failed.returncode != 0 and "train failed on purpose on machine-b" in failed.output
     tags = cluster.read(run_id).tags
     assert tags["kedro.error.node"] == "train" and cluster.read(run_id).status == "RUNNING"
-    c.run("run", run_id=run_id).check()
+    c.run("run", run_id=run_id, env={"POD_NAME": "nightly-train-c"}).check()  # Kubernetes' downward API
     _closed(a, run_id, "--status", "auto")
 
     run = cluster.read(run_id)
@@ -180,12 +184,15 @@ def test_a_step_that_fails_then_succeeds_on_another_machine_leaves_no_error(clus
     assert not [k for k in run.tags if k.startswith("kedro.error.")]  # the final outcome only
     attempts = _attempts(run)
     assert attempts["machine-b"]["state"] == "FAILED"
+    assert attempts["machine-c"]["every"] == 30  # the default heartbeat interval, in seconds
     assert attempts["machine-b"]["superseded_by"] == attempts["machine-c"]["id"]
     # the superseded error lives on in b's attempt record
     record = json.loads(cluster.download(run_id, f"kedro/attempts/{attempts['machine-b']['id']}.json").read_text())
     assert record["outcome"] == "FAILED" and "train failed on purpose" in json.dumps(record)
     assert _model_statuses(run) == ["READY"]
     assert run.user_metrics == {"score": 6.0, "fluent_train": 6.0}
+    retry = json.loads(cluster.download(run_id, f"kedro/attempts/{attempts['machine-c']['id']}.json").read_text())
+    assert (retry["outcome"], retry["host"], retry["place"]) == ("FINISHED", "machine-c", "POD_NAME=nightly-train-c")
 
 
 def test_the_sweeper_never_ends_a_run_a_step_on_another_machine_writes_into(cluster, machines, image):  # noqa: F811
