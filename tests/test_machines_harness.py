@@ -221,3 +221,76 @@ def test_a_pipeline_over_machines_one_killed_and_retried_logs_one_run(cluster, m
     assert sorted(e["node"] for e in run.timeline if e["status"] == "completed") == ["prep", "score_a", "score_b"]
     # no step opened a run of its own
     assert [r.info.run_id for r in cluster.client.search_runs([run.experiment_id])] == [run_id]
+
+
+# --- a diamond: four steps on four machines, two of them at once ---------------------------------
+
+DIAMOND_NODES = '''
+import mlflow
+
+
+def prep(data):
+    return float(data["n"])
+
+
+def left(n_rows, weights):
+    return n_rows * weights["left"]
+
+
+def right(n_rows, weights):
+    return n_rows * weights["right"]
+
+
+def join(left_score, right_score):
+    mlflow.log_metric("joined_fluent", left_score + right_score)
+    return {"total": left_score + right_score}
+'''
+
+DIAMOND_REGISTRY = '''
+from kedro.pipeline import node, pipeline
+from .nodes import join, left, prep, right
+
+
+def register_pipelines():
+    return {"__default__": pipeline([
+        node(prep, "params:data", "n_rows", name="prep"),
+        node(left, ["n_rows", "params:weights"], "left_score", name="left"),
+        node(right, ["n_rows", "params:weights"], "right_score", name="right"),
+        node(join, ["left_score", "right_score"], "totals", name="join"),
+    ])}
+'''
+
+DIAMOND_CATALOG = {name: {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricDataset"}
+                   for name in ("n_rows", "left_score", "right_score")}
+DIAMOND_CATALOG["totals"] = {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricsDataset"}
+
+
+def test_a_diamond_of_four_steps_on_four_machines_is_one_run(cluster, machines, tmp_path):  # noqa: F811
+    """prep on a; left on b and right on c at once; join on d; the orchestrator's closer on a."""
+    image = make_project(tmp_path / "diamond", nodes=DIAMOND_NODES, registry=DIAMOND_REGISTRY,
+                         catalog=DIAMOND_CATALOG, parameters={"data": {"n": 4}, "weights": {"left": 2, "right": 3}})
+    a, b, c, d = (machines.machine(f"machine-{x}", image) for x in "abcd")
+    opened = a.run("mlflow", "open-run", "--experiment", f"diamond-{os.getpid()}-{tmp_path.name}", "--json").check()
+    run_id = json.loads(opened.output.strip().splitlines()[-1])["run_id"]
+    a.run("run", "--nodes", "prep", run_id=run_id).check()
+    both = [b.start("run", "--nodes", "left", run_id=run_id), c.start("run", "--nodes", "right", run_id=run_id)]
+    for step in both:
+        step.wait().check()
+    d.run("run", "--nodes", "join", run_id=run_id).check()
+    closed = a.run("mlflow", "close-run", "--run-id", run_id, "--status", "auto", run_id=run_id).check()
+    assert "Merged the node timelines of 4 Kedro run(s)" in closed.output
+
+    run = cluster.read(run_id)
+    assert run.status == "FINISHED"
+    assert run.user_metrics == {"n_rows": 4.0, "left_score": 8.0, "right_score": 12.0, "total": 20.0,
+                                "joined_fluent": 20.0}
+    assert run.params == {"data.n": "4", "weights.left": "2", "weights.right": "3"}
+    attempts = [json.loads(v) for k, v in run.tags.items() if k.startswith("kedro.attempt.")]
+    assert sorted((x["host"], x["state"], tuple(x["nodes"])) for x in attempts) == [
+        ("machine-a", "FINISHED", ("prep",)), ("machine-b", "FINISHED", ("left",)),
+        ("machine-c", "FINISHED", ("right",)), ("machine-d", "FINISHED", ("join",))]
+    assert run.timeline is not None
+    lanes = {e["node"]: e["worker"]["host"] for e in run.timeline if e["status"] == "completed"}
+    assert lanes == {"prep": "machine-a", "left": "machine-b", "right": "machine-c", "join": "machine-d"}
+    assert not [k for k in run.tags if k.startswith("kedro.error.")]
+    assert [r.info.run_id for r in cluster.client.search_runs([run.experiment_id])] == [run_id]

@@ -174,3 +174,57 @@ def test_other_query_values_are_kept(name):
     from kedro_mlflow_runs._redact import redact_uri
 
     assert redact_uri(f"https://h/p?{name}=V4lue") == f"https://h/p?{name}=V4lue"
+
+
+def _racing_log_batch(mocker, other_values):
+    """Tracker.log_batch as it goes when another step of the pipeline, attached to the same run, logs
+    the same parameters at the same moment: the other step's batch lands first (with ``other_values``
+    changed), then the store refuses ours as a duplicate (PostgreSQL's unique key)."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Param
+
+    from kedro_mlflow_runs.errors import TrackingError
+    from kedro_mlflow_runs.tracking import Tracker
+
+    original = Tracker.log_batch
+    raced: list[dict[str, str]] = []
+
+    def racing(self, run_id, **kwargs):
+        if kwargs.get("what") == "log parameters to" and kwargs.get("params") and not raced:
+            theirs = {**kwargs["params"], **other_values}
+            raced.append(theirs)
+            MlflowClient(self.client.tracking_uri).log_batch(run_id, params=[Param(k, v) for k, v in theirs.items()])
+            raise TrackingError(f"Could not log parameters to MLflow run '{run_id}': BAD_REQUEST: duplicate key "
+                                f"value violates unique constraint \"param_pk\"")
+        return original(self, run_id, **kwargs)
+
+    mocker.patch.object(Tracker, "log_batch", racing)
+    return raced
+
+
+def test_two_steps_logging_the_same_parameters_at_the_same_moment_both_succeed(project, client_for, mocker,
+                                                                            monkeypatch):
+    from kedro_project import run_session
+
+    client = client_for(project)
+    run_id = client.create_run(client.create_experiment("race", (project / "race").as_uri())).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
+    raced = _racing_log_batch(mocker, {})
+    run_session(project)
+    assert raced  # the race happened
+    run = client.get_run(run_id)
+    assert run.data.params == raced[0] and run.info.status == "RUNNING"  # attached: left to its owner
+    assert not [k for k in run.data.tags if k.startswith("kedro.error.")]
+
+
+def test_a_step_racing_another_with_a_different_value_fails_naming_the_parameter(project, client_for, mocker,
+                                                                              monkeypatch):
+    from kedro_project import run_session
+
+    client = client_for(project)
+    run_id = client.create_run(client.create_experiment("race", (project / "race").as_uri())).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", run_id)
+    raced = _racing_log_batch(mocker, {"model.C": "999"})
+    with pytest.raises(ParameterError, match=r"Parameter 'model\.C' is already logged .* as '999'"):
+        run_session(project)
+    assert raced and client.get_run(run_id).data.params["model.C"] == "999"
