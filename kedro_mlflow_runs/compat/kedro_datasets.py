@@ -40,7 +40,7 @@ from typing import Any
 
 __all__ = ["before_release", "describe", "drop_version", "filepath", "filesystem", "has_filepath", "is_ephemeral",
            "is_partitioned", "load_args", "partition_path", "partitions_path", "point_at_file",
-           "point_partitions_at", "protocol", "save_args", "sql_connection", "storage_dataset", "verify",
+           "point_partitions_at", "protocol", "refresh", "save_args", "sql_connection", "storage_dataset", "verify",
            "versioned_path", "wrapped_dataset"]
 
 #: The attributes a wrapper dataset keeps the wrapped one in, looked through in this order.
@@ -97,6 +97,15 @@ def drop_version(dataset: Any) -> None:
     """Make a versioned ``dataset`` (a copy) read its ``_filepath`` itself, unversioned."""
     dataset._version = None
     dataset._clear_version_cache()
+
+
+def refresh(dataset: Any) -> None:
+    """Make ``dataset`` look again at what is on disk: forget the versions (``_clear_version_cache()``)
+    or partitions (``_invalidate_caches()``) it listed before files were put there behind its back."""
+    if hasattr(dataset, "_clear_version_cache"):
+        dataset._clear_version_cache()
+    if is_partitioned(dataset):
+        dataset._invalidate_caches()
 
 
 # -- partitions -----------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from .pipeline_start import start_pipeline_run
 from .run_info import where
 
 __all__ = [
-    "context_created", "dataset_event", "node_ended", "node_failed", "node_started", "pipeline_failed",
-    "pipeline_finished", "pipeline_starts",
+    "context_created", "dataset_event", "dataset_loaded", "node_ended", "node_failed", "node_started",
+    "pipeline_failed", "pipeline_finished", "pipeline_starts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -134,3 +134,12 @@ def dataset_event(dataset_name: str, node: Any, *, done: bool, event: Callable[[
             event(recorder)
     except Exception:
         logger.debug("Could not record a dataset event for the timeline or lineage", exc_info=True)
+
+
+def dataset_loaded(dataset_name: str, data: Any, node: Any) -> None:
+    """``dataset_name`` was loaded: its schema, and where it came from when it was downloaded from the run
+    (an artifact dataset whose local file was missing), go to the lineage."""
+    ctx = current_run_context()
+    source = ctx.pending_io.take_source(dataset_name) if ctx is not None else None
+    dataset_event(dataset_name, node, done=True,
+                  event=lambda recorder: recorder.dataset(dataset_name, data, saved=False, source=source))

@@ -95,8 +95,7 @@ class MlflowRunsHooks:
     def after_dataset_loaded(self, dataset_name: str, data: Any, node: Any = None) -> None:
         from . import events
 
-        events.dataset_event(dataset_name, node, done=True,
-                             event=lambda recorder: recorder.dataset(dataset_name, data, saved=False))
+        events.dataset_loaded(dataset_name, data, node)
 
     @hook_impl
     def before_dataset_saved(self, dataset_name: str, node: Any = None) -> None:

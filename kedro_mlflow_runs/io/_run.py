@@ -36,7 +36,8 @@ from ..errors import (
 )
 from ..tracking import Tracker
 
-__all__ = ["RunTarget", "pinned_store", "select_run", "store_target", "tracker", "tracking_error", "wrapped_errors"]
+__all__ = ["RunTarget", "note_loaded_from", "pinned_store", "select_run", "store_target", "tracker", "tracking_error",
+           "wrapped_errors"]
 
 Operation = Literal["save", "load"]
 
@@ -167,6 +168,14 @@ def _existing_run_experiment(dataset: str, run_id: str, store: RunTarget, operat
             dataset=dataset,
         ) from safe_cause(exc)
     return str(run.info.experiment_id)
+
+
+def note_loaded_from(kedro_run_id: str | None, dataset_name: str | None, uri: str) -> None:
+    """Tell the lineage that the load of catalog entry ``dataset_name`` in progress read ``uri`` (an
+    artifact of the run) instead of its own location (see ``core/pending_io.py``)."""
+    ctx = current_run_context(kedro_run_id)
+    if ctx is not None and dataset_name:
+        ctx.pending_io.loaded_from(dataset_name, uri)
 
 
 def tracker(target: RunTarget) -> Tracker:

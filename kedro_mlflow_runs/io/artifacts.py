@@ -13,6 +13,9 @@ A ``PartitionedDataset`` (or ``IncrementalDataset``) can be wrapped too: the par
 writes are logged one by one under ``artifact_path/<partition id><suffix>``; partitions already
 in the folder that this save did not write are not logged again.
 
+Data crosses machines through the run: a step whose local file (or partitions folder) is missing
+loads the artifact another step saved into the same run, downloaded into the local path.
+
 The wrapper is one plain class holding the wrapped dataset instance (no dynamic subclass), so
 it pickles whenever the wrapped dataset does.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import os
 import shutil
 import tempfile
 import weakref
@@ -31,13 +35,14 @@ from typing import Any
 from kedro.io.core import (
     AbstractDataset,
     AbstractVersionedDataset,
+    DatasetError,
     parse_dataset_definition,
 )
 
 from .._redact import safe_cause
 from ..compat import kedro_datasets as datasets
-from ..errors import KedroMlflowRunsError, MlflowDatasetError
-from ._run import RunTarget, select_run, tracker, tracking_error, wrapped_errors
+from ..errors import KedroMlflowRunsError, MlflowDatasetError, NoActiveRunError
+from ._run import RunTarget, note_loaded_from, select_run, tracker, tracking_error, wrapped_errors
 from .naming import NamedDataset
 
 __all__ = ["MlflowArtifactDataSet", "MlflowArtifactDataset"]
@@ -52,8 +57,11 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
     anything is written, so a missing or conflicting run writes nothing. If logging fails the
     local file is kept and the error says where it is.
 
-    Load reads the local file; with ``run_id`` set it downloads the artifact of that run into a
-    temporary folder and loads it from there (the local file is left untouched).
+    Load reads the local file. When it is missing (a step on another machine saved it), the artifact
+    is downloaded from the active run into the local path, as if this step had saved it, and loaded
+    from there; a clear error names the run and the artifact when the run does not hold it either.
+    With ``run_id`` set it downloads the artifact of that run into a temporary folder and loads it
+    from there (the local file is left untouched).
 
     Args:
         dataset: the wrapped dataset: a config dict (``type:`` plus its arguments, as in the
@@ -195,7 +203,9 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
 
     def load(self) -> Any:
         if self._run_id is None:
-            return self._dataset.load()
+            if self._dataset.exists():  # the local file wins: no request at all
+                return self._dataset.load()
+            return self._load_missing()
         target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         if self._partitioned:
             return self._load_partitions(target)
@@ -204,6 +214,75 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
             with wrapped_errors(self._label(), f"download artifact '{name}' from", target):
                 downloaded = tracker(target).download_artifact(target.run_id, name, tmp)
             return self._copy_at(Path(downloaded)).load()
+
+    def _load_missing(self) -> Any:
+        """The local file is missing: download the artifact another step saved into the active run into
+        the local path (as a save would have written it), then load it as usual."""
+        try:
+            target = select_run(self._label(), None, "load", self._kedro_run_id)
+        except NoActiveRunError:
+            return self._load_without_run()
+        name, local = self._artifact_for_local()
+        with wrapped_errors(self._label(), f"look for artifact '{name}' in", target):
+            present = self._in_run(target, name)
+        if not present:
+            raise MlflowDatasetError(
+                f"{self._label()} cannot load: its local {self._what()} '{self._local_path()}' does not exist, "
+                f"and MLflow run '{target.run_id}' has no artifact '{name}' to download instead. Run the node "
+                f"that produces it first (in this run, on any machine), or set `run_id: <run id>` in its catalog "
+                f"entry to load it from the run that holds it.",
+                run_id=target.run_id, dataset=self._label())
+        with wrapped_errors(self._label(), f"download artifact '{name}' from", target):
+            _download_into(tracker(target), target.run_id, name, local)
+        datasets.refresh(self._dataset)
+        logger.info("%s: local %s missing, downloaded artifact '%s' of MLflow run %s into '%s'", self._label(),
+                    self._what(), name, target.run_id, local)
+        note_loaded_from(self._kedro_run_id, self._catalog_name, f"runs:/{target.run_id}/{name}")
+        return self._dataset.load()
+
+    def _load_without_run(self) -> Any:
+        """No run to look in: the wrapped dataset's own error, saying where the data could come from."""
+        try:
+            return self._dataset.load()
+        except DatasetError as exc:
+            raise MlflowDatasetError(
+                f"{exc}\n{self._label()}: its local {self._what()} is missing, and no MLflow run is active "
+                f"to download the artifact from. Run the node that produces it first, run this step with "
+                f"tracking enabled in the run that holds it (MLFLOW_RUN_ID or tracking.run.id), or set "
+                f"`run_id: <run id>` in its catalog entry.", dataset=self._label()) from exc
+
+    def _what(self) -> str:
+        return "folder" if self._partitioned else "file"
+
+    def _local_path(self) -> str:
+        return str(datasets.partitions_path(self._dataset) if self._partitioned else datasets.filepath(self._dataset))
+
+    def _artifact_for_local(self) -> tuple[str, Path]:
+        """The artifact the missing local data is saved as, and where to put it locally.
+
+        A versioned wrapped dataset gets it in the version it would load (a pinned load version), else in
+        the version this Kedro run saves (as if it had saved the data itself).
+        """
+        dataset = self._dataset
+        if self._partitioned:
+            return self._artifact_path or "", _local(datasets.partitions_path(dataset), datasets.protocol(dataset),
+                                                     self._label())
+        name = self._artifact_name(PurePosixPath(str(datasets.filepath(dataset))))
+        path: Any = None
+        if isinstance(dataset, AbstractVersionedDataset):
+            try:
+                path = datasets.versioned_path(dataset, saving=False)
+            except DatasetError:  # no version here yet: the one a save of this Kedro run would write
+                path = datasets.versioned_path(dataset, saving=True)
+        if path is None:
+            path = datasets.filepath(dataset)
+        return name, _local(path, datasets.protocol(dataset), self._label())
+
+    def _in_run(self, target: RunTarget, name: str) -> bool:
+        """Whether run ``target`` holds artifact ``name`` (a file or a folder): one listing of its parent."""
+        parent = PurePosixPath(name).parent.as_posix()
+        listed = tracker(target).list_artifacts(target.run_id, None if parent == "." else parent)
+        return name in {item.strip("/") for item in listed}
 
     def _load_partitions(self, target: RunTarget) -> Any:
         """The run's partitions, downloaded to a temporary folder that lives as long as the loaders."""
@@ -229,7 +308,17 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         return twin
 
     def _exists(self) -> bool:
-        return self._dataset.exists()
+        """The local file (or folder) exists, or the run it would be loaded from holds the artifact."""
+        if self._dataset.exists():
+            return True
+        try:
+            target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
+        except NoActiveRunError:
+            return False
+        name = (self._artifact_path or "") if self._partitioned else self._artifact_name(
+            PurePosixPath(str(datasets.filepath(self._dataset))))
+        with wrapped_errors(self._label(), f"look for artifact '{name}' in", target):
+            return self._in_run(target, name)
 
     def _release(self) -> None:
         self._dataset.release()
@@ -247,6 +336,24 @@ class _Downloaded:
 
 def _load_kept(loader: Any, keeper: _Downloaded) -> Any:
     return loader()
+
+
+def _download_into(client: Any, run_id: str, name: str, local: Path) -> None:
+    """Download artifact ``name`` of ``run_id`` and put it at ``local`` (a file or a folder).
+
+    The download lands in a temporary folder next to ``local`` and is then renamed into place, so a
+    reader never sees half a file, and two loads downloading at once (ThreadRunner) both succeed.
+    """
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{local.name}.kmr-download-", dir=local.parent) as tmp:
+        downloaded = Path(client.download_artifact(run_id, name, tmp))
+        if downloaded.is_dir() and local.is_dir():
+            try:
+                os.rmdir(local)  # an empty folder (no partitions yet) is replaced
+            except OSError:  # files that are not partitions, or another load's download: merge
+                shutil.copytree(downloaded, local, dirs_exist_ok=True)
+                return
+        os.replace(downloaded, local)
 
 
 def _build(dataset: dict[str, Any] | AbstractDataset[Any, Any] | str, owner: str) -> AbstractDataset[Any, Any]:

@@ -149,17 +149,20 @@ class RunRecorder:
         if self.timeline:
             self._emit(self._node_event(kind, node_name))
 
-    def dataset(self, name: str, data: Any, *, saved: bool) -> None:
-        """A dataset was loaded or saved: note a persisted output's save, and a frame's schema once."""
+    def dataset(self, name: str, data: Any, *, saved: bool, source: str | None = None) -> None:
+        """A dataset was loaded or saved: note a persisted output's save, a frame's schema once, and the
+        artifact URI (``source``) a load downloaded its data from when its local copy was missing."""
         if not self.lineage or name not in self.watched:
             return
         event: dict[str, Any] = {"e": "data", "name": name, "saved": saved}
+        if source is not None:
+            event["source"] = source
         if name not in self.seen:
             described = frame_schema(data)
             if described is not None:
                 self.seen.add(name)
                 event["schema"], event["profile"] = described
-        if saved or "schema" in event:
+        if saved or "schema" in event or "source" in event:
             self._emit(event)
 
     def _emit(self, event: dict[str, Any]) -> None:
@@ -211,8 +214,12 @@ class RunRecorder:
         if self.lineage:
             described = {e["name"]: e for e in events if e["e"] == "data" and "schema" in e}
             saved = {e["name"] for e in events if e["e"] == "data" and e.get("saved")}
+            fetched = {e["name"]: e["source"] for e in events if e["e"] == "data" and e.get("source")}
             for name, (loc, start_digest) in self.inputs.items():
-                inputs.append({**loc.describe(name), "digest": start_digest, "context": INPUT_CONTEXT,
+                where, input_digest = loc.describe(name), start_digest
+                if name in fetched:  # missing here when the run started: downloaded from the run's artifact
+                    where, input_digest = self._fetched_input(name, loc, fetched[name])
+                inputs.append({**where, "digest": input_digest, "context": INPUT_CONTEXT,
                                **_schema_of(described.get(name))})
             part["outputs"] = [
                 {**loc.describe(name), "digest": _safe_digest(loc, self.digest_mode, name),
@@ -245,6 +252,18 @@ class RunRecorder:
         self.cleanup()
         if problems:
             raise RuntimeError("; ".join(problems))
+
+
+    def _fetched_input(self, name: str, loc: Location, uri: str) -> tuple[dict[str, Any], str]:
+        """An input whose data a load downloaded from ``uri`` into its local path: the artifact is its
+        source, and its digest is that of the downloaded data (where it now is locally)."""
+        try:
+            here = location(loc.dataset) or loc  # a versioned dataset: the version it was downloaded into
+        except Exception:
+            here = loc
+        source_type = uri.partition(":")[0]
+        return ({"name": name, "source_type": source_type, "source": json.dumps({"uri": uri})},
+                _safe_digest(here, self.digest_mode, name))
 
 
 def recorder_for(kedro_run_id: str | None) -> RunRecorder | None:
