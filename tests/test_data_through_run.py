@@ -186,14 +186,14 @@ def test_a_deleted_local_file_comes_back_from_the_run_and_a_local_one_wins(proje
 
 
 def test_exists_sees_the_artifact_of_the_active_run_and_no_run_keeps_the_local_error(project_factory, tmp_path):
-    from io_support import active_run
+    from io_support import active_run, project_store
 
     from kedro_mlflow_runs.io import MlflowArtifactDataset
 
     project = project_factory()
     local = tmp_path / "elsewhere" / "report.json"
     made = MlflowArtifactDataset(dataset={"type": "json.JSONDataset", "filepath": str(local)}, artifact_path="out")
-    with active_run(project):
+    with active_run(project) as ctx:
         assert not made.exists()  # neither local nor in the run
         made.save({"k": 1})
         local.unlink()
@@ -202,6 +202,37 @@ def test_exists_sees_the_artifact_of_the_active_run_and_no_run_keeps_the_local_e
     assert made.exists()  # the local file
     local.unlink()
     assert not made.exists()  # no run to look in
+    pinned = MlflowArtifactDataset(dataset={"type": "json.JSONDataset", "filepath": str(local)}, artifact_path="out",
+                                   run_id=ctx.run_id)
+    with project_store(project):
+        assert pinned.exists()  # the run named by run_id holds it
     with pytest.raises(DatasetError, match=r"(?s)report\.json.*its local file is missing, and no MLflow run is "
                                            r"active.*set `run_id: <run id>`"):
         made.load()
+
+
+def test_a_versioned_dataset_gets_the_artifact_in_the_version_it_would_load(project_factory, tmp_path):
+    from io_support import active_run
+    from kedro.io.core import Version
+    from kedro_datasets.json import JSONDataset
+
+    from kedro_mlflow_runs.io import MlflowArtifactDataset
+
+    project = project_factory()
+    folder = tmp_path / "data" / "model_input.json"
+
+    def wrapped(load: str | None, save: str | None) -> MlflowArtifactDataset:
+        return MlflowArtifactDataset(dataset=JSONDataset(filepath=str(folder), version=Version(load, save)))
+
+    with active_run(project):
+        wrapped(None, "2026-01-02T03.04.05.678Z").save({"v": 1})
+        shutil.rmtree(folder)
+        pinned = wrapped("2025-12-31T00.00.00.000Z", None)
+        assert pinned.load() == {"v": 1}
+        assert [p.relative_to(folder).as_posix() for p in folder.rglob("*.json")] == [
+            "2025-12-31T00.00.00.000Z/model_input.json"]
+        shutil.rmtree(folder)
+        latest = wrapped(None, "2026-02-02T00.00.00.000Z")
+        assert latest.load() == {"v": 1}  # no version pinned, none here: the version this run saves
+        assert [p.relative_to(folder).as_posix() for p in folder.rglob("*.json")] == [
+            "2026-02-02T00.00.00.000Z/model_input.json"]
