@@ -101,7 +101,8 @@ def test_a_step_on_another_machine_loads_what_the_first_saved_into_the_run(clust
     assert (b.project / PREPARED).read_bytes() == (a.project / PREPARED).read_bytes()
     assert sorted(p.name for p in (b.project / SHARDS).iterdir()) == ["part_0.json", "part_1.json", "part_2.json"]
     assert not [p for p in (b.project / PREPARED).parent.iterdir() if "kmr-download" in p.name]  # no leftovers
-    assert "downloaded artifact 'prepared.json'" in _one_line(trained.output)
+    assert (f"Downloaded artifact 'prepared.json' of MLflow run {run_id} into '{PREPARED}'"
+            in _one_line(trained.output))
     record = cluster.read(run_id)
     assert record.user_metrics == {"total": 10.0, "shard_sum": 15.0}
 
@@ -185,7 +186,8 @@ def test_a_deleted_local_file_comes_back_from_the_run_and_a_local_one_wins(proje
     assert fetched[0].digest == hashlib.sha256((version / "prepared.json").read_bytes()).hexdigest()[:16]
 
 
-def test_exists_sees_the_artifact_of_the_active_run_and_no_run_keeps_the_local_error(project_factory, tmp_path):
+def test_exists_sees_the_artifact_of_the_active_run_and_no_run_keeps_the_local_error(project_factory, tmp_path,
+                                                                                      mocker):
     from io_support import active_run, project_store
 
     from kedro_mlflow_runs.io import MlflowArtifactDataset
@@ -199,6 +201,10 @@ def test_exists_sees_the_artifact_of_the_active_run_and_no_run_keeps_the_local_e
         local.unlink()
         assert made.exists()  # in the run
         assert made.load() == {"k": 1} and local.exists()  # downloaded into its own path
+        for call in ("list_artifacts", "download_artifact", "get_run"):  # from now on any request fails
+            mocker.patch(f"kedro_mlflow_runs.tracking.Tracker.{call}", side_effect=AssertionError("a request"))
+        assert made.exists() and made.load() == {"k": 1}  # the local file: MLflow is not asked
+        mocker.stopall()
     assert made.exists()  # the local file
     local.unlink()
     assert not made.exists()  # no run to look in
@@ -236,3 +242,21 @@ def test_a_versioned_dataset_gets_the_artifact_in_the_version_it_would_load(proj
         assert latest.load() == {"v": 1}  # no version pinned, none here: the version this run saves
         assert [p.relative_to(folder).as_posix() for p in folder.rglob("*.json")] == [
             "2026-02-02T00.00.00.000Z/model_input.json"]
+
+
+def test_an_empty_partitions_folder_is_filled_from_the_run(project_factory, tmp_path):
+    from io_support import active_run
+
+    from kedro_mlflow_runs.io import MlflowArtifactDataset
+
+    project = project_factory()
+    folder = tmp_path / "data" / "shards"
+    made = MlflowArtifactDataset(dataset={"type": "partitions.PartitionedDataset", "path": str(folder),
+                                          "dataset": "json.JSONDataset", "filename_suffix": ".json"})
+    with active_run(project):
+        made.save({"a": {"v": 1}, "sub/b": {"v": 2}})
+        shutil.rmtree(folder)
+        folder.mkdir()  # there, but no partition in it
+        loaded = made.load()
+        assert {k: v() for k, v in loaded.items()} == {"a": {"v": 1}, "sub/b": {"v": 2}}
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.json")) == ["a.json", "sub/b.json"]

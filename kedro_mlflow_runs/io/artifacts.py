@@ -235,8 +235,8 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         with wrapped_errors(self._label(), f"download artifact '{name}' from", target):
             _download_into(tracker(target), target.run_id, name, local)
         datasets.refresh(self._dataset)
-        logger.info("%s: local %s missing, downloaded artifact '%s' of MLflow run %s into '%s'", self._label(),
-                    self._what(), name, target.run_id, local)
+        logger.info("Downloaded artifact '%s' of MLflow run %s into '%s': the local %s of %s was missing", name,
+                    target.run_id, local, self._what(), self._label())
         note_loaded_from(self._kedro_run_id, self._catalog_name, f"runs:/{target.run_id}/{name}")
         return self._dataset.load()
 
