@@ -101,8 +101,9 @@ def test_a_step_on_another_machine_loads_what_the_first_saved_into_the_run(clust
     assert (b.project / PREPARED).read_bytes() == (a.project / PREPARED).read_bytes()
     assert sorted(p.name for p in (b.project / SHARDS).iterdir()) == ["part_0.json", "part_1.json", "part_2.json"]
     assert not [p for p in (b.project / PREPARED).parent.iterdir() if "kmr-download" in p.name]  # no leftovers
-    assert (f"Downloaded artifact 'prepared.json' of MLflow run {run_id} into '{PREPARED}'"
-            in _one_line(trained.output))
+    said = _one_line(trained.output)  # (rich wraps long lines and puts its source column between them)
+    assert f"Downloaded artifact 'prepared.json' of MLflow run {run_id} into" in said
+    assert f"'{b.project / PREPARED}': the local file of MlflowArtifactDataset(catalog entry 'prepared'" in said
     record = cluster.read(run_id)
     assert record.user_metrics == {"total": 10.0, "shard_sum": 15.0}
 
