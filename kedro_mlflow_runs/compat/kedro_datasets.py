@@ -10,13 +10,14 @@ The artifact dataset (``io/artifacts.py``) must know what its wrapped dataset wr
   dataset repoints a copy's ``_filepath`` at a downloaded file to load it.
 * ``_version``, ``resolve_save_version()``, ``_get_versioned_path()``, ``_get_load_path()`` and
   ``_clear_version_cache()`` (``AbstractVersionedDataset``): the folder of the version a versioned
-  dataset saves or loads; a repointed copy drops its version.
+  dataset saves or loads; a repointed copy drops its version; a dataset whose missing data was just
+  downloaded into its version folder forgets the versions it listed.
 * ``_fs`` (kedro-datasets file datasets): the fsspec filesystem to ask about a remote path (digests).
 * ``_describe()`` (``AbstractDataset``): the description of a dataset with no ``_filepath`` (its
   ``filepath`` or ``path``), and of the wrapped dataset in the artifact dataset's own description.
 * ``_path``, ``_partition_to_path()`` and ``_invalidate_caches()`` (``PartitionedDataset``,
-  ``IncrementalDataset``): the partitions' folder, where one partition is written, and a copy
-  repointed at downloaded partitions.
+  ``IncrementalDataset``): the partitions' folder, where one partition is written, a copy
+  repointed at downloaded partitions, and a dataset whose folder was just filled from the run.
 * ``_connection_str``, ``_load_args`` (``table_name``, ``sql``) and ``_save_args`` (``name``) of the
   SQL datasets (``SQLTableDataset``, ``SQLQueryDataset``): the database and table or query a run read.
 * ``_dataset`` (Kedro's ``CachedDataset``; also our own ``MlflowArtifactDataset``) and
