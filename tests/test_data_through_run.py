@@ -8,10 +8,12 @@ and on one host with the project's sqlite store (a local file deleted between tw
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -260,4 +262,12 @@ def test_an_empty_partitions_folder_is_filled_from_the_run(project_factory, tmp_
         folder.mkdir()  # there, but no partition in it
         loaded = made.load()
         assert {k: v() for k, v in loaded.items()} == {"a": {"v": 1}, "sub/b": {"v": 2}}
+        assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.json")) == ["a.json", "sub/b.json"]
+
+        shutil.rmtree(folder)  # four loads at once (a ThreadRunner's nodes sharing an input) all get it
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda ds: {k: v() for k, v in ds.load().items()},
+                                    [copy.deepcopy(made) for _ in range(4)]))
+        assert results == [{"a": {"v": 1}, "sub/b": {"v": 2}}] * 4
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.json")) == ["a.json", "sub/b.json"]
+    assert [p.name for p in folder.parent.iterdir()] == ["shards"]  # no download folder left behind

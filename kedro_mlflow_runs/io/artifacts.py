@@ -203,7 +203,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
 
     def load(self) -> Any:
         if self._run_id is None:
-            if self._dataset.exists():  # the local file wins: no request at all
+            if self._local_exists():  # the local file wins: no request at all
                 return self._dataset.load()
             return self._load_missing()
         target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
@@ -250,6 +250,11 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
                 f"to download the artifact from. Run the node that produces it first, run this step with "
                 f"tracking enabled in the run that holds it (MLFLOW_RUN_ID or tracking.run.id), or set "
                 f"`run_id: <run id>` in its catalog entry.", dataset=self._label()) from exc
+
+    def _local_exists(self) -> bool:
+        if self._partitioned:  # what is on disk now, not the partitions it listed before (a copy's too)
+            datasets.refresh(self._dataset)
+        return self._dataset.exists()
 
     def _what(self) -> str:
         return "folder" if self._partitioned else "file"
@@ -309,7 +314,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
 
     def _exists(self) -> bool:
         """The local file (or folder) exists, or the run it would be loaded from holds the artifact."""
-        if self._dataset.exists():
+        if self._local_exists():
             return True
         try:
             target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
@@ -347,13 +352,23 @@ def _download_into(client: Any, run_id: str, name: str, local: Path) -> None:
     local.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{local.name}.kmr-download-", dir=local.parent) as tmp:
         downloaded = Path(client.download_artifact(run_id, name, tmp))
-        if downloaded.is_dir() and local.is_dir():
-            try:
+        try:
+            if downloaded.is_dir() and local.is_dir():
                 os.rmdir(local)  # an empty folder (no partitions yet) is replaced
-            except OSError:  # files that are not partitions, or another load's download: merge
-                shutil.copytree(downloaded, local, dirs_exist_ok=True)
-                return
-        os.replace(downloaded, local)
+            os.replace(downloaded, local)
+        except OSError:  # a folder holding files that are not partitions, or another load's download: merge
+            if not (downloaded.is_dir() and local.is_dir()):
+                raise
+            _merge(downloaded, local)
+
+
+def _merge(source: Path, folder: Path) -> None:
+    """Move every file of ``source`` into ``folder`` (same file system), each renamed in one step."""
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            destination = folder / path.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, destination)
 
 
 def _build(dataset: dict[str, Any] | AbstractDataset[Any, Any] | str, owner: str) -> AbstractDataset[Any, Any]:
