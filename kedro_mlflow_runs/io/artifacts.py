@@ -25,10 +25,8 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-import os
 import shutil
 import tempfile
-import weakref
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -36,12 +34,12 @@ from kedro.io.core import (
     AbstractDataset,
     AbstractVersionedDataset,
     DatasetError,
-    parse_dataset_definition,
 )
 
 from .._redact import safe_cause
 from ..compat import kedro_datasets as datasets
-from ..errors import KedroMlflowRunsError, MlflowDatasetError, NoActiveRunError
+from ..errors import MlflowDatasetError, NoActiveRunError
+from ._artifact_files import Downloaded, build_wrapped, download_into, in_run, load_kept, local_path, local_target
 from ._run import RunTarget, note_loaded_from, select_run, tracker, tracking_error, wrapped_errors
 from .naming import NamedDataset
 
@@ -93,7 +91,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
                                      dataset=type(self).__name__)
         if credentials is not None and isinstance(dataset, dict):  # kedro-mlflow's: for the wrapped dataset
             dataset = {**dataset, "credentials": credentials}
-        self._dataset = _build(dataset, type(self).__name__)
+        self._dataset = build_wrapped(dataset, type(self).__name__)
         self._run_id = str(run_id) if run_id else None
         self._artifact_path = artifact_path.strip("/") if artifact_path else None
         self.metadata = metadata
@@ -133,7 +131,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         if self._partitioned:
             self._save_partitions(data, target)
             return
-        _local(datasets.filepath(self._dataset), datasets.protocol(self._dataset), self._label())
+        local_path(datasets.filepath(self._dataset), datasets.protocol(self._dataset), self._label())
         self._dataset.save(data)
         local = self._saved_path()
         try:
@@ -149,7 +147,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
     def _save_partitions(self, data: Any, target: RunTarget) -> None:
         dataset = self._dataset
         folder = datasets.partitions_path(dataset)
-        _local(folder, datasets.protocol(dataset), self._label())
+        local_path(folder, datasets.protocol(dataset), self._label())
         if not isinstance(data, dict):
             raise MlflowDatasetError(
                 f"{self._label()}: a PartitionedDataset saves a dict of {{partition id: data}}, got "
@@ -184,7 +182,7 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         path = datasets.versioned_path(dataset, saving=True) if isinstance(dataset, AbstractVersionedDataset) else None
         if path is None:
             path = datasets.filepath(dataset)
-        return _local(path, datasets.protocol(dataset), self._label())
+        return local_path(path, datasets.protocol(dataset), self._label())
 
     def _log(self, local: Path, target: RunTarget) -> None:
         if local.is_dir():
@@ -222,18 +220,18 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
             target = select_run(self._label(), None, "load", self._kedro_run_id)
         except NoActiveRunError:
             return self._load_without_run()
-        name, local = self._artifact_for_local()
+        name, local = local_target(self._dataset, self._artifact_path, self._label())
         with wrapped_errors(self._label(), f"look for artifact '{name}' in", target):
-            present = self._in_run(target, name)
+            present = in_run(tracker(target), target.run_id, name)
         if not present:
             raise MlflowDatasetError(
-                f"{self._label()} cannot load: its local {self._what()} '{self._local_path()}' does not exist, "
+                f"{self._label()} cannot load: its local {self._what()} does not exist, "
                 f"and MLflow run '{target.run_id}' has no artifact '{name}' to download instead. Run the node "
                 f"that produces it first (in this run, on any machine), or set `run_id: <run id>` in its catalog "
                 f"entry to load it from the run that holds it.",
                 run_id=target.run_id, dataset=self._label())
         with wrapped_errors(self._label(), f"download artifact '{name}' from", target):
-            _download_into(tracker(target), target.run_id, name, local)
+            download_into(tracker(target), target.run_id, name, local)
         datasets.refresh(self._dataset)
         logger.info("Downloaded artifact '%s' of MLflow run %s into '%s': the local %s of %s was missing", name,
                     target.run_id, local, self._what(), self._label())
@@ -259,36 +257,6 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
     def _what(self) -> str:
         return "folder" if self._partitioned else "file"
 
-    def _local_path(self) -> str:
-        return str(datasets.partitions_path(self._dataset) if self._partitioned else datasets.filepath(self._dataset))
-
-    def _artifact_for_local(self) -> tuple[str, Path]:
-        """The artifact the missing local data is saved as, and where to put it locally.
-
-        A versioned wrapped dataset gets it in the version it would load (a pinned load version), else in
-        the version this Kedro run saves (as if it had saved the data itself).
-        """
-        dataset = self._dataset
-        if self._partitioned:
-            return self._artifact_path or "", _local(datasets.partitions_path(dataset), datasets.protocol(dataset),
-                                                     self._label())
-        name = self._artifact_name(PurePosixPath(str(datasets.filepath(dataset))))
-        path: Any = None
-        if isinstance(dataset, AbstractVersionedDataset):
-            try:
-                path = datasets.versioned_path(dataset, saving=False)
-            except DatasetError:  # no version here yet: the one a save of this Kedro run would write
-                path = datasets.versioned_path(dataset, saving=True)
-        if path is None:
-            path = datasets.filepath(dataset)
-        return name, _local(path, datasets.protocol(dataset), self._label())
-
-    def _in_run(self, target: RunTarget, name: str) -> bool:
-        """Whether run ``target`` holds artifact ``name`` (a file or a folder): one listing of its parent."""
-        parent = PurePosixPath(name).parent.as_posix()
-        listed = tracker(target).list_artifacts(target.run_id, None if parent == "." else parent)
-        return name in {item.strip("/") for item in listed}
-
     def _load_partitions(self, target: RunTarget) -> Any:
         """The run's partitions, downloaded to a temporary folder that lives as long as the loaders."""
         folder = self._artifact_path or ""
@@ -299,10 +267,10 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
             shutil.rmtree(tmp, ignore_errors=True)
             what = f"download partitions '{folder}' from"
             raise tracking_error(self._label(), what, target, exc) from safe_cause(exc)
-        keeper = _Downloaded(tmp)  # removed with the last loader that needs it (or now, on an error)
+        keeper = Downloaded(tmp)  # removed with the last loader that needs it (or now, on an error)
         twin = copy.deepcopy(self._dataset)
         datasets.point_partitions_at(twin, Path(downloaded).as_posix())
-        return {partition: functools.partial(_load_kept, loader, keeper) for partition, loader in twin.load().items()}
+        return {partition: functools.partial(load_kept, loader, keeper) for partition, loader in twin.load().items()}
 
     def _copy_at(self, path: Path) -> AbstractDataset[Any, Any]:
         """A copy of the wrapped dataset reading ``path``, unversioned."""
@@ -320,79 +288,12 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
             target = select_run(self._label(), self._run_id, "load", self._kedro_run_id)
         except NoActiveRunError:
             return False
-        name = (self._artifact_path or "") if self._partitioned else self._artifact_name(
-            PurePosixPath(str(datasets.filepath(self._dataset))))
+        name = local_target(self._dataset, self._artifact_path, self._label())[0]
         with wrapped_errors(self._label(), f"look for artifact '{name}' in", target):
-            return self._in_run(target, name)
+            return in_run(tracker(target), target.run_id, name)
 
     def _release(self) -> None:
         self._dataset.release()
-
-
-class _Downloaded:
-    """A temporary folder, deleted when the last object referring to it goes."""
-
-    __slots__ = ("__weakref__", "path")
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        weakref.finalize(self, shutil.rmtree, path, True)
-
-
-def _load_kept(loader: Any, keeper: _Downloaded) -> Any:
-    return loader()
-
-
-def _download_into(client: Any, run_id: str, name: str, local: Path) -> None:
-    """Download artifact ``name`` of ``run_id`` and put it at ``local`` (a file or a folder).
-
-    The download lands in a temporary folder next to ``local`` and is then renamed into place, so a
-    reader never sees half a file, and two loads downloading at once (ThreadRunner) both succeed.
-    """
-    local.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{local.name}.kmr-download-", dir=local.parent) as tmp:
-        downloaded = Path(client.download_artifact(run_id, name, tmp))
-        try:
-            if downloaded.is_dir() and local.is_dir():
-                os.rmdir(local)  # an empty folder (no partitions yet) is replaced
-            os.replace(downloaded, local)
-        except OSError:  # a folder holding files that are not partitions, or another load's download: merge
-            if not (downloaded.is_dir() and local.is_dir()):
-                raise
-            _merge(downloaded, local)
-
-
-def _merge(source: Path, folder: Path) -> None:
-    """Move every file of ``source`` into ``folder`` (same file system), each renamed in one step."""
-    for path in sorted(source.rglob("*")):
-        if path.is_file():
-            destination = folder / path.relative_to(source)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, destination)
-
-
-def _build(dataset: dict[str, Any] | AbstractDataset[Any, Any] | str, owner: str) -> AbstractDataset[Any, Any]:
-    if isinstance(dataset, AbstractDataset):
-        return dataset
-    config = {"type": dataset} if isinstance(dataset, str) else dict(dataset)
-    try:
-        class_obj, kwargs = parse_dataset_definition(config)
-        return class_obj(**kwargs)
-    except KedroMlflowRunsError:
-        raise
-    except Exception as exc:
-        raise MlflowDatasetError(
-            f"{owner}: cannot build the wrapped dataset {config.get('type')!r}: {exc}", dataset=owner,
-        ) from safe_cause(exc)
-
-
-def _local(path: Any, protocol: str | None, label: str) -> Path:
-    text = str(path)
-    if ("://" in text and not text.startswith("file://")) or protocol not in (None, "file", "local"):
-        raise MlflowDatasetError(
-            f"{label}: the wrapped dataset writes to '{text}', which is not on the local file "
-            f"system; only local files can be logged as artifacts.", dataset=label)
-    return Path(text.removeprefix("file://"))
 
 
 #: Legacy name (the seed's): the same class.
