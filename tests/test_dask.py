@@ -231,8 +231,10 @@ def _check_finished_run(project: Path, tmp_path: Path, workers: int = 2) -> Any:
         assert metrics[f"kedro.node_duration_s.{node}"] == pytest.approx(by_node[node]["duration_s"])
     html = Path(MlflowClient(store_uri(project)).download_artifacts(
         run.info.run_id, "kedro/timeline.html", str(tmp_path / "page"))).read_text()
-    assert f"3 node runs on {workers} worker(s)" in html and "dask worker" in html
-    return run
+    assert f"3 node runs on {workers} worker(s)" in html
+    for e in timeline:
+        assert f"{e['worker']['host']} / dask worker {e['worker']['dask_worker']} / pid {e['worker']['pid']}" in html
+    return run, timeline
 
 
 def test_docs_dask_runner_on_a_local_cluster_of_worker_processes(dask_project, tmp_path):
@@ -319,7 +321,8 @@ def test_docs_dask_runner_on_a_scheduler_and_two_worker_processes(dask_project, 
     env = kedro_env(DASK_SCHEDULER_ADDRESS=external_cluster.address)  # what Client() connects to
     result = kedro_run(dask_project, "--runner", _runner(dask_project), env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:] + external_cluster.logs()
-    run = _check_finished_run(dask_project, tmp_path)
+    run, timeline = _check_finished_run(dask_project, tmp_path)
+    assert {e["worker"]["dask_worker"] for e in timeline} == {"w0", "w1"}  # `dask worker --name`
     assert {e for e in run.data.tags if e.startswith("kedro.error")} == set()
     assert external_cluster.strays() == []
 
@@ -335,3 +338,46 @@ def test_docs_dask_runner_on_a_scheduler_and_two_worker_processes(dask_project, 
     statuses = {e["node"]: e["status"] for e in timeline}
     assert statuses["train"] == "failed" and "evaluate" not in statuses
     assert external_cluster.strays() == []
+
+
+# --- what the plugin sends, and what a run without Dask pays -------------------------------------------
+
+
+def test_only_the_run_handle_and_timeline_settings_are_sent_to_the_workers():
+    import cloudpickle
+
+    from kedro_mlflow_runs import RunHandle, build_config
+    from kedro_mlflow_runs.framework.dask_cluster import RunPlugin
+
+    config = build_config({"server": {"mlflow_tracking_uri": "http://ana:s3cret@mlflow.internal:5000"}},
+                          project_path=".", environ={})
+    handle = RunHandle("0" * 32, config.server.tracking_uri, "1", config.server.registry_uri, "kedro-run-1")
+    plugin = RunPlugin(handle, {"kedro_run_id": "kedro-run-1", "timeline": True}, "topic")
+    sent = cloudpickle.dumps(plugin)
+    assert b"s3cret" not in sent and b"ana" not in sent
+    received = cloudpickle.loads(sent)
+    assert set(vars(received)) == {"handle", "recorder", "topic", "name", "_ctx"}
+    assert received.handle == handle and received.handle.tracking_uri == "http://mlflow.internal:5000"
+
+
+def test_a_run_whose_runner_does_not_use_dask_never_imports_it(project):
+    code = f"""
+import sys
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.runner import ThreadRunner
+bootstrap_project({str(project)!r})
+with KedroSession.create(project_path={str(project)!r}) as session:
+    session.run(runner=ThreadRunner())
+print("DISTRIBUTED", "distributed" in sys.modules, "DASK", "dask" in sys.modules)
+print("HOOKS", [type(f).__name__ for f in sys.meta_path if type(f).__module__.startswith("kedro_mlflow_runs")])
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=project, env=kedro_env(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "DISTRIBUTED False DASK False" in result.stdout
+    assert "HOOKS []" in result.stdout  # the hook waiting for `import distributed` left with the run
+    from mlflow import MlflowClient
+
+    (run,) = all_runs(MlflowClient(store_uri(project)))
+    assert run.info.status == "FINISHED"
