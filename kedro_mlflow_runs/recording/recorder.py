@@ -14,9 +14,8 @@ Where the events go: in the process that runs the Kedro run, into a list in memo
 runner's worker process (a forked copy of the recorder, or one a spawned worker builds from
 ``KEDRO_MLFLOW_RUNS_RECORDER``), one JSON line per event appended to ``<spool>/<pid>.jsonl``
 in a private temporary folder the run created (``spool.py``); the owner reads them all when the run
-ends. A Dask worker (maybe on another machine) hands each event to a *sink* instead, which sends it
-to the process running the Kedro run (``framework/dask_cluster.py``): no shared disk. A run attached
-to by several processes gets one part from each (``parts.py``).
+ends; a Dask worker hands each event to a *sink*, which sends it there (``framework/dask_cluster.py``).
+A run attached to by several processes gets one part from each (``parts.py``).
 """
 
 from __future__ import annotations
@@ -117,8 +116,7 @@ class RunRecorder:
 
     @classmethod
     def for_cluster_worker(cls, settings: Mapping[str, Any], sink: Callable[[dict[str, Any]], None]) -> RunRecorder:
-        """In a cluster worker (Dask): a recorder of the run :meth:`settings` describe that hands each
-        event to ``sink`` (which sends it to the process running the Kedro run: no shared disk)."""
+        """In a Dask worker: a recorder of the run :meth:`settings` describe, handing each event to ``sink``."""
         recorder = cls(str(settings["kedro_run_id"]), "", os.getpid(), timeline=bool(settings.get("timeline")),
                        lineage=bool(settings.get("lineage")), watched=settings.get("watched") or (),
                        attempt_id=settings.get("attempt_id"))
@@ -126,7 +124,7 @@ class RunRecorder:
         return recorder
 
     def receive(self, event: Mapping[str, Any]) -> None:
-        """An event a cluster worker sent (the process running the Kedro run keeps it with its own)."""
+        """An event a Dask worker sent: kept with this process's own."""
         if isinstance(event, Mapping) and "e" in event:
             self.events.append(dict(event))
 
