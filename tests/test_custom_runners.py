@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -41,17 +43,25 @@ def test_process_pool_runner_failure_marks_the_run_failed(project, client_for):
     assert run.info.status == "FAILED"
 
 
-def test_dask_local_cluster_runner(project, client_for):
+def test_dask_local_cluster_runner(project, client_for, tmp_path):
     pytest.importorskip("distributed")
     from dask_runner import DaskRunner
 
     runner = DaskRunner(client_args={"n_workers": 2, "threads_per_worker": 1, "processes": True,
-                                     "dashboard_address": None})
+                                     "dashboard_address": ":0"})
     run_session(project, runner=runner, runtime_params={"model": {"log_metric": True}})
 
-    (run,) = all_runs(client_for(project))
+    client = client_for(project)
+    (run,) = all_runs(client)  # no stray run in any experiment
     assert run.info.status == "FINISHED"
-    assert user_metrics(run.data.metrics) == {"user_metric": 0.5}
+    assert user_metrics(run.data.metrics) == {"user_metric": 0.5}  # node code in a worker process
+    timeline = json.loads(Path(client.download_artifacts(run.info.run_id, "kedro/timeline.json",
+                                                         str(tmp_path))).read_text())
+    assert [e["node"] for e in timeline] == ["make_data", "train", "report"]
+    assert {e["status"] for e in timeline} == {"completed"}
+    assert all("dask_worker" in e["worker"] and e["worker"]["pid"] != os.getpid() for e in timeline)
+    durations = {k.rpartition(".")[2]: v for k, v in run.data.metrics.items() if k.startswith("kedro.node_duration_s.")}
+    assert durations == {e["node"]: pytest.approx(e["duration_s"]) for e in timeline}
 
 
 # --- any Python program ----------------------------------------------------------------------

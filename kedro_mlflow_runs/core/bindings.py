@@ -10,9 +10,6 @@ uses it.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -22,6 +19,7 @@ from typing import Any
 from ..compat.mlflow import ActiveRun, fluent_stack, global_uris
 from ..handle import RunHandle
 from ..tracking import Tracker
+from .imports import AfterImport
 
 __all__ = ["ThreadBindings", "end_leftovers"]
 
@@ -44,7 +42,7 @@ class ThreadBindings:
 
         In a process that has not imported MLflow (a spawned worker whose nodes do not log), the
         binding waits: it is made when the thread imports ``mlflow``, so a worker pays for MLflow
-        only when its code uses it (see :class:`_AfterImport`)."""
+        only when its code uses it (see ``imports.AfterImport``)."""
         stack = getattr(self._local, "stack", None)
         if stack is None:
             stack = self._local.stack = []
@@ -65,8 +63,9 @@ class ThreadBindings:
 
     def _bind_when_mlflow_is_imported(self) -> None:
         with self._lock:
-            if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
-                sys.meta_path.insert(0, _AfterImport("mlflow", self._bind_deferred))
+            if not any(isinstance(finder, AfterImport) and finder.name == "mlflow" for finder in sys.meta_path):
+                sys.meta_path.insert(0, AfterImport("mlflow", self._bind_deferred,
+                                                    "make the Kedro run's MLflow run active in this thread"))
 
     def _bind_deferred(self) -> None:
         """MLflow was just imported by this thread: make the bindings that waited for it."""
@@ -128,38 +127,6 @@ class _Deferred:
 
     run: Callable[[], Any]
     tracking_uri: str
-
-
-class _AfterImport:
-    """A one-shot import hook: runs ``callback`` in the importing thread right after module ``name``
-    has been executed (then leaves ``sys.meta_path``). A failing callback is logged, never raised
-    into the user's ``import``."""
-
-    def __init__(self, name: str, callback: Callable[[], None]) -> None:
-        self.name = name
-        self.callback = callback
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname != self.name:
-            return None
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        loader = getattr(spec, "loader", None)
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        execute, callback = loader.exec_module, self.callback
-
-        def exec_module(module: Any) -> None:
-            execute(module)
-            try:
-                callback()
-            except Exception:
-                logging.getLogger(__name__).warning("Could not make the Kedro run's MLflow run active in this "
-                                                    "thread after importing mlflow", exc_info=True)
-
-        loader.exec_module = exec_module
-        return spec
 
 
 def end_leftovers(leftovers: list[Any], tracking_uri: str) -> None:

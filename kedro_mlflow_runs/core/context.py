@@ -235,14 +235,12 @@ class RunContext(RunLogs):
         ``Exception``, KILLED for ``KeyboardInterrupt``/``SystemExit``. An ATTACHED context leaves
         the run open for its owner.
         """
-        process = self.owner.process
         if self._state is RunState.IDLE:
             self.start(publish=True)
             self._entered.append(False)
         else:
-            handle = self.handle
-            if self.is_active and not process.is_published(self):
-                process.publish_run(self, handle, self._entity(), activate=False)
+            if self.is_active:
+                self.publish()
             self.bind_thread()
             self._entered.append(True)
         return self
@@ -252,6 +250,15 @@ class RunContext(RunLogs):
             self.unbind_thread()
         if self.is_active:
             self.owner.finish(self, Outcome.of_exception(exc))
+
+    def publish(self) -> None:
+        """Make an ACTIVE context this process's run, as ``start()`` does, without binding a thread:
+        MLflow's global URIs and ``KEDRO_MLFLOW_RUNS_HANDLE`` point at it until it ends (a no-op
+        when it is published already). For a context attached in a worker (a Dask worker)."""
+        self._require_active("publish the run")
+        process = self.owner.process
+        if not process.is_published(self):
+            process.publish_run(self, self.handle, self._entity(), activate=False)
 
     # -- threads ----------------------------------------------------------------------------
 

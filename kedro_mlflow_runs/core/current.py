@@ -3,13 +3,13 @@ dataset, hook and user program goes through."""
 
 from __future__ import annotations
 
-from ..handle import RunHandle
+from ..handle import Outcome, RunHandle
 from . import worker_env
 from .context import RunContext
 from .header_providers import install_published
 from .registry import REGISTRY
 
-__all__ = ["active_contexts", "context_for", "current_run_context"]
+__all__ = ["active_contexts", "attach_cluster_worker", "context_for", "current_run_context"]
 
 
 def current_run_context(kedro_run_id: str | None = None) -> RunContext | None:
@@ -38,6 +38,20 @@ def _attach_in_worker(handle: RunHandle) -> RunContext:
     if REGISTRY.first_in_process("header_provider"):
         install_published(REGISTRY.process)
     return RunContext.attach(handle, register=False)
+
+
+def attach_cluster_worker(handle: RunHandle) -> RunContext:
+    """A worker of a cluster (a Dask worker, started before the run and maybe on another machine) was
+    handed the run: attach to it, make it this process's run (MLflow's URIs, the handle), and let
+    :func:`current_run_context` find it, until ``REGISTRY.finish(ctx, ...)`` (which leaves the run open)."""
+    ctx = RunContext.attach(handle)
+    ctx.inherited = True  # a worker: never ends the run, checks it is still RUNNING before each save
+    try:
+        ctx.publish()
+    except BaseException:
+        REGISTRY.finish(ctx, Outcome.killed("the run could not be published in this worker"))
+        raise
+    return ctx
 
 
 def context_for(kedro_run_id: str) -> RunContext | None:

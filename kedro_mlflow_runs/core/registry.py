@@ -105,6 +105,16 @@ class RunRegistry:
                 self._worker_recorders[key] = factory(kedro_run_id)
             return self._worker_recorders[key]
 
+    def set_worker_recorder(self, kedro_run_id: str, recorder: Any) -> None:
+        """A cluster worker (Dask) was handed a Kedro run: ``recorder`` records its events in this process
+        from now on (None: forget it, the run was taken back)."""
+        key = (os.getpid(), str(kedro_run_id))
+        with self._lock:
+            if recorder is None:
+                self._worker_recorders.pop(key, None)
+            else:
+                self._worker_recorders[key] = recorder
+
     def first_in_process(self, what: str) -> bool:
         """True the first time ``what`` is asked in this process (a forked child asks afresh)."""
         key = (os.getpid(), what)

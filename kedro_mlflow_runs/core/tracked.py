@@ -31,7 +31,7 @@ class EndStep(NamedTuple):
 class TrackedRun:
     """A Kedro run's context, config, signal guard, cleanups, success and end steps, and recorder."""
 
-    __slots__ = ("before_end", "before_success", "cleanups", "config", "context", "guard", "recorder")
+    __slots__ = ("before_end", "before_success", "cleanups", "clusters", "config", "context", "guard", "recorder")
 
     def __init__(self, context: RunContext, config: MlflowConfig) -> None:
         self.context = context
@@ -47,6 +47,8 @@ class TrackedRun:
         self.before_end: list[EndStep] = []
         #: what the run records about itself (node timeline, lineage): see ``recording/recorder.py``
         self.recorder: Any = None
+        #: what the run handed to a compute cluster (Dask workers): see ``framework/dask_cluster.py``
+        self.clusters: Any = None
 
     def release(self) -> None:
         """Put back the signal handlers, then undo the cleanups, newest first."""

@@ -20,6 +20,7 @@ from ..pipeline.planning import plan_pipeline_models
 from ..recording.recorder import RunRecorder
 from .attempt_steps import first_beat, new_attempt, start_beating, track_attempt
 from .autolog import autolog_env, set_autolog
+from .clusters import publish_to_clusters
 from .header_provider import install, publish
 from .run_info import run_tags
 from .runner_guard import session_runner, shutdown_manager
@@ -71,6 +72,7 @@ def start_tracked_run(tracked: TrackedRun, kedro_context: Any, environment: dict
     guard = SignalGuard(on_signal, stop_workers=(lambda: shutdown_manager(runner)) if runner is not None else None)
     if guard.install():
         tracked.guard = guard
+    publish_to_clusters(tracked)  # Dask workers: before the recorder's end step, which needs their events
     if recorder is not None:
         tracked.before_end.append(EndStep("the node timeline and the data lineage", recorder.write))
     start_beating(ctx, tracked, attempt)

@@ -14,7 +14,8 @@ Where the events go: in the process that runs the Kedro run, into a list in memo
 runner's worker process (a forked copy of the recorder, or one a spawned worker builds from
 ``KEDRO_MLFLOW_RUNS_RECORDER``), one JSON line per event appended to ``<spool>/<pid>.jsonl``
 in a private temporary folder the run created (``spool.py``); the owner reads them all when the run
-ends. A run attached to by several processes gets one part from each (``parts.py``).
+ends; a Dask worker hands each event to a *sink*, which sends it there (``framework/dask_cluster.py``).
+A run attached to by several processes gets one part from each (``parts.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,7 @@ class RunRecorder:
     """Collects a Kedro run's node and dataset events, and writes them into its MLflow run at the end."""
 
     __slots__ = ("attempt_id", "closed_at", "digest_mode", "events", "inputs", "kedro_run_id", "lineage", "outputs",
-                 "owner_pid", "owner_spool", "pipeline", "seen", "spool", "timeline", "watched")
+                 "owner_pid", "owner_spool", "pipeline", "seen", "sink", "spool", "timeline", "watched")
 
     def __init__(self, kedro_run_id: str, spool: str, owner_pid: int, *, timeline: bool, lineage: bool,
                  watched: Iterable[str] = (), attempt_id: str | None = None) -> None:
@@ -72,6 +73,8 @@ class RunRecorder:
         self.digest_mode = "auto"
         self.closed_at: float | None = None  # when the run was closed (its interrupted nodes end then)
         self.owner_spool: Spool | None = None  # the owner process's hold on the spool folder
+        #: where a cluster worker (Dask) sends its events instead (to the process that runs the Kedro run)
+        self.sink: Callable[[dict[str, Any]], None] | None = None
 
     # -- building ---------------------------------------------------------------------------
 
@@ -101,13 +104,29 @@ class RunRecorder:
                 recorder.outputs[name] = loc
         return recorder
 
+    def settings(self) -> dict[str, Any]:
+        """What a worker needs to record into this run (JSON-ready)."""
+        return {"kedro_run_id": self.kedro_run_id, "spool": self.spool, "owner_pid": self.owner_pid,
+                "timeline": self.timeline, "lineage": self.lineage, "watched": sorted(self.watched),
+                "attempt_id": self.attempt_id}
+
     def environment(self) -> dict[str, str]:
         """What spawned workers need to record into this run (``KEDRO_MLFLOW_RUNS_RECORDER``)."""
-        return worker_env.encode(worker_env.RECORDER, {
-            "kedro_run_id": self.kedro_run_id, "spool": self.spool, "owner_pid": self.owner_pid,
-            "timeline": self.timeline, "lineage": self.lineage, "watched": sorted(self.watched),
-            "attempt_id": self.attempt_id,
-        })
+        return worker_env.encode(worker_env.RECORDER, self.settings())
+
+    @classmethod
+    def for_cluster_worker(cls, settings: Mapping[str, Any], sink: Callable[[dict[str, Any]], None]) -> RunRecorder:
+        """In a Dask worker: a recorder of the run :meth:`settings` describe, handing each event to ``sink``."""
+        recorder = cls(str(settings["kedro_run_id"]), "", os.getpid(), timeline=bool(settings.get("timeline")),
+                       lineage=bool(settings.get("lineage")), watched=settings.get("watched") or (),
+                       attempt_id=settings.get("attempt_id"))
+        recorder.sink = sink
+        return recorder
+
+    def receive(self, event: Mapping[str, Any]) -> None:
+        """An event a Dask worker sent: kept with this process's own."""
+        if isinstance(event, Mapping) and "e" in event:
+            self.events.append(dict(event))
 
     @classmethod
     def from_env(cls, kedro_run_id: str | None) -> RunRecorder | None:
@@ -124,7 +143,7 @@ class RunRecorder:
 
     def cleanup(self) -> None:
         """Remove the spool folder (the owner process only)."""
-        if os.getpid() == self.owner_pid:
+        if os.getpid() == self.owner_pid and self.spool:
             if self.owner_spool is not None:
                 self.owner_spool.remove()
             else:
@@ -166,6 +185,12 @@ class RunRecorder:
             self._emit(event)
 
     def _emit(self, event: dict[str, Any]) -> None:
+        if self.sink is not None:
+            try:
+                self.sink(event)
+            except Exception as exc:  # recording never fails a node
+                logger.debug("Could not send a timeline event: %s", exc)
+            return
         if os.getpid() == self.owner_pid:
             self.events.append(event)
             return

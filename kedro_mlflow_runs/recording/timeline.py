@@ -83,6 +83,8 @@ def _entry(event: Mapping[str, Any], first_load: float) -> dict[str, Any]:
 def _worker(event: Mapping[str, Any]) -> dict[str, Any]:
     """Where a node ran: host, process and thread, and the attempt of an attached run."""
     worker = {"host": event.get("host"), "pid": event["pid"], "thread": event["thread"]}
+    if event.get("dask_worker") is not None:
+        worker["dask_worker"] = event["dask_worker"]
     if event.get("attempt"):
         worker["attempt"] = event["attempt"]
     return worker
@@ -100,8 +102,11 @@ def duration_metrics(timeline: Iterable[Mapping[str, Any]]) -> list[tuple[str, f
 
 
 def worker_label(worker: Mapping[str, Any]) -> str:
-    """A worker's lane: its host (when known), process and thread."""
+    """A worker's lane: its host (when known), process and thread; a Dask worker's lane is the worker
+    (its threads share it)."""
     where = f"{worker['host']} / " if worker.get("host") else ""
+    if worker.get("dask_worker") is not None:
+        return f"{where}dask worker {worker['dask_worker']} / pid {worker['pid']}"
     return f"{where}pid {worker['pid']} / {worker['thread']}"
 
 
