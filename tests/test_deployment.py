@@ -240,6 +240,7 @@ class Argo:
             outputs[param["name"]] = path.read_text().strip() if result.ok else ""
         with self._lock:
             self.tries.append((label, machine.name, result.returncode))
+        print("TRY", label, machine.name, result.returncode, result.duration_s, flush=True)
         return result, outputs
 
 
