@@ -54,11 +54,16 @@ class TempDatabase:
 class MlflowServer:
     """`mlflow server` with a PostgreSQL backend and proxied artifacts; stoppable and restartable."""
 
-    def __init__(self, backend_uri: str, workdir: Path) -> None:
+    def __init__(self, backend_uri: str, workdir: Path, *, artifacts_destination: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        """``artifacts_destination``: where the server stores artifacts (default: ``workdir/artifacts``);
+        ``env``: extra environment variables of the server process only (storage credentials)."""
         self.backend_uri = backend_uri
         self.workdir = workdir
         self.artifacts = workdir / "artifacts"
         self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.artifacts_destination = artifacts_destination or str(self.artifacts)
+        self.extra_env = dict(env or {})
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "server.log"
@@ -72,12 +77,15 @@ class MlflowServer:
         cmd = [
             str(mlflow_exe), "server",
             "--backend-store-uri", self.backend_uri,
-            "--artifacts-destination", str(self.artifacts),
+            "--artifacts-destination", self.artifacts_destination,
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2",
         ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         # TMPDIR: the server leaves a db_init_lock-<hash> file in its temporary folder
-        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "TMPDIR": str(self.workdir)}
+        # MLFLOW_SERVER_ENABLE_JOB_EXECUTION: MLflow 3.17's server otherwise starts a job runner and seven
+        # huey consumers (each importing mlflow), seconds of CPU that slow down every step of a test
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "TMPDIR": str(self.workdir),
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.extra_env}
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
                                      start_new_session=True, env=env)
         log.close()
