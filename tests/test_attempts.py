@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ def train(values, score, model):
         Path(model["started_marker"]).write_text("started")
     if model.get("sleep"):
         time.sleep(float(model["sleep"]))
+    while model.get("gate") and not Path(model["gate"]).exists():  # held until the test opens the gate
+        time.sleep(0.1)
     if os.environ.get("FAIL_TRAIN"):  # a failure of the machine, not of the parameters: a retry repeats them
         raise ValueError("train failed on purpose: " + os.environ["FAIL_TRAIN"])
     return LinearRegression().fit([[v] for v in values], values)
@@ -77,7 +80,7 @@ def log_model(sk_model, name, run_id=None, model_id=None, **kwargs):
     return mlflow.sklearn.log_model(sk_model, name=name, run_id=run_id, model_id=model_id, **kwargs)
 '''
 
-PARAMETERS = {"data": {"n": 4}, "model": {"sleep": 0, "started_marker": ""}}
+PARAMETERS = {"data": {"n": 4}, "model": {"sleep": 0, "started_marker": "", "gate": ""}}
 
 
 @pytest.fixture
@@ -251,10 +254,11 @@ def test_close_run_settles_a_killed_attempt_and_its_pending_model(steps_project,
 
 def test_the_sweeper_and_close_run_leave_a_live_step_alone(steps_project, client_for, tmp_path):
     run_id = _open(steps_project)
-    marker = tmp_path / "started"
-    proc = subprocess.Popen(kedro_cmd("run", "--params", f"model.sleep=8,model.started_marker={marker}"),
+    marker, gate = tmp_path / "started", tmp_path / "gate"
+    proc = subprocess.Popen(kedro_cmd("run", "--params", f"model.gate={gate},model.started_marker={marker}"),
                             cwd=steps_project, env=kedro_env(MLFLOW_RUN_ID=run_id), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
+    closer = None
     try:
         wait_until_started(marker, proc)
         swept = _mlflow(steps_project, "close-run", "--stale", "--yes", "--older-than", "10m")
@@ -264,14 +268,26 @@ def test_the_sweeper_and_close_run_leave_a_live_step_alone(steps_project, client
         assert refused.returncode != 0 and "still being written into" in refused.stdout + refused.stderr
         assert proc.poll() is None  # the step is still at work
         # the orchestrator's closer, started while the step runs: it waits for the step, then closes
-        closed = _mlflow(steps_project, "close-run", "--run-id", run_id, "--status", "auto")
+        closer_err = tmp_path / "closer.err"
+        with open(closer_err, "w") as err:
+            closer = subprocess.Popen(kedro_cmd("mlflow", "close-run", "--run-id", run_id, "--status", "auto"),
+                                      cwd=steps_project, env=kedro_env(), stdout=subprocess.DEVNULL, stderr=err,
+                                      text=True)
+        deadline = time.monotonic() + 120
+        while "Waiting for attempt(s)" not in closer_err.read_text():
+            assert closer.poll() is None, closer_err.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the closer did not wait for the step"
+            time.sleep(0.2)
+        assert proc.poll() is None  # the step was still at work while the closer waited
+        gate.write_text("go")  # the step may end now
         output, _ = proc.communicate(timeout=180)
+        closer.wait(timeout=240)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        for running in (proc, closer):
+            if running is not None and running.poll() is None:
+                running.kill()
     assert proc.returncode == 0, output[-3000:]
-    assert closed.returncode == 0, closed.stderr[-3000:]
-    assert "Waiting for attempt(s)" in closed.stderr
+    assert closer.returncode == 0, closer_err.read_text()[-3000:]
     client = client_for(steps_project)
     assert client.get_run(run_id).info.status == "FINISHED"
     (attempt,) = _attempts(client, run_id)
@@ -283,14 +299,19 @@ def test_the_sweeper_and_close_run_leave_a_live_step_alone(steps_project, client
 
 def test_a_step_whose_run_is_ended_under_it_says_so_and_fails(steps_project, client_for, tmp_path):
     run_id = _open(steps_project)
-    marker = tmp_path / "started"
-    proc = subprocess.Popen(kedro_cmd("run", "--params", f"model.sleep=6,model.started_marker={marker}"),
-                            cwd=steps_project, env=kedro_env(MLFLOW_RUN_ID=run_id, KEDRO_MLFLOW_RUNS_HEARTBEAT_S="0.5"),
+    marker, gate = tmp_path / "started", tmp_path / "gate"
+    # COLUMNS: rich wraps Kedro's log lines at the terminal width, 80 when unset
+    proc = subprocess.Popen(kedro_cmd("run", "--params", f"model.gate={gate},model.started_marker={marker}"),
+                            cwd=steps_project, env=kedro_env(MLFLOW_RUN_ID=run_id, KEDRO_MLFLOW_RUNS_HEARTBEAT_S="0.5",
+                                                             COLUMNS="200"),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until_started(marker, proc)
         forced = _mlflow(steps_project, "close-run", "--run-id", run_id, "--status", "KILLED", "--force")
         assert forced.returncode == 0, forced.stderr[-3000:]
+        assert proc.poll() is None  # ended under the step, mid-node
+        time.sleep(1.5)  # three heartbeats: the step learns its run has ended
+        gate.write_text("go")
         output, _ = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
