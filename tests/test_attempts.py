@@ -342,3 +342,19 @@ def test_close_run_help_gives_the_documented_defaults():
     shown = " ".join(CliRunner().invoke(close_run, ["--help"]).output.split())
     assert "--wait TEXT How long to wait" in shown and "[default: 2m]" in shown  # docs/cli.md, docs/faults.md
     assert "[default: 15m]" in shown
+
+
+def test_close_run_auto_fails_a_run_whose_expected_node_never_ran(steps_project, client_for):
+    """A step that failed before it could attach (its container never started) leaves no attempt:
+    --expect-pipeline names the pipeline whose every node must have been run."""
+    run_id = _open(steps_project)
+    ran = kedro_run(steps_project, "--nodes", "make_data,score", env=kedro_env(MLFLOW_RUN_ID=run_id))
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    unknown = _mlflow(steps_project, "close-run", "--run-id", run_id, "--status", "auto", "--expect-pipeline", "nope")
+    assert unknown.returncode != 0 and "no pipeline 'nope' (registered: __default__)" in unknown.stderr
+    assert client_for(steps_project).get_run(run_id).info.status == "RUNNING"
+    closed = _mlflow(steps_project, "close-run", "--run-id", run_id, "--status", "auto",
+                     "--expect-pipeline", "__default__")
+    assert closed.returncode == 0, closed.stderr[-3000:]
+    assert "No attempt ran node(s) train of pipeline(s) __default__" in closed.stdout
+    assert client_for(steps_project).get_run(run_id).info.status == "FAILED"

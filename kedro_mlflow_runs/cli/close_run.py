@@ -51,9 +51,13 @@ def seconds(text: str) -> float:
                    "(a step just killed on another machine beats no more), before refusing (0: do not wait).")
 @click.option("--yes", is_flag=True, help="With --stale: end every stale run (as --status, default KILLED).")
 @click.option("--force", is_flag=True, help="End the run even though an attempt still writes into it.")
+@click.option("--expect-pipeline", "expected_pipelines", multiple=True, metavar="NAME",
+              help="With --status auto: FAILED also when a node of this registered pipeline was never run by any "
+                   "attempt (its step failed before it could attach: no container, a project that did not load). "
+                   "Repeatable.")
 @click.option("--env", "-e", default=None, help="Kedro environment whose mlflow.yml to read.")
 def close_run(run_id: str | None, status: str | None, stale: bool, older_than: str, wait_for: str, yes: bool,
-              force: bool, env: str | None) -> None:
+              force: bool, expected_pipelines: tuple[str, ...], env: str | None) -> None:
     """End a run that steps attached to, or the runs nobody writes into any more.
 
     Examples: kedro mlflow close-run --status auto; kedro mlflow close-run --stale [--yes]
@@ -88,9 +92,14 @@ def close_run(run_id: str | None, status: str | None, stale: bool, older_than: s
                 raise click.ClickException(_still_running(run_id, state))
         final = (status or "FINISHED").upper()
         if final == "AUTO":
-            from ..core.liveness import auto_status
+            from ..core.liveness import auto_status, never_finished
 
-            final = auto_status(state.attempts)
+            expected = _pipeline_nodes(expected_pipelines)
+            missing = never_finished(state.attempts, expected)
+            if missing:
+                click.echo(f"No attempt ran node(s) {', '.join(missing)} of pipeline(s) "
+                           f"{', '.join(expected_pipelines)}: their step never attached to the run.")
+            final = auto_status(state.attempts, expected)
         if run.info.status != "RUNNING":
             click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {final} anyway.")
         _settle(tracker, run, state)
@@ -99,6 +108,22 @@ def close_run(run_id: str | None, status: str | None, stale: bool, older_than: s
     except KedroMlflowRunsError as exc:
         raise click.ClickException(str(exc)) from safe_cause(exc)
     click.echo(f"Ended MLflow run {run_id} as {final} in {config.server.redacted_tracking_uri}.")
+
+
+def _pipeline_nodes(names: tuple[str, ...]) -> set[str]:
+    """The node names of the project's registered pipelines ``names`` (the project is bootstrapped)."""
+    if not names:
+        return set()
+    from kedro.framework.project import pipelines
+
+    nodes: set[str] = set()
+    for name in names:
+        if name not in pipelines:
+            known = ", ".join(sorted(pipelines)) or "none"
+            raise click.BadParameter(f"The project has no pipeline {name!r} (registered: {known}).",
+                                     param_hint="--expect-pipeline")
+        nodes |= {node.name for node in pipelines[name].nodes}
+    return nodes
 
 
 def _liveness(run: Run) -> Liveness:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from .attempts import HEARTBEAT_TAG, RUNNING, AttemptState, attempt_states
 from .tags import TAG_HOST, TAG_PID
 
-__all__ = ["Liveness", "auto_status", "liveness", "process_alive"]
+__all__ = ["Liveness", "auto_status", "liveness", "never_finished", "process_alive"]
 
 
 def process_alive(host: str | None, pid: int | str | None) -> bool | None:
@@ -77,12 +77,29 @@ def liveness(tags: Mapping[str, str], start_time: float, now: float) -> Liveness
                     tuple(attempts))
 
 
-def auto_status(attempts: tuple[AttemptState, ...]) -> str:
+def auto_status(attempts: tuple[AttemptState, ...], expected: Collection[str] = ()) -> str:
     """FINISHED when the last attempt of every node finished, FAILED otherwise (superseded attempts do
-    not count; an attempt whose nodes are unknown counts for itself). No attempt at all: FINISHED."""
+    not count; an attempt whose nodes are unknown counts for itself). No attempt at all: FINISHED.
+    ``expected``: nodes that must have been finished by an attempt (see :func:`never_finished`)."""
+    latest = _latest_attempts(attempts)
+    if never_finished(attempts, expected):
+        return "FAILED"
+    return "FINISHED" if all(a.state == "FINISHED" for a in latest.values()) else "FAILED"
+
+
+def never_finished(attempts: tuple[AttemptState, ...], expected: Collection[str]) -> list[str]:
+    """The ``expected`` nodes no attempt recorded (their step failed before it attached to the run: its
+    container never started, the project did not load), sorted. Attempts whose nodes are too many for
+    their tag are counted from what their tag says (nothing): pass ``expected`` only for pipelines
+    whose node names fit."""
+    ran = {node for a in attempts if a.nodes is not None for node in a.nodes}
+    return sorted(set(expected) - ran)
+
+
+def _latest_attempts(attempts: tuple[AttemptState, ...]) -> dict[str, AttemptState]:
     current = [a for a in attempts if not a.superseded_by]
     latest: dict[str, AttemptState] = {}
     for attempt in sorted(current, key=lambda a: a.start):
         for node in attempt.nodes if attempt.nodes is not None else {f"<attempt {attempt.id}>"}:
             latest[node] = attempt
-    return "FINISHED" if all(a.state == "FINISHED" for a in latest.values()) else "FAILED"
+    return latest
