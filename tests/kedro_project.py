@@ -32,6 +32,8 @@ def train(values, model):
         Path(model["started_marker"]).write_text("started")
     if model.get("sleep"):
         time.sleep(float(model["sleep"]))
+    while model.get("gate") and not Path(model["gate"]).exists():  # --params model.gate=PATH: held until it exists
+        time.sleep(0.1)
     if model.get("fail"):
         raise ValueError("train failed on purpose: " + str(model["fail"]))
     if model.get("exit"):

@@ -20,11 +20,14 @@ from kedro_project import kedro_cmd, kedro_env, kedro_run, wait_until_started
 pytestmark = pytest.mark.slow
 
 
-def _start(project: Path, tmpdir: Path, marker: Path, *, sleep: float, context: str = "fork") -> subprocess.Popen[str]:
-    """``kedro run --runner ParallelRunner`` whose train node sleeps, in its own session (process group)."""
+def _start(project: Path, tmpdir: Path, marker: Path, *, sleep: float, context: str = "fork",
+           gate: Path | None = None) -> subprocess.Popen[str]:
+    """``kedro run --runner ParallelRunner`` whose train node sleeps (then waits for ``gate`` to exist),
+    in its own session (process group)."""
+    held = f",model.gate={gate}" if gate else ""
     return subprocess.Popen(
         kedro_cmd("run", "--runner", "ParallelRunner", "--params",
-                  f"model.sleep={sleep},model.started_marker={marker}"),
+                  f"model.sleep={sleep},model.started_marker={marker}{held}"),
         cwd=project, env=kedro_env(TMPDIR=str(tmpdir), KEDRO_MP_CONTEXT=context), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
@@ -73,7 +76,8 @@ def test_the_spool_of_a_killed_run_is_reclaimed_and_a_live_one_never(project, tm
     (abandoned,) = [p for p in tmpdir.iterdir() if p.name.startswith("kedro-mlflow-runs-spool-")]
     # a run in progress meanwhile, with a worker that records into its own spool
     marker.unlink()
-    live = _start(project, tmpdir, marker, sleep=8)
+    gate = tmp_path / "gate"
+    live = _start(project, tmpdir, marker, sleep=0, gate=gate)  # held until the quick run is done
     try:
         wait_until_started(marker, live)
         spools = {p for p in tmpdir.iterdir() if p.name.startswith("kedro-mlflow-runs-spool-")}
@@ -82,7 +86,8 @@ def test_the_spool_of_a_killed_run_is_reclaimed_and_a_live_one_never(project, tm
         quick = kedro_run(project, "--pipeline", "data", env=kedro_env(TMPDIR=str(tmpdir)))
         assert quick.returncode == 0, quick.stderr[-3000:]
         assert not abandoned.exists()
-        assert live_spool.exists()
+        assert live_spool.exists() and live.poll() is None
+        gate.write_text("go")
         output, _ = live.communicate(timeout=180)
     finally:
         if live.poll() is None:
