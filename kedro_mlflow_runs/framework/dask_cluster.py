@@ -24,7 +24,8 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Final
 
 import dask.config
@@ -83,8 +84,7 @@ class RunPlugin(WorkerPlugin):
         self._ctx = attach_cluster_worker(self.handle)
         if self.recorder is not None:
             sink = _EventSink(worker, self.topic)
-            REGISTRY.set_worker_recorder(str(self.handle.kedro_run_id), RunRecorder.for_cluster_worker(self.recorder,
-                                                                                                   sink))
+            REGISTRY.set_worker_recorder(str(self.handle.kedro_run_id), _worker_recorder(self.recorder, sink))
         logger.debug("Dask worker %s attached to MLflow run %s", worker.name, self.handle.run_id)
 
     def teardown(self, worker: Any) -> None:
@@ -93,6 +93,22 @@ class RunPlugin(WorkerPlugin):
         ctx, self._ctx = self._ctx, None
         if ctx is not None and ctx.is_active:
             REGISTRY.finish(ctx, Outcome.finished())
+
+
+def _worker_recorder(settings: Mapping[str, Any], sink: Callable[[dict[str, Any]], None]) -> RunRecorder:
+    """In a Dask worker: a recorder of the run ``settings`` describe (``RunRecorder.settings``), handing
+    each event to ``sink`` instead of a spool file."""
+    recorder = RunRecorder(str(settings["kedro_run_id"]), "", os.getpid(), timeline=bool(settings.get("timeline")),
+                           lineage=bool(settings.get("lineage")), watched=settings.get("watched") or (),
+                           attempt_id=settings.get("attempt_id"))
+    recorder.sink = sink
+    return recorder
+
+
+def _receive(recorder: RunRecorder, event: Any) -> None:
+    """An event a Dask worker sent: kept with the events of the process running the Kedro run."""
+    if isinstance(event, Mapping) and "e" in event:
+        recorder.events.append(dict(event))
 
 
 class _EventSink:
@@ -120,7 +136,7 @@ class DaskPublication:
         self.topic = f"kedro-mlflow-runs/{self.kedro_run_id}"
         recorder = tracked.recorder
         self.plugin = RunPlugin(ctx.handle, recorder.settings() if recorder is not None else None, self.topic)
-        self._receive = recorder.receive if recorder is not None else None
+        self._receive = partial(_receive, recorder) if recorder is not None else None
         self._clients: list[tuple[Any, str | None]] = []
         self._lock = threading.Lock()
         self.withdrawn = False

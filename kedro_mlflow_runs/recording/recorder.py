@@ -14,9 +14,8 @@ Where the events go: in the process that runs the Kedro run, into a list in memo
 runner's worker process (a forked copy of the recorder, or one a spawned worker builds from
 ``KEDRO_MLFLOW_RUNS_RECORDER``), one JSON line per event appended to ``<spool>/<pid>.jsonl``
 in a private temporary folder the run created (``spool.py``); the owner reads them all when the run
-ends; a Dask worker hands each event to a *sink*, which sends it there (``framework/dask_cluster.py``).
-A run attached to by several processes gets one part from each (``parts.py``).
-"""
+ends; a Dask worker hands each event to a *sink*, which sends it there (``framework/dask_cluster.py``). A
+run attached to by several processes gets one part from each (``parts.py``)."""
 
 from __future__ import annotations
 
@@ -106,27 +105,12 @@ class RunRecorder:
 
     def settings(self) -> dict[str, Any]:
         """What a worker needs to record into this run (JSON-ready)."""
-        return {"kedro_run_id": self.kedro_run_id, "spool": self.spool, "owner_pid": self.owner_pid,
-                "timeline": self.timeline, "lineage": self.lineage, "watched": sorted(self.watched),
-                "attempt_id": self.attempt_id}
+        return {"kedro_run_id": self.kedro_run_id, "spool": self.spool, "owner_pid": self.owner_pid, "timeline":
+                self.timeline, "lineage": self.lineage, "watched": sorted(self.watched), "attempt_id": self.attempt_id}
 
     def environment(self) -> dict[str, str]:
         """What spawned workers need to record into this run (``KEDRO_MLFLOW_RUNS_RECORDER``)."""
         return worker_env.encode(worker_env.RECORDER, self.settings())
-
-    @classmethod
-    def for_cluster_worker(cls, settings: Mapping[str, Any], sink: Callable[[dict[str, Any]], None]) -> RunRecorder:
-        """In a Dask worker: a recorder of the run :meth:`settings` describe, handing each event to ``sink``."""
-        recorder = cls(str(settings["kedro_run_id"]), "", os.getpid(), timeline=bool(settings.get("timeline")),
-                       lineage=bool(settings.get("lineage")), watched=settings.get("watched") or (),
-                       attempt_id=settings.get("attempt_id"))
-        recorder.sink = sink
-        return recorder
-
-    def receive(self, event: Mapping[str, Any]) -> None:
-        """An event a Dask worker sent: kept with this process's own."""
-        if isinstance(event, Mapping) and "e" in event:
-            self.events.append(dict(event))
 
     @classmethod
     def from_env(cls, kedro_run_id: str | None) -> RunRecorder | None:
@@ -195,20 +179,17 @@ class RunRecorder:
             self.events.append(event)
             return
         line = (json.dumps(event) + "\n").encode()
+        path = os.path.join(self.spool, f"{os.getpid()}.jsonl")
         try:  # one write of one line with O_APPEND: lines of threads of one process never interleave
-            fd = os.open(os.path.join(self.spool, f"{os.getpid()}.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
-                         0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
         except FileNotFoundError:  # the run ended already and its owner removed the spool
             return
         except OSError as exc:  # recording never fails a node
             logger.debug("Could not record a timeline event: %s", exc)
-            return
-        try:
-            os.write(fd, line)
-        except OSError as exc:
-            logger.debug("Could not record a timeline event: %s", exc)
-        finally:
-            os.close(fd)
 
     def collect(self) -> list[dict[str, Any]]:
         """Every event: this process's and every worker's spool lines."""
