@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from click.testing import CliRunner
 from kedro_project import kedro_cmd, kedro_env, make_project, store_uri
 from mlflow_server import free_port
 
@@ -128,12 +127,19 @@ class Ui:
 
 @pytest.fixture(scope="module")
 def uis(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Iterator[dict[str, Ui]]:
-    """Three UIs started at once: ``hup`` (shared by the first tests, then hung up), ``kill`` (SIGKILLed),
-    ``dies`` (its server is killed under it)."""
-    started = {name: Ui(tmp_path_factory.mktemp(f"ui-{name}"), template_db) for name in ("hup", "kill", "dies")}
+    """Four UIs started at once: ``hup`` (shared by the first tests, then hung up), ``kill`` (SIGKILLed),
+    ``dies`` (its server is killed under it), ``race`` (another program takes its port while it starts)."""
+    started = {name: Ui(tmp_path_factory.mktemp(f"ui-{name}"), template_db)
+               for name in ("hup", "kill", "dies", "race")}
+    holder = socket.socket()
     try:
+        # `mlflow ui` takes seconds to import before it binds: taking the port now wins the race
+        started["race"].wait_for("Waiting for the MLflow UI", "err")
+        holder.bind(("127.0.0.1", started["race"].port))
+        holder.listen()
         yield started
     finally:
+        holder.close()
         for ui in started.values():
             ui.kill_everything()
 
@@ -145,6 +151,7 @@ def test_ui_says_it_waits_and_prints_the_address_only_once_the_server_answers(ui
     assert requests.get(f"http://127.0.0.1:{ui.port}/health", timeout=5).status_code == 200  # answered already
     assert waiting < serving
     assert "Waiting" not in ui.text("out") and "Serving" not in ui.text("err")  # progress on stderr, address on stdout
+    assert "server process" in ui.text("err") and "server process" not in ui.text("out")  # uvicorn's log: stderr
     answer = requests.get(f"http://127.0.0.1:{ui.port}/api/2.0/mlflow/runs/get", params={"run_id": ui.run_id},
                           timeout=10)
     assert answer.status_code == 200 and answer.json()["run"]["info"]["status"] == "FINISHED"  # this project's store
@@ -201,26 +208,31 @@ def test_ui_exits_non_zero_when_its_server_dies(uis):
     assert wait_until_gone(ui.mark) == []  # its uvicorn went with it
 
 
-def test_ui_reports_the_port_when_the_server_cannot_listen_after_the_check(project, monkeypatch, mocker):
-    """Another program takes the port between the check and the server's start: the server dies, and
-    the command says why."""
-    from kedro_mlflow_runs.cli import commands
-    from kedro_mlflow_runs.cli import ui as ui_command
+def test_every_stop_signal_takes_the_starting_server_down(tmp_path_factory, template_db):
+    """Ctrl-C, kill and SIGQUIT while the server starts (SIGHUP, once it serves, is above); three at once."""
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+    started = [Ui(tmp_path_factory.mktemp(f"ui-{signum.name}"), template_db) for signum in signals]
+    try:
+        for ui in started:
+            ui.wait_for("Waiting for the MLflow UI", "err")
+        time.sleep(2)  # the keepers are starting `mlflow ui`
+        for ui, signum in zip(started, signals, strict=True):
+            assert any(command_line(p)[1:3] == ["-m", "kedro_mlflow_runs.cli._ui_server"]
+                       for p in marked_processes(ui.mark))
+            ui.proc.send_signal(signum)
+        for ui, signum in zip(started, signals, strict=True):
+            assert ui.proc.wait(timeout=60) == -signum, signum.name  # it ends on the signal, as a shell expects
+            assert wait_until_gone(ui.mark) == [], signum.name
+            assert "Serving" not in ui.text("out")
+    finally:
+        for ui in started:
+            ui.kill_everything()
 
-    real = ui_command._port_taken
-    checks: list[int] = []
 
-    def first_check_misses(host: str, port: int) -> bool:
-        checks.append(port)
-        return False if len(checks) == 1 else real(host, port)
-
-    mocker.patch.object(ui_command, "_port_taken", first_check_misses)  # the race, injected
-    monkeypatch.chdir(project)
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        result = CliRunner().invoke(commands, ["mlflow", "ui", "--port", str(port)])
-    assert result.exit_code == 1, result.output
-    assert f"Port {port} on 127.0.0.1 is already in use" in result.output and "ui.port" in result.output
-    assert "Serving" not in result.output and len(checks) == 2
+def test_ui_reports_the_port_when_another_program_takes_it_while_the_server_starts(uis):
+    ui = uis["race"]
+    assert ui.proc.wait(timeout=240) == 1, ui.text("err")[-3000:]
+    assert (f"Port {ui.port} on 127.0.0.1 is already in use (another MLflow UI or another program listens on it)"
+            in ui.text("err"))
+    assert "ui.port in mlflow.yml" in ui.text("err") and "Serving" not in ui.text("out")
+    assert wait_until_gone(ui.mark) == []
