@@ -7,7 +7,7 @@ from typing import Final
 
 __all__ = ["DOCS_URL", "docs_page"]
 
-#: The documentation site (``mkdocs.yml``'s ``site_url``), built from ``docs/``.
+#: The documentation site, built from ``docs/`` (pyproject.toml's ``Documentation`` address).
 DOCS_URL: Final = "https://kedro-mlflow-runs.readthedocs.io/en/latest/"
 
 
