@@ -29,6 +29,8 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds processes through /proc")]
 
 MARK = "KMR_TEST_UI_MARK"
+#: TEST-NET-3 (RFC 5737): an address no interface of this machine has
+UNASSIGNED = "203.0.113.7"
 
 
 def marked_processes(mark: str) -> list[int]:
@@ -71,7 +73,7 @@ def port_closed(port: int) -> bool:
 class Ui:
     """One ``kedro mlflow ui`` subprocess on its own project and port, its output read as it comes."""
 
-    def __init__(self, root: Path, template_db: Path) -> None:
+    def __init__(self, root: Path, template_db: Path, *options: str) -> None:
         self.project = make_project(root, template_db=template_db)
         from mlflow import MlflowClient
 
@@ -86,7 +88,7 @@ class Ui:
         self.tmp.mkdir()
         self.lines: dict[str, list[tuple[float, str]]] = {"out": [], "err": []}
         self.proc = subprocess.Popen(
-            kedro_cmd("mlflow", "ui", "--port", str(self.port)), cwd=self.project,
+            kedro_cmd("mlflow", "ui", "--port", str(self.port), *options), cwd=self.project,
             env=kedro_env(**{MARK: self.mark, "TMPDIR": str(self.tmp)}), start_new_session=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name, stream in (("out", self.proc.stdout), ("err", self.proc.stderr)):
@@ -127,10 +129,12 @@ class Ui:
 
 @pytest.fixture(scope="module")
 def uis(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> Iterator[dict[str, Ui]]:
-    """Four UIs started at once: ``hup`` (shared by the first tests, then hung up), ``kill`` (SIGKILLed),
-    ``dies`` (its server is killed under it), ``race`` (another program takes its port while it starts)."""
+    """Five UIs started at once: ``hup`` (shared by the first tests, then hung up), ``kill`` (SIGKILLed),
+    ``dies`` (its server is killed under it), ``race`` (another program takes its port while it starts),
+    ``nohost`` (an address of no interface here: its server cannot listen)."""
     started = {name: Ui(tmp_path_factory.mktemp(f"ui-{name}"), template_db)
                for name in ("hup", "kill", "dies", "race")}
+    started["nohost"] = Ui(tmp_path_factory.mktemp("ui-nohost"), template_db, "--host", UNASSIGNED)
     holder = socket.socket()
     try:
         # `mlflow ui` takes seconds to import before it binds: taking the port now wins the race
@@ -235,4 +239,13 @@ def test_ui_reports_the_port_when_another_program_takes_it_while_the_server_star
     assert (f"Port {ui.port} on 127.0.0.1 is already in use (another MLflow UI or another program listens on it)"
             in ui.text("err"))
     assert "ui.port in mlflow.yml" in ui.text("err") and "Serving" not in ui.text("out")
+    assert wait_until_gone(ui.mark) == []
+
+
+def test_ui_exits_non_zero_when_its_server_stops_before_it_answers(uis):
+    ui = uis["nohost"]
+    assert ui.proc.wait(timeout=240) == 1, ui.text("err")[-3000:]
+    assert (f"The MLflow UI stopped before it answered on http://{UNASSIGNED}:{ui.port} (exit code "
+            in ui.text("err")) and "see its output above." in ui.text("err")
+    assert "Serving" not in ui.text("out") and "already in use" not in ui.text("err")
     assert wait_until_gone(ui.mark) == []
