@@ -55,48 +55,6 @@ def test_commands_work_from_a_project_subdirectory_and_fail_clearly_outside(proj
     assert "is RUNNING" in stale.stdout or "still RUNNING" in stale.stdout
 
 
-def test_ui_serves_the_project_store_on_the_port_given(project, client_for):
-    import os
-    import signal
-    import time
-
-    import requests
-    from kedro_project import run_session
-    from mlflow_server import free_port
-
-    run_session(project)
-    (run,) = all_runs(client_for(project))
-    port = free_port()
-    (project / "conf" / "local" / "mlflow.yml").write_text(f"ui:\n  port: {free_port()}\n")  # --port wins
-    proc = subprocess.Popen(kedro_cmd("mlflow", "ui", "--port", str(port)), cwd=project, env=kedro_env(), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    stopped = False
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "mlflow ui did not answer"
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        answer = requests.get(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get",
-                              params={"run_id": run.info.run_id}, timeout=10)
-        assert answer.status_code == 200
-        assert answer.json()["run"]["info"]["status"] == "FINISHED"  # it serves this project's store
-        proc.send_signal(signal.SIGTERM)  # to `kedro mlflow ui` only, as a process manager would
-        output, _ = proc.communicate(timeout=60)
-        stopped = True
-        assert f"at http://127.0.0.1:{port}" in output  # it said where it serves
-        with pytest.raises(requests.ConnectionError):  # and the server it started is gone too
-            requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
-    finally:
-        if not stopped:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-
-
 @pytest.mark.parametrize("where", ["conf/base/mlflow/tracking.yml", "conf/base/sub/mlflow.yml",
                                    "conf/staging/mlflow_team.json"])
 def test_init_refuses_when_kedro_reads_an_mlflow_configuration_from_a_folder(project_factory, where):

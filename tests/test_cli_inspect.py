@@ -147,8 +147,15 @@ def test_show_a_failed_run_by_short_id(two_runs, monkeypatch):
     assert "  message  train failed on purpose: bad input" in out
     assert "  runner      SequentialRunner" in out and "  pipeline    __default__" in out
     assert "  model.fail  bad input" in out
-    assert "Models: none" in out and "Artifacts: none" in out and "Metrics (last values): none" in out
-    assert "Node timeline: kedro/timeline.html (1 node(s), slowest train " in out  # the plugin's own records
+    assert "Models: none" in out and "Metrics (last values): none" in out
+    # every artifact, the plugin's own records included, and the timeline summed up
+    files = two_runs.client.list_artifacts(run.info.run_id, "kedro")
+    assert {f.path for f in files} >= {"kedro/timeline.html", "kedro/timeline.json"}
+    listed = out.split("Artifacts:\n", 1)[1].split("Node timeline:")[0]
+    assert {line.split()[0] for line in listed.splitlines()} == {f.path for f in files}
+    timeline = next(f for f in files if f.path == "kedro/timeline.html")
+    assert f"kedro/timeline.html  {timeline.file_size} bytes" in listed and "Artifacts: none" not in out
+    assert "Node timeline: kedro/timeline.html (1 node(s), slowest train " in out
     assert (f"Open it in the MLflow UI: http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/"
             f"{run.info.run_id} (start the UI with: kedro mlflow ui)") in out
 
@@ -161,7 +168,7 @@ def test_show_a_finished_run_lists_its_params_metrics_models_and_artifacts(two_r
     assert text.exit_code == 0, text.output
     assert "Error:" not in text.output
     assert f"  regressor  models:/{model.model_id}  READY" in text.output
-    assert "  reports/report.json  " in text.output
+    assert "  reports/report.json  " in text.output and "  kedro/timeline.html  " in text.output
     assert f"  coef  {run.data.metrics['coef']:.6g}" in text.output
 
     result = cli(two_runs.project, monkeypatch, "show", run.info.run_id[:12], "--json")
@@ -252,3 +259,16 @@ def test_the_table_shows_three_metrics_and_the_time_so_far_of_a_running_run():
     assert "2m05s so far" in row
     assert row.endswith("a=1 b=2 c=3 +2 more")
     assert [format_duration(s) for s in (0.42, 59.9, 3725, None)] == ["0.4s", "59.9s", "1h02m", "-"]
+
+
+def test_status_choices_show_as_the_docs_write_them_and_any_case_is_accepted(two_runs, monkeypatch):
+    """Uppercase in --help and in the error for a wrong one (docs/cli.md); `failed` works as `FAILED`."""
+    runs_help = CliRunner().invoke(commands, ["mlflow", "runs", "--help"]).output
+    assert "--status [RUNNING|SCHEDULED|FINISHED|FAILED|KILLED]" in runs_help
+    close_help = CliRunner().invoke(commands, ["mlflow", "close-run", "--help"]).output
+    assert "--status [auto|FINISHED|FAILED|KILLED]" in close_help
+    wrong = CliRunner().invoke(commands, ["mlflow", "runs", "--status", "DONE"])
+    assert wrong.exit_code == 2
+    assert "'DONE' is not one of RUNNING, SCHEDULED, FINISHED, FAILED, KILLED." in wrong.output
+    result = cli(two_runs.project, monkeypatch, "runs", "--status", "failed", "--json")
+    assert [r["run_id"] for r in json.loads(result.output.splitlines()[-1])] == [two_runs.failed.info.run_id]

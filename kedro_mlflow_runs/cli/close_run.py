@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Final
 
 import click
 
+from .runs import StatusChoice
+
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities import Run
 
@@ -37,7 +39,7 @@ def seconds(text: str) -> float:
 
 @click.command(name="close-run")
 @click.option("--run-id", default=None, help="Run to end. Default: tracking.run.id in mlflow.yml, else MLFLOW_RUN_ID.")
-@click.option("--status", type=click.Choice(["auto", "FINISHED", "FAILED", "KILLED"], case_sensitive=False),
+@click.option("--status", type=StatusChoice(("auto", "FINISHED", "FAILED", "KILLED")),
               default=None, help="Status to end the run with: auto (FINISHED when the last attempt of every node "
                                  "finished, FAILED otherwise), or one of the three (default FINISHED; KILLED with "
                                  "--stale).")

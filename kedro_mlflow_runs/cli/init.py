@@ -25,6 +25,7 @@ def init(env: str, force: bool) -> None:
     from kedro.framework.project import settings
     from kedro.framework.startup import bootstrap_project
 
+    from .._links import docs_page
     from ..config.template import render_template
     from ._project import project_root
 
@@ -37,7 +38,7 @@ def init(env: str, force: bool) -> None:
         raise click.ClickException(
             f"This project already has an mlflow configuration ({names}); writing the full template to "
             f"{target.relative_to(metadata.project_path)} would change where runs go. Edit that file instead "
-            f"(docs/mlflow_yml.md lists every key), or pass --force to write the template anyway."
+            f"({docs_page('mlflow_yml')} lists every key), or pass --force to write the template anyway."
         )
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_template())

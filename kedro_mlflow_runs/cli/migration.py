@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from .._links import docs_page
 from ..errors import KedroMlflowRunsError
 
 __all__ = ["Migration", "plan_migration"]
@@ -171,7 +172,7 @@ def _catalog(path: Path, plan: Migration, project: Path) -> None:
             else:
                 where = _where(path, project, number)
                 plan.problems.append(f"{where}: '{found}' has no counterpart in kedro-mlflow-runs; replace it "
-                                     f"by hand (see docs/migrating-from-kedro-mlflow.md).")
+                                     f"by hand (see {docs_page('migrating-from-kedro-mlflow')}).")
     new = "".join(lines)
     if new != old:
         plan.edits[path] = (old, new)
@@ -191,11 +192,11 @@ def _source(path: Path, plan: Migration, project: Path) -> None:
         line = _SOURCE_MODULES.sub(lambda m: f"kedro_mlflow_runs.{m.group(1)}", line)
         if _OTHER_USE.search(line):
             plan.problems.append(f"{where}: '{line.strip()}' uses kedro-mlflow in a way this command does not "
-                                 f"rewrite; replace it by hand (see docs/migrating-from-kedro-mlflow.md).")
+                                 f"rewrite; replace it by hand (see {docs_page('migrating-from-kedro-mlflow')}).")
         if "KedroPipelineModel(" in line:
             plan.problems.append(f"{where}: a KedroPipelineModel built by hand: its constructor differs here (no "
                                  f"catalog; artifacts are bundled when the model is logged). Use pipeline_ml_factory "
-                                 f"or `kedro mlflow modelify` (see docs/pipeline-models.md).")
+                                 f"or `kedro mlflow modelify` (see {docs_page('pipeline-models')}).")
         return line
 
     _edit_lines(path, plan, project, edit)

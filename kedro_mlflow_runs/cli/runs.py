@@ -17,10 +17,24 @@ if TYPE_CHECKING:  # pragma: no cover
 _STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 
 
+class StatusChoice(click.Choice):  # type: ignore[type-arg]  # generic in click 8.2, not in 8.1
+    """A case-insensitive choice that shows its choices as written (MLflow's statuses are uppercase;
+    click 8.2 shows a case-insensitive choice's choices casefolded)."""
+
+    def __init__(self, choices: tuple[str, ...]) -> None:
+        super().__init__(choices, case_sensitive=False)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return f"[{'|'.join(self.choices)}]"
+
+    def get_invalid_choice_message(self, value: object, ctx: click.Context | None) -> str:
+        return f"{value!r} is not one of {', '.join(self.choices)}."
+
+
 @click.command(name="runs")
 @click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 10000),
               help="How many runs to list, newest first.")
-@click.option("--status", type=click.Choice(_STATUSES, case_sensitive=False), default=None,
+@click.option("--status", type=StatusChoice(_STATUSES), default=None,
               help="Only runs with this status.")
 @click.option("--experiment", default=None,
               help="Experiment to list (default: the project's, tracking.experiment.name or the package name).")

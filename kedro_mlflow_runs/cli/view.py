@@ -234,9 +234,8 @@ def render_details(details: RunDetails) -> str:
     lines += _section("Metrics (last values)", {k: _number(v) for k, v in metrics.items()})
     lines += _section("Models", {m["name"]: f"{m['uri']}  {m['status']}" for m in details.models})
     recorded = [a["path"] for a in details.artifacts if a["path"].startswith(f"{_RECORDED}/")]
-    artifacts = {a["path"]: f"{a['size']} bytes" if a["size"] is not None else "" for a in details.artifacts
-                 if not a["path"].startswith(f"{_RECORDED}/")}
-    lines += _section("Artifacts", artifacts)
+    artifacts = {a["path"]: f"{a['size']} bytes" if a["size"] is not None else "" for a in details.artifacts}
+    lines += _section("Artifacts", artifacts)  # every file, the plugin's own records (kedro/) included
     timing = "kedro.node_duration_s."
     timings = {k[len(timing):]: v for k, v in s.metrics.items() if k.startswith(timing)}
     if recorded or timings:

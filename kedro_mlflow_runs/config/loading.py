@@ -10,6 +10,7 @@ from typing import Any, Final
 from kedro.config import MissingConfigException, OmegaConfigLoader
 from omegaconf import OmegaConf
 
+from .._links import docs_page
 from .._redact import redact_uri, safe_cause
 from ..compat.kedro import package_name, raw_config_files, register_resolver
 from ..errors import ConfigError
@@ -67,7 +68,7 @@ def _read(loader: Any, project_path: Path, package: str | None) -> MlflowConfig:
             "add CONFIG_LOADER_ARGS = {\"custom_resolvers\": {\"oc.env\": oc.env}} (from omegaconf.resolvers "
             "import oc) to settings.py, or set MLFLOW_TRACKING_URI / MLFLOW_EXPERIMENT_NAME / MLFLOW_RUN_ID "
             "in the environment instead (they apply when mlflow.yml leaves the key unset)."
-            if "oc.env" in str(exc) else " It must be a mapping of the keys in docs/mlflow_yml.md."
+            if "oc.env" in str(exc) else f" It must be a mapping of the keys listed at {docs_page('mlflow_yml')}."
         )
         raise ConfigError(
             f"Could not read mlflow.yml under {conf_source}: {type(exc).__name__}: "

@@ -10,12 +10,13 @@ import json
 import sys
 from typing import Any, Final
 
+from .._links import docs_page
 from .schema import KEYS, Key
 
 __all__ = ["render_key_table", "render_template"]
 
 _HEADER: Final = ("# kedro-mlflow-runs configuration: every key, with its default. Every key is optional; "
-                  "delete what you\n# do not need. Reference: docs/mlflow_yml.md of kedro-mlflow-runs.\n")
+                  f"delete what you\n# do not need. Reference: {docs_page('mlflow_yml')}\n")
 _COMMENT_COLUMN: Final = 30
 
 

@@ -1,0 +1,16 @@
+"""Where the documentation lives. Messages and the ``kedro mlflow init`` template cite its pages by
+address: someone who installed the wheel has no ``docs/`` folder to open."""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["DOCS_URL", "docs_page"]
+
+#: The documentation site, built from ``docs/`` (pyproject.toml's ``Documentation`` address).
+DOCS_URL: Final = "https://kedro-mlflow-runs.readthedocs.io/en/latest/"
+
+
+def docs_page(page: str, anchor: str = "") -> str:
+    """The address of ``docs/<page>.md`` on the documentation site (MkDocs' directory URLs)."""
+    return f"{DOCS_URL}{page}/" + (f"#{anchor}" if anchor else "")
