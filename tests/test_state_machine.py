@@ -166,14 +166,22 @@ class RunContextMachine(RuleBasedStateMachine):
     @rule(attach=st.booleans(), end_run=st.booleans(), record_failure=st.booleans())
     def new_kedro_run(self, attach, end_run, record_failure):
         self.counter += 1
-        run_id = self.orchestrator_run if attach else None  # attaching to an ended run is allowed too
+        run_id = self.orchestrator_run if attach else None  # attaching to an ended run is refused at start
         cfg = _config(self.uri, self.tmp, run_id, attached={"end_run": end_run, "record_failure": record_failure})
         self.ctx = RunContext(cfg, kedro_run_id=f"kedro-{self.counter}")
 
     @precondition(lambda self: self.ctx is not None)
     @rule(bind=st.booleans())
     def before_pipeline_run(self, bind):
-        self._try(RunState.ACTIVE, lambda: self.ctx.start(run_name="p", publish=bind))
+        ctx = self.ctx
+        if (ctx.config.tracking.run.id and RunState.ACTIVE in LEGAL.get(ctx.state, set())
+                and self.client.get_run(ctx.config.tracking.run.id).info.status != "RUNNING"):
+            before = ctx.state  # attaching to a run that has ended is refused, and nothing changes
+            with pytest.raises(RunStateError, match="cannot attach to a run that has ended"):
+                ctx.start(run_name="p", publish=bind)
+            assert ctx.state is before and not ctx.is_active
+            return
+        self._try(RunState.ACTIVE, lambda: ctx.start(run_name="p", publish=bind))
 
     @precondition(lambda self: self.ctx is not None)
     @rule()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kedro_mlflow_runs._links import DOCS_URL, docs_page
+from kedro_mlflow_runs._version import DOCS_URL, docs_page
 
 ROOT = Path(__file__).parents[1]
 PACKAGE = ROOT / "kedro_mlflow_runs"

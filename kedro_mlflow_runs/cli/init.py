@@ -25,7 +25,7 @@ def init(env: str, force: bool) -> None:
     from kedro.framework.project import settings
     from kedro.framework.startup import bootstrap_project
 
-    from .._links import docs_page
+    from .._version import docs_page
     from ..config.template import render_template
     from ._project import project_root
 

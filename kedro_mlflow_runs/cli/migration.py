@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from .._links import docs_page
+from .._version import docs_page
 from ..errors import KedroMlflowRunsError
 
 __all__ = ["Migration", "plan_migration"]

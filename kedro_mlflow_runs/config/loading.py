@@ -10,8 +10,8 @@ from typing import Any, Final
 from kedro.config import MissingConfigException, OmegaConfigLoader
 from omegaconf import OmegaConf
 
-from .._links import docs_page
 from .._redact import redact_uri, safe_cause
+from .._version import docs_page
 from ..compat.kedro import package_name, raw_config_files, register_resolver
 from ..errors import ConfigError
 from .build import build_config

@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any, Final
 
-from .._links import docs_page
+from .._version import docs_page
 from .schema import KEYS, Key
 
 __all__ = ["render_key_table", "render_template"]
