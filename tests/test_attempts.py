@@ -205,36 +205,6 @@ def _killed_while_logging(project: Path, run_id: str, tmp_path: Path) -> None:
         proc.wait()
 
 
-def test_a_step_killed_during_log_model_and_retried_leaves_no_pending_model(steps_project, client_for, tmp_path):
-    run_id = _open(steps_project)
-    _killed_while_logging(steps_project, run_id, tmp_path)
-    client = client_for(steps_project)
-    experiment = client.get_run(run_id).info.experiment_id
-    (pending,) = client.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}'")
-    assert str(pending.status).endswith("PENDING")
-    (killed,) = _attempts(client, run_id)
-    assert killed["state"] == "RUNNING"  # it never ended: its record says so too
-    retried = _step(steps_project, run_id)
-    assert retried.returncode == 0, retried.stderr[-3000:]
-    statuses = {m.model_id: str(m.status).rpartition(".")[2]
-                for m in client.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}'")}
-    assert statuses[pending.model_id] == "FAILED" and sorted(statuses.values()) == ["FAILED", "READY"]
-    first, second = _attempts(client, run_id)
-    assert first["state"] == "KILLED" and first["superseded_by"] == second["id"]
-    killed_record = _record(client, run_id, first["id"], tmp_path)
-    assert killed_record["outcome"] == "KILLED" and killed_record["end"] == first["beat"]  # its last sign of life
-    # the merged timeline shows the killed attempt on its own lane, next to the retry's three nodes
-    timeline = _timeline(client, run_id, tmp_path)
-    lost = [e for e in timeline if e["status"] == "killed"]
-    assert [(e["node"], e["worker"]["attempt"], e["nodes"]) for e in lost] == [
-        (f"attempt {first['id']} (3 nodes)", first["id"], ["make_data", "score", "train"])]
-    assert sorted(e["node"] for e in timeline if e["status"] == "completed") == ["make_data", "score", "train"]
-    assert {e["worker"]["attempt"] for e in timeline if e["status"] == "completed"} == {second["id"]}
-    closed = _mlflow(steps_project, "close-run", "--run-id", run_id, "--status", "auto")
-    assert closed.returncode == 0, closed.stderr[-3000:]
-    assert client.get_run(run_id).info.status == "FINISHED"
-
-
 def test_close_run_settles_a_killed_attempt_and_its_pending_model(steps_project, client_for, tmp_path):
     run_id = _open(steps_project)
     _killed_while_logging(steps_project, run_id, tmp_path)
