@@ -20,6 +20,7 @@ import yaml
 from flaky_proxy import FlakyProxy
 from kedro_project import make_project
 from machines import Cluster, Machine, StepResult, cluster, machines  # noqa: F401 - fixtures
+from test_attempts import FLAVOR  # a flavor whose log_model can be made to hang (SLOW_LOG_MARKER)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -58,6 +59,7 @@ def train(values, score):
     return LinearRegression().fit([[v] for v in values], values)
 '''
 
+
 REGISTRY = '''
 from kedro.pipeline import node, pipeline
 
@@ -70,25 +72,6 @@ def register_pipelines():
         node(score, "values", "score", name="score"),
         node(train, ["values", "score"], "model", name="train"),
     ])}
-'''
-
-#: a flavor whose log_model can be made to hang (SLOW_LOG_MARKER): a step killed during log_model
-FLAVOR = '''
-import os
-import time
-from pathlib import Path
-
-import mlflow.sklearn
-
-save_model = mlflow.sklearn.save_model
-load_model = mlflow.sklearn.load_model
-
-
-def log_model(sk_model, name, run_id=None, model_id=None, **kwargs):
-    if os.environ.get("SLOW_LOG_MARKER"):
-        Path(os.environ["SLOW_LOG_MARKER"]).write_text("logging")
-        time.sleep(300)
-    return mlflow.sklearn.log_model(sk_model, name=name, run_id=run_id, model_id=model_id, **kwargs)
 '''
 
 
