@@ -183,14 +183,22 @@ def _runner(project: Path) -> str:
     return f"{project.name}.runner.DaskRunner"
 
 
-def _check_run(project: Path, tmp_path: Path, status: str = "FINISHED", *, runs: int = 1
+def _check_run(project: Path, tmp_path: Path, status: str = "FINISHED", *, runs: int = 1, server: Any = None
                ) -> tuple[Any, list[dict[str, Any]]]:
-    """The newest of the ``runs`` runs MLflow holds in any experiment (no stray run), with its timeline."""
+    """The newest of the ``runs`` runs MLflow holds in any experiment (no stray run), with its timeline.
+    ``server``: the tracking server the run went to (its "dask" experiment is this test's; a stray run
+    would land in its "Default" experiment), else the project's own sqlite store."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(store_uri(project))
-    found = sorted(all_runs(client), key=lambda r: r.info.start_time)
-    assert {client.get_experiment(r.info.experiment_id).name for r in found} == {"dask"}
+    client = MlflowClient(server.url if server is not None else store_uri(project))
+    if server is None:
+        found = sorted(all_runs(client), key=lambda r: r.info.start_time)
+        assert {client.get_experiment(r.info.experiment_id).name for r in found} == {"dask"}
+    else:
+        found = sorted(client.search_runs([client.get_experiment_by_name("dask").experiment_id]),
+                       key=lambda r: r.info.start_time)
+        since = found[0].info.start_time if found else 0  # this test's first run (tests before it may use "Default")
+        assert [r for r in client.search_runs(["0"]) if r.info.start_time >= since] == []  # no stray in "Default"
     assert len(found) == runs
     run = found[-1]
     assert run.info.status == status
@@ -198,20 +206,21 @@ def _check_run(project: Path, tmp_path: Path, status: str = "FINISHED", *, runs:
     return run, json.loads(Path(local).read_text())
 
 
-def _check_finished_run(project: Path, tmp_path: Path, workers: int = 2) -> Any:
+def _check_finished_run(project: Path, tmp_path: Path, workers: int = 2, server: Any = None) -> Any:
     import mlflow.sklearn
     from mlflow import MlflowClient
 
-    run, timeline = _check_run(project, tmp_path)
+    uri = server.url if server is not None else store_uri(project)
+    run, timeline = _check_run(project, tmp_path, server=server)
     metrics = run.data.metrics
     assert metrics["total"] == 6.0 and metrics["accuracy"] == 1.0  # metric datasets, saved in workers
     assert {"train_pid", "summarise_pid"} <= set(metrics)  # mlflow.log_metric in node code, in workers
     assert metrics["train_pid"] != metrics["summarise_pid"]  # run side by side, on two workers
     assert os.getpid() not in (metrics["train_pid"], metrics["summarise_pid"])
-    client = MlflowClient(store_uri(project))
+    client = MlflowClient(uri)
     (model,) = list(client.search_logged_models([run.info.experiment_id]))
     assert model.source_run_id == run.info.run_id and model.name == "classifier"
-    mlflow.set_tracking_uri(store_uri(project))
+    mlflow.set_tracking_uri(uri)
     try:
         loaded = mlflow.sklearn.load_model(f"runs:/{run.info.run_id}/classifier")
     finally:
@@ -229,7 +238,7 @@ def _check_finished_run(project: Path, tmp_path: Path, workers: int = 2) -> Any:
     assert by_node["evaluate"]["start"] >= by_node["train"]["end"] - 0.05
     for node in ("train", "summarise", "evaluate"):
         assert metrics[f"kedro.node_duration_s.{node}"] == pytest.approx(by_node[node]["duration_s"])
-    html = Path(MlflowClient(store_uri(project)).download_artifacts(
+    html = Path(MlflowClient(uri).download_artifacts(
         run.info.run_id, "kedro/timeline.html", str(tmp_path / "page"))).read_text()
     assert f"3 node runs on {workers} worker(s)" in html
     for e in timeline:
@@ -317,21 +326,27 @@ def external_cluster(dask_project, tmp_path) -> Iterator[DaskCluster]:
         cluster.stop()
 
 
-def test_docs_dask_runner_on_a_scheduler_and_two_worker_processes(dask_project, external_cluster, tmp_path):
-    env = kedro_env(DASK_SCHEDULER_ADDRESS=external_cluster.address)  # what Client() connects to
+@pytest.mark.postgres
+def test_docs_dask_runner_on_a_scheduler_and_two_worker_processes(dask_project, external_cluster, mlflow_server,
+                                                                  tmp_path):
+    """The workers, the scheduler and the `kedro run` each in a folder of their own, the run on the
+    shared `mlflow server` (PostgreSQL, proxied artifacts): nothing goes through a shared disk."""
+    env = kedro_env(DASK_SCHEDULER_ADDRESS=external_cluster.address,  # what Client() connects to
+                    MLFLOW_TRACKING_URI=mlflow_server.url)
     result = kedro_run(dask_project, "--runner", _runner(dask_project), env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:] + external_cluster.logs()
-    run, timeline = _check_finished_run(dask_project, tmp_path)
+    run, timeline = _check_finished_run(dask_project, tmp_path, server=mlflow_server)
     assert {e["worker"]["dask_worker"] for e in timeline} == {"w0", "w1"}  # `dask worker --name`
     assert {e for e in run.data.tags if e.startswith("kedro.error")} == set()
     assert external_cluster.strays() == []
 
     # the same workers, the next run: a node failing there fails it (scheduler address from --runner-params)
     result = kedro_run(dask_project, "--runner", _runner(dask_project), "--params", "model.fail=true,model.sleep=0",
-                       "--runner-params", f"client_args.address={external_cluster.address}")
+                       "--runner-params", f"client_args.address={external_cluster.address}",
+                       env=kedro_env(MLFLOW_TRACKING_URI=mlflow_server.url))
     assert result.returncode != 0
     assert "train failed on purpose" in result.stdout + result.stderr
-    run, timeline = _check_run(dask_project, tmp_path / "failed", status="FAILED", runs=2)
+    run, timeline = _check_run(dask_project, tmp_path / "failed", status="FAILED", runs=2, server=mlflow_server)
     assert run.data.tags["kedro.error.node"] == "train"
     assert run.data.tags["kedro.error.type"] == "ValueError"
     assert {"train_pid", "accuracy"}.isdisjoint(run.data.metrics)
