@@ -170,6 +170,8 @@ def test_show_a_finished_run_lists_its_params_metrics_models_and_artifacts(two_r
     assert f"  regressor  models:/{model.model_id}  READY" in text.output
     assert "  reports/report.json  " in text.output and "  kedro/timeline.html  " in text.output
     assert f"  coef  {run.data.metrics['coef']:.6g}" in text.output
+    # the plugin's own bookkeeping tags are not listed as the user's tags
+    assert run.data.tags["kedro.host"] and "kedro.host" not in text.output and "kedro.pid" not in text.output
 
     result = cli(two_runs.project, monkeypatch, "show", run.info.run_id[:12], "--json")
     shown = json.loads(result.output.splitlines()[-1])

@@ -125,7 +125,7 @@ def test_user_code_calling_mlflow_log_metric_lands_in_the_run(project, mlflow_st
     assert user_metrics(run.metrics) == {"user_metric": 0.5}
 
 
-def test_user_tags_and_run_name_from_mlflow_yml(project_factory, mlflow_store):
+def test_user_tags_and_run_name_from_mlflow_yml(project_factory, mlflow_store, monkeypatch):
     project = project_factory(
         mlflow_yml={"tracking": {"run": {"name": "nightly", "tags": {"team": "fraud", "ticket": 12}}}}
     )
@@ -133,6 +133,17 @@ def test_user_tags_and_run_name_from_mlflow_yml(project_factory, mlflow_store):
 
     run = mlflow_store.assert_one_run(status="FINISHED", experiment=project.name)
     run.assert_tag("team", "fraud").assert_tag("ticket", 12).assert_tag("mlflow.runName", "nightly")
+
+    # `kedro mlflow show` lists the user's tags, and only those, under "Tags"
+    from click.testing import CliRunner
+
+    from kedro_mlflow_runs.cli import commands
+
+    monkeypatch.chdir(project)
+    shown = CliRunner().invoke(commands, ["mlflow", "show", run.run_id], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.split("Tags:\n", 1)[1].split("Params (")[0].splitlines() == ["  team    fraud",
+                                                                                 "  ticket  12"]
 
 
 def test_run_started_by_user_becomes_parent_when_nested(project, client_for):

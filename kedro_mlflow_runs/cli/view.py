@@ -189,9 +189,9 @@ class RunDetails:
 
     @property
     def user_tags(self) -> dict[str, str]:
-        """Tags other than MLflow's own, the run's Kedro tags and its error tags."""
-        known = {tag for _, tag in KEDRO_TAGS} | {tag for _, tag in ERROR_TAGS}
-        return {k: v for k, v in self.tags.items() if k not in known and not k.startswith("mlflow.")}
+        """The tags the user set: not MLflow's own (``mlflow.*``) nor the plugin's (``kedro.*``,
+        ``kedro_mlflow_runs.*``: the Kedro tags, error, heartbeat, host, process; ``--json`` has them all)."""
+        return {k: v for k, v in self.tags.items() if not k.startswith(("mlflow.", "kedro.", "kedro_mlflow_runs."))}
 
     def to_json(self) -> dict[str, Any]:
         return {
