@@ -174,7 +174,10 @@ PARAMETERS = {"data": {"n": 4}, "model": {"C": 1.0, "sleep": 0.5, "fail": False}
 @pytest.fixture
 def dask_project(project_factory) -> Path:
     project = project_factory(nodes=NODES, registry=REGISTRY, parameters=PARAMETERS, catalog=CATALOG,
-                              mlflow_yml={"tracking": {"experiment": {"name": "dask"}}})
+                              mlflow_yml={"tracking": {"experiment": {"name": "dask"},
+                                                       # on the workers too (no model: the catalog logs it)
+                                                       "autolog": {"enabled": True, "flavors": ["sklearn"],
+                                                                   "kwargs": {"log_models": False}}}})
     (project / "src" / project.name / "runner.py").write_text(DOCS_RUNNER)
     return project
 
@@ -217,6 +220,8 @@ def _check_finished_run(project: Path, tmp_path: Path, workers: int = 2, server:
     assert {"train_pid", "summarise_pid"} <= set(metrics)  # mlflow.log_metric in node code, in workers
     assert metrics["train_pid"] != metrics["summarise_pid"]  # run side by side, on two workers
     assert os.getpid() not in (metrics["train_pid"], metrics["summarise_pid"])
+    # sklearn autologging, turned on in the workers: the fit in `train` logged its score and parameters
+    assert metrics["training_score"] == 1.0 and run.data.params["C"] == "1.0"
     client = MlflowClient(uri)
     (model,) = list(client.search_logged_models([run.info.experiment_id]))
     assert model.source_run_id == run.info.run_id and model.name == "classifier"
@@ -371,7 +376,7 @@ def test_only_the_run_handle_and_timeline_settings_are_sent_to_the_workers():
     sent = cloudpickle.dumps(plugin)
     assert b"s3cret" not in sent and b"ana" not in sent
     received = cloudpickle.loads(sent)
-    assert set(vars(received)) == {"handle", "recorder", "topic", "name", "_ctx"}
+    assert set(vars(received)) == {"handle", "recorder", "topic", "autolog", "name", "_ctx"}
     assert received.handle == handle and received.handle.tracking_uri == "http://mlflow.internal:5000"
 
 

@@ -126,7 +126,8 @@ KEYS: Final[tuple[Key, ...]] = (
         "flavor, `mlflow.autolog(**kwargs)` when none is listed) and off when it ends (what was on before is on "
         "again). What nodes fit lands in the plugin's run on every runner: worker threads have the run as their "
         "active run, forked workers inherit autologging, spawned workers turn it on from "
-        "`KEDRO_MLFLOW_RUNS_AUTOLOG`. When enabled, `disable_autologging` does not apply."),
+        "`KEDRO_MLFLOW_RUNS_AUTOLOG`, Dask workers when the run is handed to them. When enabled, "
+        "`disable_autologging` does not apply."),
     Key("tracking.autolog.flavors", FLAVORS, [], "e.g. [sklearn, xgboost]; empty: every library (mlflow.autolog)",
         "The flavors to autolog. A flavor MLflow cannot autolog is a `ConfigError` (the run ends FAILED before "
         "any node)."),

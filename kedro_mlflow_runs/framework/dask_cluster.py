@@ -14,7 +14,8 @@ before the run ends.
 
 In a worker, :meth:`RunPlugin.setup` attaches to the run and makes it the worker process's run
 (``core.current.attach_cluster_worker``): node hooks, datasets and ``mlflow.log_metric`` in node code
-find it. :meth:`RunPlugin.teardown` detaches, leaving the run open for its owner.
+find it, and turns on the run's autologging (``tracking.autolog``). :meth:`RunPlugin.teardown` turns it
+off and detaches, leaving the run open for its owner.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..core.registry import REGISTRY
 from ..core.tracked import TrackedRun
 from ..handle import Outcome, RunHandle
 from ..recording.recorder import RunRecorder
+from .autolog import set_autolog
 
 __all__ = ["PRELOAD", "DaskPublication", "RunPlugin", "dask_setup", "plugin_name", "publish"]
 
@@ -61,19 +63,23 @@ class RunPlugin(WorkerPlugin):
         handle: the run.
         recorder: the run recorder's ``settings()`` (None: no timeline or lineage is recorded).
         topic: the Dask event topic the worker sends its timeline and lineage events to.
+        autolog: the run's autologging (``{"flavors": [...], "kwargs": {...}}``), None when off.
     """
 
     idempotent = False
 
-    def __init__(self, handle: RunHandle, recorder: Mapping[str, Any] | None, topic: str) -> None:
+    def __init__(self, handle: RunHandle, recorder: Mapping[str, Any] | None, topic: str,
+                 autolog: Mapping[str, Any] | None = None) -> None:
         self.handle = handle
         self.recorder = dict(recorder) if recorder is not None else None
         self.topic = topic
+        self.autolog = dict(autolog) if autolog is not None else None
         self.name = plugin_name(handle.kedro_run_id)
         self._ctx: Any = None  # the worker's attached context, between setup and teardown
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"handle": self.handle, "recorder": self.recorder, "topic": self.topic, "name": self.name}
+        return {"handle": self.handle, "recorder": self.recorder, "topic": self.topic, "autolog": self.autolog,
+                "name": self.name}
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
         self.__dict__.update(state)
@@ -85,11 +91,18 @@ class RunPlugin(WorkerPlugin):
         if self.recorder is not None:
             sink = _EventSink(worker, self.topic)
             REGISTRY.set_worker_recorder(str(self.handle.kedro_run_id), _worker_recorder(self.recorder, sink))
+        if self.autolog is not None:
+            set_autolog(self.autolog["flavors"], self.autolog["kwargs"], on=True)
         logger.debug("Dask worker %s attached to MLflow run %s", worker.name, self.handle.run_id)
 
     def teardown(self, worker: Any) -> None:
-        """On the worker: detach (the run stays open for the process running the Kedro run)."""
+        """On the worker: autologging off, and detach (the run stays open for the process running the Kedro run)."""
         REGISTRY.set_worker_recorder(str(self.handle.kedro_run_id), None)
+        if self.autolog is not None:
+            try:
+                set_autolog(self.autolog["flavors"], self.autolog["kwargs"], on=False)
+            except Exception as exc:  # detach all the same
+                logger.warning("Could not turn autologging off in Dask worker %s: %s", worker.name, exc)
         ctx, self._ctx = self._ctx, None
         if ctx is not None and ctx.is_active:
             REGISTRY.finish(ctx, Outcome.finished())
@@ -135,7 +148,10 @@ class DaskPublication:
         self.run_id = ctx.handle.run_id
         self.topic = f"kedro-mlflow-runs/{self.kedro_run_id}"
         recorder = tracked.recorder
-        self.plugin = RunPlugin(ctx.handle, recorder.settings() if recorder is not None else None, self.topic)
+        autolog = tracked.config.tracking.autolog
+        self.plugin = RunPlugin(ctx.handle, recorder.settings() if recorder is not None else None, self.topic,
+                                {"flavors": list(autolog.flavors), "kwargs": dict(autolog.kwargs)}
+                                if autolog.enabled else None)
         self._receive = partial(_receive, recorder) if recorder is not None else None
         self._clients: list[tuple[Any, str | None]] = []
         self._lock = threading.Lock()
