@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -249,3 +250,35 @@ def test_ui_exits_non_zero_when_its_server_stops_before_it_answers(uis):
             in ui.text("err")) and "see its output above." in ui.text("err")
     assert "Serving" not in ui.text("out") and "already in use" not in ui.text("err")
     assert wait_until_gone(ui.mark) == []
+
+
+def test_the_keeper_kills_a_server_that_ignores_sigterm(tmp_path):
+    """A server that ignores SIGTERM (or hangs shutting down) is killed after the grace period: the
+    keeper's parent gone, nothing of the server is left (here with a 1 s grace period)."""
+    mark = uuid.uuid4().hex
+    stubborn = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+                "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)']); time.sleep(300)")
+    keeper_code = ("import sys; from kedro_mlflow_runs.cli import _ui_server as k; k.GRACE_S = 1.0; "
+                   "sys.exit(k.main(sys.argv[1:]))")
+    read_end, write_end = os.pipe()
+    env = {**os.environ, MARK: mark}
+    keeper = subprocess.Popen([sys.executable, "-c", keeper_code, str(read_end), sys.executable, "-c", stubborn],
+                              env=env, pass_fds=(read_end,))
+    os.close(read_end)
+    try:
+        deadline = time.monotonic() + 60
+        while len(marked_processes(mark)) < 3:  # the keeper, the server and its child
+            assert time.monotonic() < deadline, marked_processes(mark)
+            time.sleep(0.1)
+        os.close(write_end)  # the keeper's parent is gone
+        write_end = -1
+        assert keeper.wait(timeout=30) == 128 + signal.SIGKILL  # the server died of the SIGKILL
+        assert wait_until_gone(mark) == []
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        if keeper.poll() is None:
+            keeper.kill()
+        for pid in marked_processes(mark):
+            os.kill(pid, signal.SIGKILL)

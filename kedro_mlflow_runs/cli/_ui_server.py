@@ -9,6 +9,9 @@ and ends that whole group (SIGTERM, then SIGKILL for what is left after a grace 
   write end ``kedro mlflow ui`` holds, so end-of-file on it means that its parent is gone;
 - when the server's main process ends, so that none of its children outlives it.
 
+A group still there ``GRACE_S`` seconds after SIGTERM (a server that ignores it, or hangs shutting
+down) gets SIGKILL.
+
 It exits with the server's exit code (128 + the signal number when the server ended on a signal).
 The server's output goes to this process's stderr.
 """
@@ -53,8 +56,10 @@ class _Keeper:
                 return
             self._stopping = True
             child = self.child
-        if child is not None:
-            _signal_group(child.pid, signal.SIGTERM)
+        if child is not None and _signal_group(child.pid, signal.SIGTERM):
+            timer = threading.Timer(GRACE_S, _signal_group, (child.pid, signal.SIGKILL))
+            timer.daemon = True
+            timer.start()
 
     def end(self) -> None:
         """After the server's main process ended: stop what is left of its group, SIGKILL after the grace period."""
