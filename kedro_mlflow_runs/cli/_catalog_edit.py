@@ -65,7 +65,7 @@ def rewrite_catalog(text: str, label: str, rulesets: tuple[RuleSet, ...]) -> Fil
     if not isinstance(root, MappingNode) or not isinstance(data, dict):
         return file
     retyped: set[int] = set()
-    migrated: dict[str, str] = {}
+    migrated: dict[str, tuple[str, int]] = {}
     try:
         entries = []
         for key, node in root.value:
@@ -84,12 +84,12 @@ def rewrite_catalog(text: str, label: str, rulesets: tuple[RuleSet, ...]) -> Fil
         file.edits.clear()
         file.changes.clear()
         return file
-    for name, new_type in migrated.items():
-        _check_arguments(file, name, new_type, loaded.get(name))
+    for name, (new_type, line) in migrated.items():
+        _check_arguments(file, f"{label}:{line}: {name}", new_type, loaded.get(name))
     return file
 
 
-def _check_arguments(file: FileEdit, name: str, new_type: str, config: Any) -> None:
+def _check_arguments(file: FileEdit, where: str, new_type: str, config: Any) -> None:
     """Report the arguments of a rewritten entry that its new dataset class does not take."""
     import importlib
     import inspect
@@ -104,12 +104,12 @@ def _check_arguments(file: FileEdit, name: str, new_type: str, config: Any) -> N
         return
     unknown = sorted(str(k) for k in config if k not in params and k not in ("type", "versioned"))
     if unknown:
-        file.problems.append(f"{file.label}: {name}: {cls_name} takes no argument {', '.join(unknown)}; remove or "
+        file.problems.append(f"{where}: {cls_name} takes no argument {', '.join(unknown)}; remove or "
                              f"rename it by hand (see the migration guide's table of arguments).")
 
 
 def _apply(file: FileEdit, rulesets: tuple[RuleSet, ...], name: str, node: MappingNode,
-           typed: tuple[ScalarNode, str], config: Any, retyped: set[int], migrated: dict[str, str]) -> None:
+           typed: tuple[ScalarNode, str], config: Any, retyped: set[int], migrated: dict[str, tuple[str, int]]) -> None:
     type_node, old_type = typed
     for rules in rulesets:
         rule_key = rules.key_of(old_type)
@@ -127,7 +127,7 @@ def _apply(file: FileEdit, rulesets: tuple[RuleSet, ...], name: str, node: Mappi
             type_node.value = rule.new_type
         if name.startswith("_"):  # a template for anchors: Kedro never builds it, its users are edited
             return
-        migrated[name] = rule.new_type
+        migrated[name] = (rule.new_type, node.start_mark.line + 1)
         if rule.edit is not None:
             rule.edit(CatalogEntry(name, node, config if isinstance(config, Mapping) else {}, file))
         return
