@@ -142,7 +142,11 @@ def test_kedro_mlflows_run_tags_have_their_counterparts(v1):
     assert tags["kedro.command"] == "kedro run"  # its kedro_command
     assert tags["kedro.pipeline_names"] == "__default__" and tags["kedro.env"] == "local"
     assert tags["kedro.version"] and tags["kedro.run_id"] and tags["kedro.runner"] == "SequentialRunner"
-    assert v1.runs["inference"].data.tags["kedro.command"].startswith("kedro run --pipelines inference")
+    inference = v1.runs["inference"].data.tags
+    assert inference["kedro.command"] == f"kedro run --pipelines inference --params training_run_id={v1.old_run}"
+    # the other run parameters kedro-mlflow tagged are in the command line only
+    assert [k for k, v in inference.items() if v1.old_run in v] == ["kedro.command"]
+    assert not {"runtime_params", "project_path", "kedro_command", "pipeline_names"} & set(tags)
 
 
 @contextlib.contextmanager

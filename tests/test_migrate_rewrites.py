@@ -87,6 +87,18 @@ def test_catalog_edits_keep_comments_quotes_and_flow_style_and_load_as_intended(
           <<: *metrics
         "{name}_metrics":
           type: kedro_mlflow.io.metrics.MlflowMetricsHistoryDataset
+        old_spelling:  # kedro-mlflow 0.11's names
+          type: kedro_mlflow.io.artifacts.MlflowArtifactDataSet
+          data_set: {type: pickle.PickleDataset, filepath: data/x.pkl}
+        registered:  # every argument of kedro-mlflow 1.x's registry dataset is taken here
+          type: kedro_mlflow.io.models.MlflowModelRegistryDataset
+          model_name: churn
+          stage_or_version: 3
+          alias: null
+          flavor: mlflow.pyfunc
+          pyfunc_workflow: python_model
+          load_args: {}
+          metadata: {owner: me}
         """)
     edit = rewrite_catalog(text, "catalog.yml", RULESETS)
     assert edit.problems == []
@@ -100,6 +112,8 @@ def test_catalog_edits_keep_comments_quotes_and_flow_style_and_load_as_intended(
     assert new["train_metrics"] == {"type": "kedro_mlflow_runs.io.metrics.MlflowMetricsHistoryDataset",
                                     "prefix": "train_metrics"}
     assert "prefix" not in new["{name}_metrics"]  # kedro-mlflow's hook never saw factory entries
+    assert new["old_spelling"]["type"] == "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset"
+    assert new["registered"]["type"] == f"{models}MlflowModelRegistryDataset"
     assert "# full path" in edit.applied() and "  run_id: ${globals:training_run}\n" in edit.applied()
 
 
@@ -161,6 +175,9 @@ def test_what_cannot_be_migrated_is_named_and_fails_the_command(project_factory)
             dataset: json.JSONDataset
         odd:
           type: kedro_mlflow.io.something.Else
+        typo:
+          type: kedro_mlflow.io.metrics.MlflowMetricDataset
+          kee: accuracy
         """))
     nodes = next((project / "src").iterdir()) / "nodes.py"
     nodes.write_text(nodes.read_text() + "\n\ndef wrap(p, c):\n    return KedroPipelineModel(p, c, 'x')\n"
@@ -175,6 +192,8 @@ def test_what_cannot_be_migrated_is_named_and_fails_the_command(project_factory)
            "counterpart" in result.output
     assert "conf/base/catalog.yml:8: odd: 'kedro_mlflow.io.something.Else' has no counterpart" in result.output
     assert "parts: type kedro_mlflow.io.artifacts.MlflowArtifactDataset ->" in result.output  # that one migrates
+    assert "conf/base/catalog.yml:11: typo: MlflowMetricDataset takes no argument kee; remove or rename it" \
+           in result.output  # checked against the dataset it becomes
 
 
 def test_migrate_writes_nothing_when_part_cannot_be_migrated(project_factory):
@@ -214,3 +233,17 @@ def test_a_file_that_is_not_text_in_its_encoding_is_named_and_nothing_is_written
     result = migrate(project, "--write")
     assert result.exit_code == 0, result.output
     assert nodes.read_bytes().endswith(b"from kedro_mlflow_runs.io.metrics import MlflowMetricDataset  # caf\xe9\n")
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("MlflowModelLoggerDataSet", "models.MlflowModelLoggerDataset"),
+    ("MlflowModelSaverDataSet", "models.MlflowModelSaverDataset"),
+    ("MlflowArtifactDataSet", "artifacts.MlflowArtifactDataset"),
+    ("MlflowMetricDataSet", "metrics.MlflowMetricDataset"),
+    ("MlflowMetricHistoryDataSet", "metrics.MlflowMetricHistoryDataset"),
+    ("MlflowMetricsDataSet", "metrics.MlflowMetricsHistoryDataset"),
+    ("MlflowModelRegistryDataSet", "models.MlflowModelRegistryDataset"),
+])
+def test_kedro_mlflow_0_11_names_are_rewritten(old, new):
+    edit = rewrite_catalog(f"x:\n  type: kedro_mlflow.io.{old}\n", "catalog.yml", RULESETS)
+    assert edit.changes[0] == f"catalog.yml:2: x: type kedro_mlflow.io.{old} -> kedro_mlflow_runs.io.{new}"

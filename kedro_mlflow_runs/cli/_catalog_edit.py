@@ -26,6 +26,8 @@ from ._file_edit import FileEdit
 
 __all__ = ["CatalogEntry", "CatalogRule", "FileEdit", "RuleSet", "rewrite_catalog"]
 
+_Migrated = dict[str, tuple[str, MappingNode]]  # entry name -> (its new type, its node)
+
 
 @dataclass(frozen=True)
 class CatalogRule:
@@ -65,7 +67,7 @@ def rewrite_catalog(text: str, label: str, rulesets: tuple[RuleSet, ...]) -> Fil
     if not isinstance(root, MappingNode) or not isinstance(data, dict):
         return file
     retyped: set[int] = set()
-    migrated: dict[str, tuple[str, int]] = {}
+    migrated: _Migrated = {}
     try:
         entries = []
         for key, node in root.value:
@@ -84,12 +86,12 @@ def rewrite_catalog(text: str, label: str, rulesets: tuple[RuleSet, ...]) -> Fil
         file.edits.clear()
         file.changes.clear()
         return file
-    for name, (new_type, line) in migrated.items():
-        _check_arguments(file, f"{label}:{line}: {name}", new_type, loaded.get(name))
+    for name, (new_type, node) in migrated.items():
+        _check_arguments(file, name, node, new_type, loaded.get(name))
     return file
 
 
-def _check_arguments(file: FileEdit, where: str, new_type: str, config: Any) -> None:
+def _check_arguments(file: FileEdit, name: str, node: MappingNode, new_type: str, config: Any) -> None:
     """Report the arguments of a rewritten entry that its new dataset class does not take."""
     import importlib
     import inspect
@@ -104,12 +106,14 @@ def _check_arguments(file: FileEdit, where: str, new_type: str, config: Any) -> 
         return
     unknown = sorted(str(k) for k in config if k not in params and k not in ("type", "versioned"))
     if unknown:
-        file.problems.append(f"{where}: {cls_name} takes no argument {', '.join(unknown)}; remove or "
-                             f"rename it by hand (see the migration guide's table of arguments).")
+        keys = [k for k, _ in node.value if isinstance(k, ScalarNode) and k.value in unknown]
+        line = (keys[0] if keys else node).start_mark.line + 1
+        file.problems.append(f"{file.label}:{line}: {name}: {cls_name} takes no argument {', '.join(unknown)}; "
+                             f"remove or rename it by hand (see the migration guide's table of arguments).")
 
 
 def _apply(file: FileEdit, rulesets: tuple[RuleSet, ...], name: str, node: MappingNode,
-           typed: tuple[ScalarNode, str], config: Any, retyped: set[int], migrated: dict[str, tuple[str, int]]) -> None:
+           typed: tuple[ScalarNode, str], config: Any, retyped: set[int], migrated: _Migrated) -> None:
     type_node, old_type = typed
     for rules in rulesets:
         rule_key = rules.key_of(old_type)
@@ -127,7 +131,7 @@ def _apply(file: FileEdit, rulesets: tuple[RuleSet, ...], name: str, node: Mappi
             type_node.value = rule.new_type
         if name.startswith("_"):  # a template for anchors: Kedro never builds it, its users are edited
             return
-        migrated[name] = (rule.new_type, node.start_mark.line + 1)
+        migrated[name] = (rule.new_type, node)
         if rule.edit is not None:
             rule.edit(CatalogEntry(name, node, config if isinstance(config, Mapping) else {}, file))
         return
