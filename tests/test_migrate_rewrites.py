@@ -5,6 +5,7 @@ another tool's migration plugs in with a table of rules."""
 from __future__ import annotations
 
 import ast
+import os
 import dataclasses
 import textwrap
 
@@ -247,3 +248,24 @@ def test_a_file_that_is_not_text_in_its_encoding_is_named_and_nothing_is_written
 def test_kedro_mlflow_0_11_names_are_rewritten(old, new):
     edit = rewrite_catalog(f"x:\n  type: kedro_mlflow.io.{old}\n", "catalog.yml", RULESETS)
     assert edit.changes[0] == f"catalog.yml:2: x: type kedro_mlflow.io.{old} -> kedro_mlflow_runs.io.{new}"
+
+
+def test_a_file_that_cannot_be_written_is_named_and_left_as_it_was(project_factory, mocker):
+    project = project_factory(catalog={"m": {"type": "kedro_mlflow.io.metrics.MlflowMetricDataset"}})
+    settings = next((project / "src").iterdir()) / "settings.py"
+    settings.write_text(IMPORT + "HOOKS = (MlflowHook(),)\n")
+    real_replace = os.replace
+
+    def full_disk(source, target):
+        if str(target).endswith("settings.py"):
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    mocker.patch("kedro_mlflow_runs.cli.migration.os.replace", side_effect=full_disk)
+    result = migrate(project, "--write")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert f"could not write {settings}: No space left on device. Files already rewritten: catalog.yml" in result.output
+    assert settings.read_text() == IMPORT + "HOOKS = (MlflowHook(),)\n"  # unchanged, and no temporary file left
+    assert sorted(p.name for p in settings.parent.iterdir() if "settings" in p.name) == ["settings.py", "settings.py.bak"]
+    catalog = project / "conf" / "base" / "catalog.yml"
+    assert "kedro_mlflow_runs.io.metrics" in catalog.read_text() and catalog.with_name("catalog.yml.bak").exists()

@@ -88,14 +88,22 @@ class Migration:
         free ``<file>.bak.N``, unless one of them holds the same bytes. The new text replaces the
         file atomically (a temporary file in its folder, renamed over it), with the same bits.
         """
-        written = []
+        written: list[tuple[Path, Path | None]] = []
         for path, (_, new) in sorted(self.edits.items()):
             target = path.resolve()  # a symlinked catalog stays a symlink
-            mode = stat.S_IMODE(target.stat().st_mode)
-            backup = _backup(path, self.originals[path], mode)
             temporary = target.with_name(f".{target.name}.migrate-tmp")
-            _write(temporary, new.encode(self.encodings.get(path, "utf-8")), mode)
-            os.replace(temporary, target)
+            try:
+                mode = stat.S_IMODE(target.stat().st_mode)
+                backup = _backup(path, self.originals[path], mode)
+                _write(temporary, new.encode(self.encodings.get(path, "utf-8")), mode)
+                os.replace(temporary, target)
+            except OSError as exc:
+                temporary.unlink(missing_ok=True)
+                done = ", ".join(p.name for p, _ in written) or "none"
+                raise KedroMlflowRunsError(
+                    f"kedro mlflow migrate could not write {path}: {exc.strerror or exc}. Files already rewritten: "
+                    f"{done} (their originals are in .bak files); {path.name} is unchanged. Fix the cause (disk "
+                    f"space, permissions), then run `kedro mlflow migrate --write` again.") from None
             written.append((path, backup))
         return written
 

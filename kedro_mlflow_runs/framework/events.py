@@ -64,7 +64,8 @@ def refuse_kedro_mlflow_types(conf_catalog: dict[str, Any]) -> None:
     from .._version import docs_page
     from ..errors import MlflowDatasetError
 
-    names = ", ".join(f"'{name}' ({kind})" for name, kind in sorted(left.items()))
+    shown = [f"'{name}' ({kind})" for name, kind in sorted(left.items())[:5]]
+    names = ", ".join(shown) + (f" and {len(left) - len(shown)} more" if len(left) > len(shown) else "")
     raise MlflowDatasetError(
         f"Catalog {'entries' if len(left) > 1 else 'entry'} {names} still "
         f"{'name' if len(left) > 1 else 'names'} kedro-mlflow's dataset types, which kedro-mlflow-runs "
