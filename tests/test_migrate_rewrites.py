@@ -5,8 +5,8 @@ another tool's migration plugs in with a table of rules."""
 from __future__ import annotations
 
 import ast
-import os
 import dataclasses
+import os
 import textwrap
 
 import pytest
