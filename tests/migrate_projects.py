@@ -5,7 +5,8 @@
   name the package), ``mlflow.yml`` has the keys ``kedro mlflow init`` writes, and the catalog uses
   1.x arguments: ``MlflowArtifactDataset`` over parquet and csv, ``MlflowModelTrackingDataset``
   with and without ``artifact_path`` and with ``run_id``, ``MlflowMetricsHistoryDataset`` and
-  ``MlflowMetricDataset`` without prefix / key; a training and an inference pipeline.
+  ``MlflowMetricDataset`` without prefix / key; a training and an inference pipeline (the default
+  pipeline also runs the inference on the models of the training run ``--params training_run_id=``).
 * ``write_v2_project``: a kedro-mlflow 2.x project, Windows line endings, kedro-mlflow's hook listed
   in ``settings.py`` beside the project's own, a model without ``save_args.name``.
 
@@ -79,8 +80,9 @@ def register_pipelines():
     ])
     inference = pipeline([node(predict, ["regressor", "scaler", "model_input", "params:model_options"],
                                "predictions", name="predict")])
-    from_run = pipeline(inference, inputs={"regressor": "regressor_from_run", "scaler": "scaler_from_run"})
-    return {"__default__": training + inference, "training": training, "inference": from_run}
+    from_run = pipeline([node(predict, ["regressor_from_run", "scaler_from_run", "model_input", "params:model_options"],
+                              "predictions_from_run", name="predict_from_run")])
+    return {"__default__": training + inference + from_run, "training": training, "inference": from_run}
 '''
 
 V1_CATALOG = """\
@@ -129,6 +131,10 @@ predictions:
   dataset:
     type: pandas.CSVDataset
     filepath: data/07_model_output/predictions.csv
+
+predictions_from_run:
+  type: pandas.CSVDataset
+  filepath: data/07_model_output/predictions_from_run.csv
 """
 
 V1_PARAMETERS = {"model_options": {"features": ["age", "min_players", "max_players", "playing_time"],

@@ -54,7 +54,7 @@ def legacy_run(project: Path) -> str:
     run = client.create_run(experiment, run_name="__default__")
     with tempfile.TemporaryDirectory() as folder:
         for name, model in (("model", regressor), ("scaler", scaler)):
-            mlflow.sklearn.save_model(model, f"{folder}/{name}")
+            mlflow.sklearn.save_model(model, f"{folder}/{name}", pip_requirements=["scikit-learn"])  # no inference
             client.log_artifacts(run.info.run_id, f"{folder}/{name}", name)
     client.set_terminated(run.info.run_id)
     return run.info.run_id
@@ -62,22 +62,21 @@ def legacy_run(project: Path) -> str:
 
 @pytest.fixture(scope="module")
 def v1(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> SimpleNamespace:
-    """A kedro-mlflow 1.x project: dry run, ``--write``, ``kedro run``, then its inference pipeline
-    on a training run kedro-mlflow 1.x logged before the migration."""
+    """A kedro-mlflow 1.x project: dry run, ``--write``, then ``kedro run``, its inference also reading
+    the models of a training run kedro-mlflow 1.x logged before the migration."""
     project = write_v1_project(tmp_path_factory.mktemp("v1"), template_db)
     before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and p.name != "mlflow.db"}
     old_run = legacy_run(project)
     dry = migrate(project)
     unchanged_by_dry_run = all(p.read_bytes() == data for p, data in before.items())
     written = migrate(project, "--write")
-    training = kedro_run(project)
-    inference = kedro_run(project, "--pipelines", "inference", "--params", f"training_run_id={old_run}")
+    training = kedro_run(project, "--params", f"training_run_id={old_run}")
     from mlflow import MlflowClient
 
     client = MlflowClient(store_uri(project))
     runs = {r.info.run_name: r for r in all_runs(client) if r.info.run_id != old_run}
     return SimpleNamespace(project=project, dry=dry, unchanged_by_dry_run=unchanged_by_dry_run, written=written,
-                           training=training, inference=inference, client=client, runs=runs, old_run=old_run)
+                           training=training, client=client, runs=runs, old_run=old_run)
 
 
 def test_the_dry_run_shows_each_change_on_one_line_and_writes_nothing(v1):
@@ -123,29 +122,25 @@ def test_write_then_kedro_run_logs_what_kedro_mlflow_logged(v1):
     assert type(loaded).__name__ == "LinearRegression"
 
 
-def test_the_inference_pipeline_reads_a_training_run_kedro_mlflow_logged_before(v1):
-    assert v1.inference.returncode == 0, v1.inference.stderr[-3000:]
-    run = v1.runs["inference"]
-    assert run.info.status == "FINISHED" and logged_models(v1.client, run.info.run_id) == []
-    assert artifacts(v1.client, run.info.run_id) == {"predictions.csv"}
+def test_the_inference_reads_a_training_run_kedro_mlflow_logged_before_the_migration(v1):
+    assert v1.training.returncode == 0, v1.training.stderr[-3000:]
     nodes = v1_nodes()
     model_input = nodes["preprocess"](pd.read_csv(v1.project / "data" / "01_raw" / "games.csv"))
     scaler = nodes["fit_scaler"](model_input, FEATURES)
     expected = nodes["predict"](nodes["train"](model_input, scaler, FEATURES), scaler, model_input, FEATURES)
-    written = pd.read_csv(v1.project / "data" / "07_model_output" / "predictions.csv")
+    written = pd.read_csv(v1.project / "data" / "07_model_output" / "predictions_from_run.csv")
     assert written["predicted_rating"].tolist() == pytest.approx(expected["predicted_rating"].tolist())
+    assert set(v1.runs) == {"__default__"}  # loading from another run logs nothing there
 
 
 def test_kedro_mlflows_run_tags_have_their_counterparts(v1):
     tags = v1.runs["__default__"].data.tags
     assert tags["kedro.project_path"] == str(v1.project.resolve())  # kedro-mlflow's project_path
-    assert tags["kedro.command"] == "kedro run"  # its kedro_command
     assert tags["kedro.pipeline_names"] == "__default__" and tags["kedro.env"] == "local"
     assert tags["kedro.version"] and tags["kedro.run_id"] and tags["kedro.runner"] == "SequentialRunner"
-    inference = v1.runs["inference"].data.tags
-    assert inference["kedro.command"] == f"kedro run --pipelines inference --params training_run_id={v1.old_run}"
-    # the other run parameters kedro-mlflow tagged are in the command line only
-    assert [k for k, v in inference.items() if v1.old_run in v] == ["kedro.command"]
+    assert tags["kedro.command"] == f"kedro run --params training_run_id={v1.old_run}"  # its kedro_command
+    # the other run parameters kedro-mlflow tagged (runtime_params here) are in the command line only
+    assert [k for k, v in tags.items() if v1.old_run in v] == ["kedro.command"]
     assert not {"runtime_params", "project_path", "kedro_command", "pipeline_names"} & set(tags)
 
 
