@@ -11,10 +11,10 @@ import click
 @click.option("--env", "-e", default=None, help="Only this Kedro environment's conf/ folder (default: all).")
 @click.option("--write", is_flag=True, help="Apply the changes (each file kept as <file>.bak); default: show them.")
 def migrate(env: str | None, write: bool) -> None:
-    """Move a kedro-mlflow project over: rewrite its catalog types and hooks.
+    """Move a kedro-mlflow project over: rewrite its catalog, imports and hooks.
 
-    Prints a unified diff of what it would change; --write applies it. Exits non-zero, saying what
-    and why, when something cannot be migrated automatically.
+    Prints each change (file:line: what) and a unified diff; --write applies them. Exits non-zero,
+    saying what and why, when something cannot be migrated automatically; then nothing is written.
 
     Example: kedro mlflow migrate, then kedro mlflow migrate --write
     """
@@ -23,7 +23,7 @@ def migrate(env: str | None, write: bool) -> None:
 
     from ..errors import KedroMlflowRunsError
     from ._project import project_root
-    from .migration import plan_migration
+    from .migration import RULESETS, plan_migration
 
     metadata = bootstrap_project(project_root())
     root = Path(metadata.project_path)
@@ -31,15 +31,25 @@ def migrate(env: str | None, write: bool) -> None:
         plan = plan_migration(root, metadata.package_name, env)
     except KedroMlflowRunsError as exc:
         raise click.ClickException(str(exc)) from None
-    diff = plan.diff(root)
-    click.echo(diff or "Nothing to rewrite: no kedro-mlflow dataset type or hook found.")
+    if not plan.edits and not plan.problems:
+        tools = " or ".join(rules.name for rules in RULESETS)
+        click.echo(f"Nothing to rewrite: no dataset type, import or hook of {tools} found.")
+        return
+    if plan.changes:
+        click.echo("Changes:\n  " + "\n  ".join(plan.changes))
+        click.echo(plan.diff(root), nl=False)
     if write and plan.edits and plan.problems:
         click.echo("Nothing was written: fix what is listed below first (or by hand), then run again.")
     elif write and plan.edits:
-        for path in plan.write():
-            click.echo(f"Wrote {path.relative_to(root)} (the original is in {path.name}.bak)")
+        try:
+            written = plan.write()
+        except KedroMlflowRunsError as exc:
+            raise click.ClickException(str(exc)) from None
+        for path, backup in written:
+            kept = f"the original is in {backup.name}" if backup else "its original was kept by an earlier run"
+            click.echo(f"Wrote {path.relative_to(root).as_posix()} ({kept})")
     elif plan.edits:
         click.echo("Dry run: nothing was written. Run with --write to apply.")
     if plan.problems:
-        raise click.ClickException("Some kedro-mlflow usage cannot be migrated automatically:\n  "
+        raise click.ClickException("Some of the project cannot be migrated automatically:\n  "
                                    + "\n  ".join(plan.problems))

@@ -1,65 +1,63 @@
 """``kedro mlflow migrate``: move a kedro-mlflow project over, as text edits that keep comments.
 
-What is rewritten:
+What is rewritten (see docs/migrating-from-kedro-mlflow.md for the full table):
 
-* ``conf/**/catalog*.yml``: ``kedro_mlflow.io.*`` dataset types become ours (``MlflowModelTrackingDataset``
-  becomes ``MlflowModelLoggerDataset``, ``MlflowModelLocalFileSystemDataset`` becomes
-  ``MlflowModelSaverDataset``, the others keep their names). Their arguments are accepted as they are.
-* ``src/<package>/settings.py``: kedro-mlflow's hook import and ``MlflowHook()`` in ``HOOKS`` are
-  removed (this plugin registers its hooks itself).
-* the package's other Python files (``src/<package>/**/*.py``): imports from ``kedro_mlflow.pipeline``
-  (``pipeline_ml_factory``) and ``kedro_mlflow.io.*`` become ours; a hand-built
-  ``KedroPipelineModel(...)`` is reported (its constructor differs here).
-* ``conf/**/mlflow*.yml``: kedro-mlflow's keys are accepted as they are; nothing to rewrite.
+* ``conf/**/catalog*.yml``: dataset types of the rule sets in :data:`RULESETS` become ours, and
+  their arguments are rewritten to mean here what they meant there (``_kedro_mlflow_rules.py``).
+* ``src/<package>/settings.py``: what the rules of :data:`SETTINGS_RULES` remove (kedro-mlflow's
+  hook import and ``MlflowHook()`` in ``HOOKS``: this plugin registers its hooks itself).
+* the package's other Python files: imports from ``kedro_mlflow.pipeline`` and ``kedro_mlflow.io.*``
+  become ours; a hand-built ``KedroPipelineModel(...)`` is reported.
 
-What cannot be migrated is reported with the file, the line and why; nothing is guessed.
+Another tool's catalog types plug in as one more :class:`RuleSet` in :data:`RULESETS`, its
+``settings.py`` edits as one more :class:`SettingsRule` in :data:`SETTINGS_RULES`.
+
+Code is read with ``ast`` and YAML with PyYAML's node positions: comments and strings never count.
+Every rewritten file must parse, and mean what was intended, before anything is written. What
+cannot be migrated is reported with the file, the line and why; nothing is guessed.
 
 Files are read and written as bytes in their own encoding (UTF-8 for YAML, as Kedro reads it; a
 Python file's PEP 263 coding line, else UTF-8), so line endings and everything not rewritten stay as
 they were; a file that is not valid text in that encoding stops the command, naming the file. With
-``--write``, the original is kept as ``<file>.bak`` and both it and the rewritten file keep the
-original's permission bits (a 0600 catalog gives a 0600 backup).
+``--write``, the original is kept as ``<file>.bak`` (an existing ``.bak``, the original of an
+earlier migration, is never overwritten: a different original goes to ``<file>.bak.2``, ...), and
+the rewritten file replaces the original atomically with its permission bits.
 """
 
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import difflib
 import os
 import re
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
+from typing import Final
 
-from .._version import docs_page
 from ..errors import KedroMlflowRunsError
+from ._catalog_edit import FileEdit, RuleSet, rewrite_catalog
+from ._kedro_mlflow_rules import KEDRO_MLFLOW, KEDRO_MLFLOW_PYTHON, KEDRO_MLFLOW_SETTINGS
+from ._python_edit import SettingsRule, rewrite_python
 
-__all__ = ["Migration", "plan_migration"]
+__all__ = ["RULESETS", "SETTINGS_RULES", "Migration", "plan_migration"]
 
-_TYPES = MappingProxyType({
-    "kedro_mlflow.io.artifacts.MlflowArtifactDataset": "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset",
-    "kedro_mlflow.io.metrics.MlflowMetricDataset": "kedro_mlflow_runs.io.metrics.MlflowMetricDataset",
-    "kedro_mlflow.io.metrics.MlflowMetricHistoryDataset": "kedro_mlflow_runs.io.metrics.MlflowMetricHistoryDataset",
-    "kedro_mlflow.io.metrics.MlflowMetricsHistoryDataset": "kedro_mlflow_runs.io.metrics.MlflowMetricsHistoryDataset",
-    "kedro_mlflow.io.models.MlflowModelTrackingDataset": "kedro_mlflow_runs.io.models.MlflowModelLoggerDataset",
-    "kedro_mlflow.io.models.MlflowModelLocalFileSystemDataset": "kedro_mlflow_runs.io.models.MlflowModelSaverDataset",
-    "kedro_mlflow.io.models.MlflowModelRegistryDataset": "kedro_mlflow_runs.io.models.MlflowModelRegistryDataset",
-})
-_KEDRO_MLFLOW_TYPE = re.compile(r"kedro_mlflow\.io(?:\.[A-Za-z_]\w*)+")
-_HOOK_IMPORT = re.compile(r"^\s*from\s+kedro_mlflow\.framework\.hooks\s+import\s+MlflowHook\s*(#.*)?$")
-_HOOKS_LINE = re.compile(r"^\s*HOOKS\s*=\s*\(.*\bMlflowHook\(\).*\)\s*(#.*)?$")
-_HOOK_CALL = re.compile(r"\bMlflowHook\(\)\s*,?\s*")
+#: The catalog rule sets, one per tool a project moves over from.
+RULESETS: Final[tuple[RuleSet, ...]] = (KEDRO_MLFLOW,)
+#: What settings.py loses, one rule per tool.
+SETTINGS_RULES: Final[tuple[SettingsRule, ...]] = (KEDRO_MLFLOW_SETTINGS,)
 
 
 @dataclass
 class Migration:
-    """The planned edits: ``{path: new text}``, and what needs a person, as ``file:line: why``."""
+    """The planned edits, a line per change (``file:line: what``), and what needs a person (``file:line: why``)."""
 
     edits: dict[Path, tuple[str, str]] = field(default_factory=dict)  # path -> (old, new)
+    changes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     encodings: dict[Path, str] = field(default_factory=dict)  # path -> its encoding, when not UTF-8
+    originals: dict[Path, bytes] = field(default_factory=dict)  # path -> its bytes as read
 
     def diff(self, root: Path) -> str:
         chunks = []
@@ -69,24 +67,63 @@ class Migration:
                                                        f"a/{name}", f"b/{name}")))
         return "".join(chunks)
 
-    def write(self) -> list[Path]:
-        """Write every edit, keeping the original beside it as ``<file>.bak``, both with the original's
-        permission bits; return the files written."""
-        for path, (old, new) in self.edits.items():
-            mode = stat.S_IMODE(path.stat().st_mode)
-            encoding = self.encodings.get(path, "utf-8")
-            _write(path.with_name(path.name + ".bak"), old, encoding, mode)
-            _write(path, new, encoding, mode)
-        return sorted(self.edits)
+    def add(self, path: Path, edit: FileEdit) -> None:
+        self.changes.extend(edit.changes)
+        self.problems.extend(edit.problems)
+        new = edit.applied() if edit.edits else edit.text
+        if new != edit.text:
+            try:
+                new.encode(self.encodings.get(path, "utf-8"))
+            except UnicodeEncodeError:
+                self.problems.append(f"{edit.label}: the rewritten text cannot be written in "
+                                     f"{self.encodings[path]}; edit it by hand.")
+                return
+            self.edits[path] = (edit.text, new)
+
+    def write(self) -> list[tuple[Path, Path | None]]:
+        """Write every edit; return ``(file, backup)`` pairs (backup None: the original was already kept).
+
+        The original is kept beside the file, with its permission bits: ``<file>.bak``, unless a
+        ``.bak`` exists (the original of an earlier migration, never overwritten): then in the next
+        free ``<file>.bak.N``, unless one of them holds the same bytes. The new text replaces the
+        file atomically (a temporary file in its folder, renamed over it), with the same bits.
+        """
+        written: list[tuple[Path, Path | None]] = []
+        for path, (_, new) in sorted(self.edits.items()):
+            target = path.resolve()  # a symlinked catalog stays a symlink
+            temporary = target.with_name(f".{target.name}.migrate-tmp")
+            try:
+                mode = stat.S_IMODE(target.stat().st_mode)
+                backup = _backup(path, self.originals[path], mode)
+                _write(temporary, new.encode(self.encodings.get(path, "utf-8")), mode)
+                os.replace(temporary, target)
+            except OSError as exc:
+                temporary.unlink(missing_ok=True)
+                done = ", ".join(p.name for p, _ in written) or "none"
+                raise KedroMlflowRunsError(
+                    f"kedro mlflow migrate could not write {path}: {exc.strerror or exc}. Files already rewritten: "
+                    f"{done} (their originals are in .bak files); {path.name} is unchanged. Fix the cause (disk "
+                    f"space, permissions), then run `kedro mlflow migrate --write` again.") from None
+            written.append((path, backup))
+        return written
 
 
-def _write(path: Path, text: str, encoding: str, mode: int) -> None:
-    """Write ``text`` to ``path`` with permission bits ``mode``, set before any byte is written
-    (a ``.bak`` left by an earlier run may have wider ones)."""
+def _backup(path: Path, original: bytes, mode: int) -> Path | None:
+    for number in range(1, 1000):
+        backup = path.with_name(path.name + (".bak" if number == 1 else f".bak.{number}"))
+        if not backup.exists():
+            _write(backup, original, mode)
+            return backup
+        if backup.read_bytes() == original:
+            return None
+    raise KedroMlflowRunsError(f"kedro mlflow migrate: {path.name}.bak.* are all taken; move them away.")
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to a new file ``path`` with permission bits ``mode``, set before any byte is written."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.chmod(path, mode)
-        data = text.encode(encoding)
         while data:
             data = data[os.write(fd, data):]
     finally:
@@ -117,6 +154,7 @@ def _read(path: Path, project: Path, plan: Migration) -> str:
             f"{name}), then run again. Nothing was changed.") from None
     if encoding != "utf-8":
         plan.encodings[path] = encoding
+    plan.originals[path] = data
     return text
 
 
@@ -147,83 +185,16 @@ def plan_migration(project: Path, package: str, env: str | None = None) -> Migra
     envs = [conf / env] if env else sorted(p for p in conf.iterdir() if p.is_dir()) if conf.is_dir() else []
     for folder in envs:
         for path in sorted({*folder.glob("**/catalog*.yml"), *folder.glob("**/catalog*.yaml"),
-                            *folder.glob("**/catalog*/**/*.yml")}):
-            _catalog(path, plan, project)
+                            *folder.glob("**/catalog*/**/*.yml"), *folder.glob("**/catalog*/**/*.yaml")}):
+            text = _read(path, project, plan)
+            plan.add(path, rewrite_catalog(text, _label(path, project), RULESETS))
+    python = dataclasses.replace(KEDRO_MLFLOW_PYTHON, settings=SETTINGS_RULES)
     settings = project / "src" / package / "settings.py"
-    if settings.is_file():
-        _settings(settings, plan, project)
     for path in sorted((project / "src" / package).glob("**/*.py")):
-        if path != settings:
-            _source(path, plan, project)
+        text = _read(path, project, plan)
+        plan.add(path, rewrite_python(text, _label(path, project), python, settings=path == settings))
     return plan
 
 
-def _where(path: Path, project: Path, number: int) -> str:
-    return f"{path.relative_to(project).as_posix()}:{number}"
-
-
-def _catalog(path: Path, plan: Migration, project: Path) -> None:
-    old = _read(path, project, plan)
-    lines = old.splitlines(True)
-    for number, line in enumerate(lines, 1):
-        for found in _KEDRO_MLFLOW_TYPE.findall(line):
-            if found in _TYPES:
-                lines[number - 1] = lines[number - 1].replace(found, _TYPES[found])
-            else:
-                where = _where(path, project, number)
-                plan.problems.append(f"{where}: '{found}' has no counterpart in kedro-mlflow-runs; replace it "
-                                     f"by hand (see {docs_page('migrating-from-kedro-mlflow')}).")
-    new = "".join(lines)
-    if new != old:
-        plan.edits[path] = (old, new)
-
-
-_SOURCE_MODULES = re.compile(r"\bkedro_mlflow\.(pipeline|io(?:\.(?:artifacts|metrics|models))?)\b(?!\.)")
-_OTHER_USE = re.compile(r"\bkedro_mlflow\b(?!_runs)")
-
-
-def _source(path: Path, plan: Migration, project: Path) -> None:
-    """Imports of kedro-mlflow's pipeline and io modules in the project's code become ours."""
-    text = _read(path, project, plan)
-    if "kedro_mlflow" not in text and "KedroPipelineModel(" not in text:
-        return
-
-    def edit(where: str, line: str) -> str | None:
-        line = _SOURCE_MODULES.sub(lambda m: f"kedro_mlflow_runs.{m.group(1)}", line)
-        if _OTHER_USE.search(line):
-            plan.problems.append(f"{where}: '{line.strip()}' uses kedro-mlflow in a way this command does not "
-                                 f"rewrite; replace it by hand (see {docs_page('migrating-from-kedro-mlflow')}).")
-        if "KedroPipelineModel(" in line:
-            plan.problems.append(f"{where}: a KedroPipelineModel built by hand: its constructor differs here (no "
-                                 f"catalog; artifacts are bundled when the model is logged). Use pipeline_ml_factory "
-                                 f"or `kedro mlflow modelify` (see {docs_page('pipeline-models')}).")
-        return line
-
-    _edit_lines(path, plan, project, edit)
-
-
-def _settings(path: Path, plan: Migration, project: Path) -> None:
-    def edit(where: str, line: str) -> str | None:
-        if _HOOK_IMPORT.match(line):
-            return None
-        if _HOOKS_LINE.match(line):  # HOOKS = (..., MlflowHook(), ...) on one line
-            line = _HOOK_CALL.sub("", line)
-        if ("kedro_mlflow" in line and "kedro_mlflow_runs" not in line) or "MlflowHook" in line:
-            plan.problems.append(f"{where}: '{line.strip()}' uses kedro-mlflow in a way this command does not "
-                                 f"rewrite; remove it by hand (this plugin registers its hooks itself).")
-        return line
-
-    _edit_lines(path, plan, project, edit)
-
-
-def _edit_lines(path: Path, plan: Migration, project: Path, edit: Callable[[str, str], str | None]) -> None:
-    """Plan ``path`` rewritten line by line: ``edit(file:line, line)`` returns the new line, or None to drop it."""
-    old = _read(path, project, plan)
-    out = []
-    for number, line in enumerate(old.splitlines(True), 1):
-        changed = edit(_where(path, project, number), line)
-        if changed is not None:
-            out.append(changed)
-    new = "".join(out)
-    if new != old:
-        plan.edits[path] = (old, new)
+def _label(path: Path, project: Path) -> str:
+    return path.relative_to(project).as_posix()

@@ -41,11 +41,37 @@ def context_created(context: Any) -> None:
 
 
 def catalog_created(catalog: Any, conf_catalog: dict[str, Any]) -> None:
-    """Tell this plugin's datasets their catalog entry names as soon as the catalog exists."""
+    """Refuse kedro-mlflow's dataset types (before any run exists); tell this plugin's datasets their
+    catalog entry names as soon as the catalog exists."""
+    refuse_kedro_mlflow_types(conf_catalog or {})
     ours = [name for name, entry in (conf_catalog or {}).items()
             if "{" not in name and "kedro_mlflow_runs" in repr(entry)]
     if ours:
         name_datasets(catalog, ours)
+
+
+def refuse_kedro_mlflow_types(conf_catalog: dict[str, Any]) -> None:
+    """Fail when catalog entries still name kedro-mlflow's dataset types, naming them and the fix.
+
+    Raises:
+        MlflowDatasetError: naming each such entry and ``kedro mlflow migrate``.
+    """
+    left = {name: entry["type"] for name, entry in conf_catalog.items()
+            if isinstance(entry, dict) and isinstance(entry.get("type"), str)
+            and entry["type"].startswith("kedro_mlflow.") and not str(name).startswith("_")}
+    if not left:
+        return
+    from .._version import docs_page
+    from ..errors import MlflowDatasetError
+
+    shown = [f"'{name}' ({kind})" for name, kind in sorted(left.items())[:5]]
+    names = ", ".join(shown) + (f" and {len(left) - len(shown)} more" if len(left) > len(shown) else "")
+    raise MlflowDatasetError(
+        f"Catalog {'entries' if len(left) > 1 else 'entry'} {names} still "
+        f"{'name' if len(left) > 1 else 'names'} kedro-mlflow's dataset types, which kedro-mlflow-runs "
+        f"replaces. Run `kedro mlflow migrate` to see the rewrite, then `kedro mlflow migrate --write` to "
+        f"apply it (see {docs_page('migrating-from-kedro-mlflow')}). No MLflow run was created.",
+        dataset=sorted(left)[0])
 
 
 def pipeline_starts(run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:

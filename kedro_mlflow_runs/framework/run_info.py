@@ -60,6 +60,9 @@ def run_tags(run_params: Mapping[str, Any], config: MlflowConfig) -> dict[str, s
     }
     if config.tracking.run.description:  # what the MLflow UI shows as the run's description
         tags["mlflow.note.content"] = config.tracking.run.description
+    project_path = run_params.get("project_path") or config.project_path
+    if project_path:  # kedro-mlflow's `project_path` tag
+        tags["kedro.project_path"] = str(project_path)
     command = command_line()
     if command:
         tags["kedro.command"] = command
