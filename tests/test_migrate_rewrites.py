@@ -14,7 +14,7 @@ import yaml
 from migrate_projects import migrate
 
 from kedro_mlflow_runs.cli._catalog_edit import CatalogRule, RuleSet, rewrite_catalog
-from kedro_mlflow_runs.cli._kedro_mlflow_rules import KEDRO_MLFLOW_PYTHON
+from kedro_mlflow_runs.cli._kedro_mlflow_rules import KEDRO_MLFLOW, KEDRO_MLFLOW_PYTHON
 from kedro_mlflow_runs.cli._python_edit import SettingsRule, rewrite_python
 from kedro_mlflow_runs.cli.migration import RULESETS, SETTINGS_RULES
 
@@ -142,7 +142,7 @@ def test_another_tool_plugs_in_with_a_rule_table_and_a_settings_rule():
         rules={"tracking.MetricsDataset": CatalogRule("kedro_mlflow_runs.io.metrics.MlflowMetricsDataset", metrics)},
         hint="See the Kedro-Viz section.")
     edit = rewrite_catalog("scores:\n  type: tracking.MetricsDataset\n  filepath: data/09_tracking/scores.json\n"
-                           "plot:\n  type: tracking.JSONDataset\n", "catalog.yml", (*RULESETS, tool))
+                           "plot:\n  type: tracking.JSONDataset\n", "catalog.yml", (KEDRO_MLFLOW, tool))
     assert edit.changes[0] == "catalog.yml:2: scores: type tracking.MetricsDataset -> " \
                               "kedro_mlflow_runs.io.metrics.MlflowMetricsDataset"
     assert edit.problems == ["catalog.yml:5: plot: 'tracking.JSONDataset' has no counterpart in kedro-mlflow-runs. "

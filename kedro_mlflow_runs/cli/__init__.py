@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from . import close_run, init, migrate, modelify, open_run, runs, ui
+from . import close_run, import_history, init, migrate, modelify, open_run, runs, ui
 
 __all__ = ["commands", "mlflow_commands"]
 
@@ -32,4 +32,5 @@ mlflow_commands.add_command(runs.show)
 mlflow_commands.add_command(open_run.open_run)
 mlflow_commands.add_command(close_run.close_run)
 mlflow_commands.add_command(migrate.migrate)
+mlflow_commands.add_command(import_history.import_history)
 mlflow_commands.add_command(modelify.modelify)

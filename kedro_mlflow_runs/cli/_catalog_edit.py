@@ -31,10 +31,12 @@ _Migrated = dict[str, tuple[str, MappingNode]]  # entry name -> (its new type, i
 
 @dataclass(frozen=True)
 class CatalogRule:
-    """What a dataset type becomes: ``new_type``, and ``edit(entry)`` for its arguments."""
+    """What a dataset type becomes: ``new_type``, and ``edit(entry)`` for its arguments; an entry for
+    which ``when(config)`` is false is left as it is."""
 
     new_type: str
     edit: Callable[[CatalogEntry], None] | None = None
+    when: Callable[[Mapping[str, Any]], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ def _apply(file: FileEdit, rulesets: tuple[RuleSet, ...], name: str, node: Mappi
         if rule_key is None:
             continue
         rule = rules.rules.get(rule_key)
+        if rule is not None and rule.when is not None and not rule.when(config if isinstance(config, Mapping) else {}):
+            return
         if rule is None:
             file.problems.append(f"{file.label}:{file.line_of(type_node.start_mark.index)}: {name}: "
                                  f"'{old_type}' has no counterpart in kedro-mlflow-runs. {rules.hint}")

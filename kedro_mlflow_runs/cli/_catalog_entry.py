@@ -48,6 +48,32 @@ class CatalogEntry:
         if where is not None:
             self._file.change(where, f"{self.name}: {'.'.join(path)}: {text} ({why})")
 
+    def wrap(self, key: str, values: Mapping[str, Any], moved: tuple[str, ...], why: str) -> None:
+        """Put the one-line arguments ``moved`` (their text as written) and ``values`` into a new mapping
+        ``key`` of the entry (one line, flow style): ``dataset: {type: ..., filepath: ...}``."""
+        items = [f"{name}: {_scalar_text(value)}" for name, value in values.items()]
+        for name in moved:
+            found = _pair(self._node, name)
+            if found is None:
+                continue
+            node = found[1]
+            if not isinstance(node, ScalarNode) or node.start_mark.line != node.end_mark.line:
+                self.problem(f"{name} is not a one-line value; move it under {key}: by hand. {why}")
+                return
+            items.append(f"{name}: {self._file.text[node.start_mark.index:node.end_mark.index]}")
+        text = "{" + ", ".join(items) + "}"
+        for name in moved:
+            self.remove((name,), why=None)
+        wrapped = yaml.compose(text, Loader=yaml.SafeLoader)
+        if wrapped is not None:
+            self.set_node((key,), wrapped, text, why)
+
+    def set_node(self, path: Path_, value: Node, text: str, why: str) -> None:
+        """Set ``path`` to the YAML ``value`` written as ``text``."""
+        where = self._set(self._node, path, value, text, why)
+        if where is not None:
+            self._file.change(where, f"{self.name}: {'.'.join(path)}: {text} ({why})")
+
     def move(self, source: Path_, target: Path_, why: str) -> None:
         """Move the scalar at ``source`` to ``target``, its text as written (quotes, ``${...}``) kept."""
         found = _find(self._node, source)

@@ -40,13 +40,14 @@ from ..errors import KedroMlflowRunsError
 from ._catalog_edit import FileEdit, RuleSet, rewrite_catalog
 from ._kedro_mlflow_rules import KEDRO_MLFLOW, KEDRO_MLFLOW_PYTHON, KEDRO_MLFLOW_SETTINGS
 from ._python_edit import SettingsRule, rewrite_python
+from ._viz_rules import KEDRO_VIZ, KEDRO_VIZ_SETTINGS
 
 __all__ = ["RULESETS", "SETTINGS_RULES", "Migration", "plan_migration"]
 
 #: The catalog rule sets, one per tool a project moves over from.
-RULESETS: Final[tuple[RuleSet, ...]] = (KEDRO_MLFLOW,)
+RULESETS: Final[tuple[RuleSet, ...]] = (KEDRO_MLFLOW, KEDRO_VIZ)
 #: What settings.py loses, one rule per tool.
-SETTINGS_RULES: Final[tuple[SettingsRule, ...]] = (KEDRO_MLFLOW_SETTINGS,)
+SETTINGS_RULES: Final[tuple[SettingsRule, ...]] = (KEDRO_MLFLOW_SETTINGS, KEDRO_VIZ_SETTINGS)
 
 
 @dataclass
