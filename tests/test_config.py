@@ -97,6 +97,9 @@ BAD = [
     ({"tracking": {"long_params_strategy": "tag"}},
      "Unknown key 'tracking.long_params_strategy' .* Did you mean 'tracking.params.long_params_strategy'"),
     ({"server": {"port": 5001}}, "Unknown key 'server.port' .* Did you mean 'ui.port'"),
+    # a nesting mistake: the sections that hold a key of that name, not "fix the spelling"
+    ({"tracking": {"name": "x"}}, "Unknown key 'tracking.name' .* 'name' belongs under 'tracking.experiment' or "
+                                  "'tracking.run': move it there \\(indented under that section\\) or remove it\\.$"),
     ({"tracking": {"run": {"nsted": True}}}, "Unknown key 'tracking.run.nsted'"),
     ({"server": "http://x"}, "'server' in .* must be a mapping"),
     ({"server": {"mlflow_tracking_uri": 5}}, "'server.mlflow_tracking_uri' .* must be a string, got int 5"),

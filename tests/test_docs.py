@@ -151,6 +151,7 @@ def test_the_init_template_configures_exactly_what_an_empty_file_does(tmp_path):
     ({"tracking": {"run": {"nested": "maybe"}}}, "conf/local/mlflow.yml"),
     ({"server": {"tracking_uri": "x"}}, "conf/base/mlflow.yml"),
     ({"tracking": {"long_params_strategy": "tag"}}, "conf/base/mlflow.yml"),
+    ({"tracking": {"name": "nightly"}}, "conf/base/mlflow.yml"),
 ])
 def test_the_configuration_page_shows_the_errors_as_they_are(raw, source, tmp_path):
     from kedro_mlflow_runs import build_config

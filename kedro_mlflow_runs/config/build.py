@@ -51,6 +51,7 @@ def build_config(
     environ: Mapping[str, str] | None = None,
     files: Mapping[str, Mapping[str, Any]] | None = None,
     source: str = "mlflow.yml",
+    lines: Mapping[str, Mapping[str, int]] | None = None,
 ) -> MlflowConfig:
     """Validate a raw mlflow.yml mapping and resolve it with environment variables and defaults.
 
@@ -64,7 +65,7 @@ def build_config(
     """
     env = os.environ if environ is None else environ
     project_path = Path(project_path)
-    where = Locator(files, source)
+    where = Locator(files, source, lines)
     values = validate(raw, where)
     run_id, run_id_source = values["tracking.run.id"], None
     if run_id:

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+import yaml
 from kedro.config import MissingConfigException, OmegaConfigLoader
 from omegaconf import OmegaConf
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from .._redact import redact_uri, safe_cause
 from .._version import docs_page
@@ -63,6 +65,10 @@ def _read(loader: Any, project_path: Path, package: str | None) -> MlflowConfig:
     except (MissingConfigException, KeyError):
         raw = {}
     except Exception as exc:  # OmegaConf's errors: a list at the top, an unknown resolver, bad YAML
+        syntax = _yaml_error(loader, Path(conf_source))
+        if syntax is not None:  # Kedro's message gives a 0-based line: say where, as an editor counts
+            raise ConfigError(f"mlflow.yml is not valid YAML: {syntax}. Fix the YAML syntax there (indentation, a "
+                              f"missing ':', an unclosed bracket or quote).") from None
         hint = (
             " Kedro's config loader resolves ${oc.env:...} only in credentials: to use it in mlflow.yml, "
             "add CONFIG_LOADER_ARGS = {\"custom_resolvers\": {\"oc.env\": oc.env}} (from omegaconf.resolvers "
@@ -74,16 +80,63 @@ def _read(loader: Any, project_path: Path, package: str | None) -> MlflowConfig:
             f"Could not read mlflow.yml under {conf_source}: {type(exc).__name__}: "
             f"{redact_uri(str(exc), limit=2000)}.{hint}"
         ) from safe_cause(exc)
-    files = _raw_files(loader, conf_source) if raw else {}
+    files, lines = _raw_files(loader, conf_source) if raw else ({}, {})
     source = " and ".join(files) if files else f"mlflow.yml under {conf_source}"
-    return build_config(raw, project_path=project_path, package_name=package, files=files, source=source)
+    return build_config(raw, project_path=project_path, package_name=package, files=files, source=source,
+                        lines=lines)
 
 
-def _raw_files(config_loader: Any, conf_source: str) -> dict[str, Mapping[str, Any]]:
-    """Per-file raw content of the mlflow config files, for naming the file in errors (best effort)."""
+def _yaml_error(loader: Any, conf_source: Path) -> str | None:
+    """Where the first mlflow config file of the loader's environments that is not valid YAML breaks
+    (file, 1-based line and column, what), or None."""
+    envs = [getattr(loader, "base_env", None) or "base",
+            getattr(loader, "env", None) or getattr(loader, "default_run_env", None) or "local"]
+    for env in dict.fromkeys(envs):
+        folder = conf_source / env
+        paths = sorted({p for pattern in ("mlflow*.yml", "mlflow*.yaml", "mlflow*/**/*.yml", "**/mlflow*.yml")
+                        for p in folder.glob(pattern) if p.is_file()})
+        for path in paths:
+            try:
+                yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.MarkedYAMLError as err:
+                mark = err.problem_mark or err.context_mark
+                where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+                opened = err.context_mark
+                context = f"{err.context} (from line {opened.line + 1})" if err.context and opened else err.context
+                what = ": ".join(str(part) for part in (context, err.problem) if part)
+                return f"{path.relative_to(conf_source.parent).as_posix()}{where}: {what}"
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+    return None
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """``{dotted key: 1-based line}`` of a YAML text (best effort: {} when it does not parse)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    found: dict[str, int] = {}
+
+    def walk(node: Node | None, prefix: str) -> None:
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode):
+                    dotted = f"{prefix}.{key.value}" if prefix else str(key.value)
+                    found.setdefault(dotted, key.start_mark.line + 1)
+                    walk(value, dotted)
+
+    walk(root, "")
+    return found
+
+
+def _raw_files(config_loader: Any, conf_source: str) -> tuple[dict[str, Mapping[str, Any]], dict[str, dict[str, int]]]:
+    """Per-file raw content of the mlflow config files and the line of each key, for naming the file
+    and line in errors (best effort)."""
+    out: dict[str, Mapping[str, Any]] = {}
+    lines: dict[str, dict[str, int]] = {}
     try:
         found = raw_config_files(config_loader, "mlflow")
-        out: dict[str, Mapping[str, Any]] = {}
         for path, content in (found or {}).items():
             try:
                 rel = Path(path).relative_to(Path(conf_source).parent)
@@ -92,9 +145,13 @@ def _raw_files(config_loader: Any, conf_source: str) -> dict[str, Mapping[str, A
             container = OmegaConf.to_container(content, resolve=False)
             if isinstance(container, Mapping):
                 out[rel.as_posix()] = {str(k): v for k, v in container.items()}
-        return out
+                try:
+                    lines[rel.as_posix()] = _key_lines(Path(path).read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError):
+                    pass
     except Exception:  # attribution is best effort; validation still runs
-        return {}
+        return out, lines
+    return out, lines
 
 
 def config_from_project(project_path: str | Path, env: str | None = None) -> MlflowConfig:

@@ -32,17 +32,21 @@ def describe(value: Any) -> str:
 
 
 class Locator:
-    """Names the file a config key came from, for error messages."""
+    """Names the file a config key came from (and its line, when known), for error messages."""
 
-    __slots__ = ("_fallback", "_files")
+    __slots__ = ("_fallback", "_files", "_lines")
 
-    def __init__(self, files: Mapping[str, Mapping[str, Any]] | None, fallback: str):
+    def __init__(self, files: Mapping[str, Mapping[str, Any]] | None, fallback: str,
+                 lines: Mapping[str, Mapping[str, int]] | None = None):
         self._files = files or {}
         self._fallback = fallback
+        self._lines = lines or {}
 
     def __call__(self, key: str) -> str:
         while True:  # the key, else (misplaced under a parent) the file holding its nearest parent
             found = [f for f, content in self._files.items() if _has_key(content, key)]
+            if len(found) == 1 and key in self._lines.get(found[0], {}):
+                return f"{found[0]}, line {self._lines[found[0]][key]}"
             if found:
                 return " and ".join(found)
             key = key.rpartition(".")[0]
@@ -83,27 +87,24 @@ def _check_sections(raw: Any, path: str, where: Locator) -> None:
     for name in sorted(map(str, raw)):
         key = f"{path}.{name}" if path else name
         if name not in known:
-            guess = _suggestion(name, path, known)
-            hint = f" Did you mean '{guess}'?" if guess else ""
-            raise ConfigError(
-                f"Unknown key '{key}' in {where(key)}.{hint} Known keys here: {', '.join(sorted(known))}. "
-                f"Fix the spelling or remove it.",
-                key=key,
-            )
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            places = [] if close else _elsewhere(name)
+            guess = f"{path}.{close[0]}" if close and path else close[0] if close else \
+                f"{places[0]}.{name}" if len(places) == 1 else None
+            ending = "Fix the spelling or remove it."
+            if places:  # a key put in the wrong section, such as tracking.name
+                ending = (f"'{name}' belongs under {' or '.join(repr(p) for p in places)}: move it there (indented "
+                          f"under that section) or remove it.")
+            raise ConfigError(f"Unknown key '{key}' in {where(key)}.{f' Did you mean {guess!r}?' if guess else ''} "
+                              f"Known keys here: {', '.join(sorted(known))}. {ending}", key=key)
         if key in _SECTIONS:
             _check_sections(raw[name], key, where)
 
 
-def _suggestion(name: str, path: str, known: frozenset[str]) -> str | None:
-    """The dotted key ``name`` was probably meant to be: the closest name of its own section, else
-    (a key put in the wrong section, such as ``tracking.long_params_strategy``) the key or section of
-    that name elsewhere."""
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    if close:
-        return f"{path}.{close[0]}" if path else close[0]
-    elsewhere = sorted(dotted for dotted in (*_SECTIONS, *(key.path for key in KEYS))
-                       if dotted.rpartition(".")[2] == name)
-    return elsewhere[0] if len(elsewhere) == 1 else None
+def _elsewhere(name: str) -> list[str]:
+    """The sections that hold a key (or a section) called ``name``."""
+    return sorted(dotted.rpartition(".")[0] for dotted in (*_SECTIONS, *(key.path for key in KEYS))
+                  if "." in dotted and dotted.rpartition(".")[2] == name)
 
 
 def _lookup(raw: Any, dotted: str) -> Any:
