@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["MlflowStore", "TrackedRunView", "mlflow_store"]
 
+#: ``config.build.TEST_STORE``: every tracked run of the test goes to the fixture's store.
+TEST_STORE = "KEDRO_MLFLOW_RUNS_TEST_STORE"
 _UNSET = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
 _MISSING = object()
 
@@ -253,6 +255,7 @@ def _open_store(folder: Path, template: Path, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", store.uri)
+    monkeypatch.setenv(TEST_STORE, store.uri)  # over a tracking URI the project's mlflow.yml pins
     return store
 
 

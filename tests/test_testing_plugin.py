@@ -113,3 +113,19 @@ def test_a_store_thrown_away_closes_its_connections(tmp_path_factory, monkeypatc
         if i == 1:  # after the one-off imports and caches of the first stores
             before = open_files()
     assert open_files() <= before + 2
+
+
+def test_the_store_wins_over_a_tracking_uri_the_projects_mlflow_yml_pins(project_factory, mlflow_store, tmp_path):
+    """A project whose mlflow.yml pins its real store: the run goes to the fixture's store, the real
+    store is never touched."""
+    from kedro_project import run_session
+
+    from kedro_mlflow_runs.config.build import TEST_STORE
+
+    assert kedro_mlflow_runs.testing.TEST_STORE == TEST_STORE and os.environ[TEST_STORE] == mlflow_store.uri
+    real = tmp_path / "real" / "mlflow.db"
+    project = project_factory(mlflow_yml={"server": {"mlflow_tracking_uri": f"sqlite:///{real}",
+                                                     "mlflow_registry_uri": f"sqlite:///{real}"}})
+    run_session(project)
+    mlflow_store.assert_one_run(status="FINISHED", experiment=project.name)
+    assert not real.exists()

@@ -113,19 +113,27 @@ def build_config(
     )
 
 
+#: The store the pytest fixtures (``kedro_mlflow_runs.testing``) give a test: the tracking and registry
+#: URI of every run, over ``server.*`` of mlflow.yml and MLflow's variables.
+TEST_STORE: Final = "KEDRO_MLFLOW_RUNS_TEST_STORE"
+
+
 def _server(values: Mapping[str, Any], env: Mapping[str, str], project_path: Path, where: Locator) -> ServerSection:
     """``server.*`` resolved: the URIs (made absolute, credentials taken out), HTTP settings, provider."""
-    configured = values["server.mlflow_tracking_uri"]
-    uri = configured or env.get("MLFLOW_TRACKING_URI") or None
+    forced = env.get(TEST_STORE) or None  # the pytest fixtures' store, over what mlflow.yml pins
+    configured = None if forced else values["server.mlflow_tracking_uri"]
+    uri = forced or configured or env.get("MLFLOW_TRACKING_URI") or None
     tracking_uri = default_tracking_uri(project_path) if uri is None else resolve_tracking_uri(uri, project_path)
     tracking_uri, uri_credentials = split_uri(
-        tracking_uri, "server.mlflow_tracking_uri" if configured else "MLFLOW_TRACKING_URI", env)
-    registry_configured = values["server.mlflow_registry_uri"]
-    registry = registry_configured or env.get("MLFLOW_REGISTRY_URI") or None
+        tracking_uri, TEST_STORE if forced else "server.mlflow_tracking_uri" if configured else "MLFLOW_TRACKING_URI",
+        env)
+    registry_configured = None if forced else values["server.mlflow_registry_uri"]
+    registry = forced or registry_configured or env.get("MLFLOW_REGISTRY_URI") or None
     if registry is not None:
         registry, registry_credentials = split_uri(
             resolve_tracking_uri(registry, project_path),
-            "server.mlflow_registry_uri" if registry_configured else "MLFLOW_REGISTRY_URI", env)
+            TEST_STORE if forced else "server.mlflow_registry_uri" if registry_configured else "MLFLOW_REGISTRY_URI",
+            env)
         clash = clashing_credentials(uri_credentials, registry_credentials)
         if clash:
             key = "server.mlflow_registry_uri"
