@@ -30,6 +30,7 @@ from kedro_project import kedro_env, make_project, store_uri
 import kedro_mlflow_runs
 import kedro_mlflow_runs.errors
 import kedro_mlflow_runs.io
+import kedro_mlflow_runs.pipeline
 import kedro_mlflow_runs.testing
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +86,8 @@ def test_the_site_builds_strict_with_every_page_in_the_navigation(site):
                   "Performance", "Troubleshooting", "Migrating from kedro-mlflow", "API reference"):
         assert title in titles
     for page in listed:
-        assert (site / page.removesuffix(".md") / "index.html").is_file(), page
+        built = site / "index.html" if page == "index.md" else site / page.removesuffix(".md") / "index.html"
+        assert built.is_file(), page
 
 
 def test_the_site_loads_no_remote_asset(site):
@@ -103,8 +105,54 @@ def test_the_api_reference_documents_the_public_api(site):
     names += [f"kedro_mlflow_runs.testing.{n}" for n in kedro_mlflow_runs.testing.__all__]
     names += [f"kedro_mlflow_runs.io.{n}" for n in kedro_mlflow_runs.io.__all__
               if getattr(kedro_mlflow_runs.io, n).__name__ == n]  # legacy aliases are the same classes
+    names += [f"kedro_mlflow_runs.pipeline.{n}" for n in kedro_mlflow_runs.pipeline.__all__]
     missing = [n for n in names if f'id="{n}"' not in html]
     assert not missing
+
+
+def test_every_link_between_pages_leads_somewhere_the_title_link_included(site):
+    """Each relative link of the built site (the title link to the home page, the navigation, links
+    between pages and to their sections) names a page that exists and, after `#`, an anchor on it."""
+    from html.parser import HTMLParser
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hrefs: list[str] = []
+            self.ids: set[str] = set()
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found = dict(attrs)
+            if tag == "a" and found.get("href"):
+                self.hrefs.append(str(found["href"]))
+            if found.get("id"):
+                self.ids.add(str(found["id"]))
+
+    parsed: dict[Path, Links] = {}
+    for page in site.rglob("*.html"):
+        parsed[page] = Links()
+        parsed[page].feed(page.read_text())
+    dead = []
+    for page, links in parsed.items():
+        if page.name == "404.html":  # served at any address: its links are absolute
+            continue
+        for href in links.hrefs:
+            if re.match(r"^[a-z][a-z0-9+.-]*:", href) or href.startswith("//"):
+                continue  # another site
+            path, _, anchor = href.partition("#")
+            target = (page.parent / path).resolve() if path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if target not in parsed or (anchor and anchor not in parsed[target].ids):
+                dead.append(f"{page.relative_to(site)} -> {href}")
+    assert (site / "index.html") in parsed  # the home page the title links to
+    assert dead == []
+
+
+def test_the_docs_never_cite_internal_issue_numbers():
+    pattern = re.compile(r"\bissues? ?#?\d+\b|\(#\d+\)|\bPR ?#?\d+", re.I)
+    cited = [f"{p.name}: {m.group(0)}" for p in sorted(DOCS.glob("*.md")) for m in pattern.finditer(p.read_text())]
+    assert cited == []
 
 
 # -- pages that must cover something -----------------------------------------------------------------
