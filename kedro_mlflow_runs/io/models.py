@@ -26,6 +26,7 @@ from kedro.io.core import AbstractDataset
 
 from .._redact import redact_uri, safe_cause
 from ..errors import KedroMlflowRunsError, MlflowDatasetError
+from ..tracking.progress import transfer_status
 from ._flavors import FlavoredDataset, accepts, model_as_data
 from ._requirements import apply_requirements
 from ._run import RunTarget, pinned_store, select_run, store_target, tracker, tracking_error, wrapped_errors
@@ -158,7 +159,8 @@ class MlflowModelLoggerDataset(FlavoredDataset, NamedDataset, AbstractDataset[An
         with pinned_store(target):
             model_id = self._create_logged_model(target, name, args)
             try:
-                info = self._log(module, data, name, target.run_id, model_id, args)
+                with transfer_status(f"Logging model '{name}' to MLflow run {target.run_id[:8]}"):
+                    info = self._log(module, data, name, target.run_id, model_id, args)
             except Exception as exc:
                 tracker(target).fail_logged_model(model_id)
                 if isinstance(exc, KedroMlflowRunsError):

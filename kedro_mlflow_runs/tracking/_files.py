@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._base import _Calls
+from .progress import describe_size, transfer_status
 
 __all__ = ["FileCalls"]
 
@@ -22,7 +23,8 @@ class FileCalls(_Calls):
             call: Callable[[], None] = lambda: self.client.log_artifacts(run_id, local, artifact_path)  # noqa: E731
         else:
             call = lambda: self.client.log_artifact(run_id, local, artifact_path)  # noqa: E731
-        self._call(f"log '{local}' as an artifact of MLflow run '{run_id}'", call, run_id=run_id)
+        with transfer_status(lambda: f"Logging '{local}'{describe_size(local)} to MLflow run {run_id[:8]}"):
+            self._call(f"log '{local}' as an artifact of MLflow run '{run_id}'", call, run_id=run_id)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         """Log ``text`` as the artifact ``artifact_file`` of run ``run_id`` (replacing one of that name)."""
@@ -61,11 +63,12 @@ class FileCalls(_Calls):
         )
 
     def download_artifact(self, run_id: str, name: str, destination: str) -> str:
-        return self._call(
-            f"download artifact '{name}' of MLflow run '{run_id}'",
-            lambda: self.client.download_artifacts(run_id, name, destination),
-            run_id=run_id,
-        )
+        with transfer_status(f"Downloading artifact '{name}' of MLflow run {run_id[:8]}"):
+            return self._call(
+                f"download artifact '{name}' of MLflow run '{run_id}'",
+                lambda: self.client.download_artifacts(run_id, name, destination),
+                run_id=run_id,
+            )
 
     # -- LoggedModels ------------------------------------------------------------------------
 
