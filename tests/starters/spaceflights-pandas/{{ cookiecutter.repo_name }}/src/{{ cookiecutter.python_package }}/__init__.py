@@ -1,0 +1,4 @@
+"""{{ cookiecutter.project_name }}
+"""
+
+__version__ = "0.1"
