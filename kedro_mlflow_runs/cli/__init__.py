@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from . import close_run, import_history, init, migrate, modelify, open_run, runs, ui
+from . import close_run, diff, import_history, init, migrate, modelify, open_run, runs, ui
 
 __all__ = ["commands", "mlflow_commands"]
 
@@ -29,6 +29,7 @@ mlflow_commands.add_command(init.init)
 mlflow_commands.add_command(ui.ui)
 mlflow_commands.add_command(runs.runs)
 mlflow_commands.add_command(runs.show)
+mlflow_commands.add_command(diff.diff)
 mlflow_commands.add_command(open_run.open_run)
 mlflow_commands.add_command(close_run.close_run)
 mlflow_commands.add_command(migrate.migrate)
