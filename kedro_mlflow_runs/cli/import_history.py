@@ -21,11 +21,11 @@ SESSION_TAG: Final = "kedro_viz.session_id"
               help="Kedro-Viz's session_store.db (default: session_store.db, data/ or .viz/ of the project).")
 @click.option("--write", is_flag=True, help="Create the runs; default: show what would be created.")
 def import_history(env: str | None, session_store: Path | None, write: bool) -> None:
-    """Turn Kedro-Viz experiment tracking's history into MLflow runs, one per Kedro session.
+    """Turn Kedro-Viz experiment tracking's history into MLflow runs.
 
     Reads the versioned files of the catalog's tracking.MetricsDataset, tracking.JSONDataset and
     versioned plot datasets, and Viz's session store when there is one. Each session becomes a
-    FINISHED run of the project's experiment, with its start time, git commit, command, metrics
+    FINISHED run (one per Kedro session) of the project's experiment, with its start time, git commit, command, metrics
     (<entry>.<name>), JSON values and plots. Sessions imported before are skipped.
 
     Example: kedro mlflow import-history, then kedro mlflow import-history --write
