@@ -23,8 +23,9 @@ if TYPE_CHECKING:  # pragma: no cover
 def diff(run_a: str, run_b: str, experiment: str | None, as_json: bool, env: str | None) -> None:
     """Show what changed from RUN_A to RUN_B: parameters, metrics, data, code, nodes.
 
-    Status, git commit, parameters, metrics, input data, pipeline nodes and node durations. Run ids as `kedro mlflow runs` prints them (the first characters) or full ids; both runs must be
-    of the same experiment.
+    Status, git commit, parameters, metrics, input data, pipeline nodes and node durations. Run
+    ids as `kedro mlflow runs` prints them (the first characters) or full ids; both runs must be of
+    the same experiment.
 
     Example: kedro mlflow diff 3f9c1a2b 7d2e8a41
     """

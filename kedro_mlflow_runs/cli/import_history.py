@@ -24,8 +24,8 @@ def import_history(env: str | None, session_store: Path | None, write: bool) -> 
     """Turn Kedro-Viz experiment tracking's history into MLflow runs.
 
     Reads the versioned files of the catalog's tracking.MetricsDataset, tracking.JSONDataset and
-    versioned plot datasets, and Viz's session store when there is one. Each session becomes a
-    FINISHED run (one per Kedro session) of the project's experiment, with its start time, git commit, command, metrics
+    versioned plot datasets, and Viz's session store when there is one. Each Kedro session becomes
+    a FINISHED run of the project's experiment, with its start time, git commit, command, metrics
     (<entry>.<name>), JSON values and plots. Sessions imported before are skipped.
 
     Example: kedro mlflow import-history, then kedro mlflow import-history --write
