@@ -114,7 +114,7 @@ def test_what_kedro_loads_for_every_command_is_two_small_modules():
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = set(ast.literal_eval(result.stdout.split("LOADED ", 1)[1].splitlines()[0]))
     commands = {f"kedro_mlflow_runs.cli.{name}" for name in
-                ("close_run", "init", "migrate", "modelify", "open_run", "runs", "ui")}
+                ("close_run", "diff", "import_history", "init", "migrate", "modelify", "open_run", "runs", "ui")}
     assert loaded == {"kedro_mlflow_runs", "kedro_mlflow_runs._version",
                       "kedro_mlflow_runs.cli", "kedro_mlflow_runs.framework", "kedro_mlflow_runs.framework.hooks",
                       *commands}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
@@ -105,7 +105,7 @@ def close_run(run_id: str | None, status: str | None, stale: bool, older_than: s
         if run.info.status != "RUNNING":
             click.echo(f"MLflow run {run_id} is already {run.info.status}; ending it as {final} anyway.")
         _settle(tracker, run, state)
-        _merge_parts(tracker, run_id, final)
+        _merge_parts(tracker, run, final, trace=config.tracking.timeline.enabled and config.tracking.timeline.trace)
         tracker.set_terminated(run_id, final)
     except KedroMlflowRunsError as exc:
         raise click.ClickException(str(exc)) from safe_cause(exc)
@@ -170,12 +170,20 @@ def _settle(tracker: Tracker, run: Run, state: Liveness) -> None:
         click.echo(f"Marked {failed} model(s) left PENDING (a log_model that never finished) as FAILED.")
 
 
-def _merge_parts(tracker: Tracker, run_id: str, status: str) -> None:
-    """The timeline and outputs of every `kedro run` that attached to the run, merged once more."""
+def _merge_parts(tracker: Tracker, run: Any, status: str, *, trace: bool) -> None:
+    """The timeline and outputs of every `kedro run` that attached to the run, merged once more; the
+    merged timeline written as the run's trace (``trace``)."""
     from ..recording.parts import merge_parts
+    from ..recording.trace import write_run_trace
+
+    run_id = run.info.run_id
+
+    def traced(files: dict[str, str]) -> None:
+        write_run_trace(tracker, run_id, str(run.info.experiment_id), files, status=status,
+                        kedro_run_id=run.data.tags.get("kedro.run_id"))
 
     try:
-        parts = merge_parts(tracker, run_id, status=status)
+        parts = merge_parts(tracker, run_id, status=status, on_merged=traced if trace else None)
     except Exception as exc:  # closing the run matters more
         click.echo(f"Could not merge the node timelines of MLflow run {run_id}: {type(exc).__name__}: {exc}", err=True)
         return

@@ -27,6 +27,11 @@ What we touch, and why:
   (``run_id, sampling_interval, samples_before_logging, resume_logging, tracking_uri``) and
   ``start``/``finish``/``collect_metrics``/``aggregate_metrics``/``publish_metrics`` and its
   ``mlflow_logger.flush``.
+* ``mlflow.tracing.client.TracingClient`` with ``Span.from_dict`` (its serialized form) and
+  ``TraceInfo``: MLflow's tracing API records spans live, one request per span; a run's node timeline
+  is known only when the run ends, so :func:`write_trace` writes it as one trace in two requests
+  (``log_spans`` with every span, then ``start_trace`` with the trace's info), as MLflow's own
+  exporter does.
 
 ``tests/test_architecture.py::test_the_mlflow_private_names_we_use_still_exist`` fails loudly when a
 future MLflow moves any of them. Nothing else in the package may name an MLflow private attribute.
@@ -40,7 +45,7 @@ from typing import Any
 from . import run_checks
 
 __all__ = ["ActiveRun", "SystemMetricsMonitor", "autologging_configs", "close_store_connections", "fluent_stack",
-           "global_uris", "header_providers", "set_global_uris", "store_error_logger", "verify"]
+           "global_uris", "header_providers", "set_global_uris", "store_error_logger", "verify", "write_trace"]
 
 _MONITOR_METHODS = ("start", "finish", "collect_metrics", "aggregate_metrics", "publish_metrics")
 _MONITOR_ARGS = ("run_id", "sampling_interval", "samples_before_logging", "resume_logging", "tracking_uri")
@@ -172,8 +177,65 @@ def _check_system_metrics() -> str | None:
     return ", ".join(gone) or None
 
 
+def write_trace(tracking_uri: str, experiment_id: str, run_id: str, spans: list[dict[str, Any]], *,
+                ok: bool, tags: dict[str, str]) -> str:
+    """Write a finished trace linked to run ``run_id`` in two requests; its id.
+
+    ``spans``: the root first; each ``{"name", "id" (int, unique), "parent" (an id or None), "start_ns",
+    "end_ns", "ok" (bool), "message", "kind" (MLflow span type), "attributes" (JSON-ready values)}``.
+    """
+    import base64
+    import json
+    import uuid
+
+    from mlflow.entities import Span, TraceInfo, TraceLocation, TraceState
+    from mlflow.tracing.client import TracingClient
+
+    number = uuid.uuid4().int
+    trace_id = f"tr-{number:032x}"
+
+    def encoded(value: int, size: int) -> str:
+        return base64.b64encode(value.to_bytes(size, "big")).decode()
+
+    entities = [Span.from_dict({
+        "trace_id": encoded(number, 16), "span_id": encoded(span["id"], 8),
+        "parent_span_id": encoded(span["parent"], 8) if span["parent"] is not None else None,
+        "name": span["name"], "start_time_unix_nano": span["start_ns"], "end_time_unix_nano": span["end_ns"],
+        "events": [], "links": [],
+        "status": {"code": "STATUS_CODE_OK" if span["ok"] else "STATUS_CODE_ERROR", "message": span.get("message", "")},
+        "attributes": {"mlflow.traceRequestId": json.dumps(trace_id), "mlflow.spanType": json.dumps(span["kind"]),
+                       **{key: json.dumps(value) for key, value in span["attributes"].items()}},
+    }) for span in spans]
+    root = spans[0]
+    info = TraceInfo(trace_id=trace_id, trace_location=TraceLocation.from_experiment_id(experiment_id),
+                     request_time=root["start_ns"] // 1_000_000,
+                     execution_duration=(root["end_ns"] - root["start_ns"]) // 1_000_000,
+                     state=TraceState.OK if ok else TraceState.ERROR,
+                     trace_metadata={"mlflow.sourceRun": run_id, "mlflow.trace_schema.version": "3"},
+                     tags={"mlflow.traceName": root["name"], **tags})
+    client = TracingClient(tracking_uri)
+    client.log_spans(experiment_id, entities)
+    client.start_trace(info)
+    return trace_id
+
+
+def _check_tracing() -> str | None:
+    import inspect
+
+    from mlflow.entities import Span, TraceInfo
+    from mlflow.tracing.client import TracingClient
+
+    gone = [f"TracingClient.{name}" for name in ("log_spans", "start_trace") if not callable(getattr(TracingClient,
+                                                                                                  name, None))]
+    gone += [] if callable(getattr(Span, "from_dict", None)) else ["Span.from_dict"]
+    params = inspect.signature(TraceInfo).parameters
+    gone += [f"TraceInfo({arg}=...)" for arg in ("trace_id", "trace_location", "request_time", "execution_duration",
+                                                   "state", "trace_metadata", "tags") if arg not in params]
+    return ", ".join(gone) or None
+
+
 _CHECKS = (_check_fluent_stack, _check_global_uris, _check_store_engine, _check_store_logger,
-           _check_header_providers, _check_autologging, _check_system_metrics)
+           _check_header_providers, _check_autologging, _check_system_metrics, _check_tracing)
 
 
 def verify() -> list[str]:

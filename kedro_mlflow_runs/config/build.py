@@ -92,7 +92,7 @@ def build_config(
         autolog=AutologSection(values["tracking.autolog.enabled"], tuple(values["tracking.autolog.flavors"]),
                                dict(values["tracking.autolog.kwargs"])),
         lineage=LineageSection(values["tracking.lineage.enabled"], values["tracking.lineage.digest"]),
-        timeline=TimelineSection(values["tracking.timeline.enabled"]),
+        timeline=TimelineSection(values["tracking.timeline.enabled"], values["tracking.timeline.trace"]),
         system_metrics=SystemMetricsSection(
             values["tracking.system_metrics.enabled"] or _truthy(env.get(SYSTEM_METRICS_ENV_VAR)),
             float(values["tracking.system_metrics.sampling_interval"]),

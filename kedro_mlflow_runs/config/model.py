@@ -77,6 +77,7 @@ class LineageSection:
 @dataclass(frozen=True)
 class TimelineSection:
     enabled: bool = True
+    trace: bool = True  # also as an MLflow trace linked to the run
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,11 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("tracking.timeline.enabled", BOOLEAN, True, "kedro/timeline.json|html, kedro.node_duration_s.* metrics",
         "At the end of the run (whatever its outcome), log `kedro/timeline.json`, `kedro/timeline.html`, "
         "`kedro/pipeline.json` and one metric `kedro.node_duration_s.<node>` per node that ran."),
+    Key("tracking.timeline.trace", BOOLEAN, True, "the timeline as an MLflow trace too (MLflow's Traces tab)",
+        "With the timeline on, also write the run's nodes as one MLflow trace linked to the run, shown on a time "
+        "axis in MLflow's UI (the run's Traces tab): a span per node with its worker, attempt, load / compute / "
+        "save seconds and datasets, failed nodes marked. Written once, by whoever ends the run, in two requests; "
+        "a store that cannot take traces gets a warning and the run is unchanged."),
     Key("tracking.system_metrics.enabled", BOOLEAN, False, "MLflow's system/... metrics (needs the [system] extra)",
         "MLflow's `system/...` metrics (CPU, memory, disk, network, GPU where present) for the whole `kedro run`, "
         "sampled in the process that runs it and stopped before the run ends. "

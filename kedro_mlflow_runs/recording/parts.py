@@ -14,7 +14,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,9 +30,11 @@ ARTIFACT_DIR: Final = "kedro"
 PARTS_DIR: Final = f"{ARTIFACT_DIR}/parts"
 
 
-def merge_parts(tracker: Tracker, run_id: str, *, status: str) -> int:
+def merge_parts(tracker: Tracker, run_id: str, *, status: str,
+                on_merged: Callable[[dict[str, str]], None] | None = None) -> int:
     """Rewrite ``kedro/timeline.*``, ``pipeline.json`` and ``outputs.json`` of ``run_id`` from every
-    part under ``kedro/parts/`` (the orchestrator pattern); returns how many parts there were."""
+    part under ``kedro/parts/`` (the orchestrator pattern); returns how many parts there were.
+    ``on_merged`` gets the merged files (the closer of the run writes its trace from them)."""
     with tempfile.TemporaryDirectory(prefix="kedro-mlflow-runs-parts-") as tmp:
         parts, names = [], set()
         for path in tracker.list_artifacts(run_id, PARTS_DIR):
@@ -42,7 +44,10 @@ def merge_parts(tracker: Tracker, run_id: str, *, status: str) -> int:
                 names.add(Path(path).stem)
     killed = [a for a in attempt_states(tracker.run_tags(run_id)) if a.state == "KILLED" and a.id not in names]
     if parts or killed:
-        log_files(tracker, run_id, merged_files(parts, status=status, run_id=run_id, killed=killed), ARTIFACT_DIR)
+        files = merged_files(parts, status=status, run_id=run_id, killed=killed)
+        log_files(tracker, run_id, files, ARTIFACT_DIR)
+        if on_merged is not None:
+            on_merged(files)
     return len(parts)
 
 

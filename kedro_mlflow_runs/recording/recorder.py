@@ -37,6 +37,7 @@ from .lineage import INPUT_CONTEXT, Location, digest, frame_schema, location, pe
 from .parts import ARTIFACT_DIR, PARTS_DIR, log_files, merge_parts, merged_files, part_name
 from .spool import Spool
 from .timeline import duration_metrics, entries, pipeline_description
+from .trace import write_run_trace
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import MlflowConfig
@@ -48,12 +49,11 @@ __all__ = ["RunRecorder", "recorder_for"]
 logger = logging.getLogger(__name__)
 
 
-
 class RunRecorder:
     """Collects a Kedro run's node and dataset events, and writes them into its MLflow run at the end."""
 
     __slots__ = ("attempt_id", "closed_at", "digest_mode", "events", "inputs", "kedro_run_id", "lineage", "outputs",
-                 "owner_pid", "owner_spool", "pipeline", "seen", "sink", "spool", "timeline", "watched")
+                 "owner_pid", "owner_spool", "pipeline", "seen", "sink", "spool", "timeline", "trace", "watched")
 
     def __init__(self, kedro_run_id: str, spool: str, owner_pid: int, *, timeline: bool, lineage: bool,
                  watched: Iterable[str] = (), attempt_id: str | None = None) -> None:
@@ -74,6 +74,7 @@ class RunRecorder:
         self.owner_spool: Spool | None = None  # the owner process's hold on the spool folder
         #: where a cluster worker (Dask) sends its events instead (to the process that runs the Kedro run)
         self.sink: Callable[[dict[str, Any]], None] | None = None
+        self.trace = False  # the owner writes the timeline as an MLflow trace too (tracking.timeline.trace)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -91,6 +92,7 @@ class RunRecorder:
                        watched=[*inputs, *outputs], attempt_id=attempt_id)
         recorder.owner_spool = spool
         recorder.digest_mode = config.tracking.lineage.digest
+        recorder.trace = config.tracking.timeline.enabled and config.tracking.timeline.trace
         if config.tracking.timeline.enabled:
             recorder.pipeline = pipeline_description(pipeline)
         for name, dataset in inputs.items():
@@ -127,11 +129,10 @@ class RunRecorder:
 
     def cleanup(self) -> None:
         """Remove the spool folder (the owner process only)."""
-        if os.getpid() == self.owner_pid and self.spool:
-            if self.owner_spool is not None:
-                self.owner_spool.remove()
-            else:
-                shutil.rmtree(self.spool, ignore_errors=True)
+        if os.getpid() == self.owner_pid and self.spool and self.owner_spool is not None:
+            self.owner_spool.remove()
+        elif os.getpid() == self.owner_pid and self.spool:
+            shutil.rmtree(self.spool, ignore_errors=True)
 
     # -- events (hooks) ---------------------------------------------------------------------
 
@@ -227,11 +228,8 @@ class RunRecorder:
                     where, input_digest = self._fetched_input(name, loc, fetched[name])
                 inputs.append({**where, "digest": input_digest, "context": INPUT_CONTEXT,
                                **_schema_of(described.get(name))})
-            part["outputs"] = [
-                {**loc.describe(name), "digest": _safe_digest(loc, self.digest_mode, name),
-                 **_schema_of(described.get(name))}
-                for name, loc in self.outputs.items() if name in saved
-            ]
+            part["outputs"] = [{**loc.describe(n), "digest": _safe_digest(loc, self.digest_mode, n),
+                                **_schema_of(described.get(n))} for n, loc in self.outputs.items() if n in saved]
         problems: list[str] = []
         attached = ctx.ownership is Ownership.ATTACHED
         try:
@@ -242,6 +240,9 @@ class RunRecorder:
             else:
                 files = merged_files([part], status=outcome.status.value, run_id=run_id)
                 log_files(tracker, run_id, files, ARTIFACT_DIR)
+                if self.trace:  # (a step of a run others share leaves the trace to its closer)
+                    write_run_trace(tracker, run_id, ctx.handle.experiment_id, files, status=outcome.status.value,
+                                    kedro_run_id=self.kedro_run_id)
         except Exception as exc:
             problems.append(f"artifacts under {ARTIFACT_DIR}/ ({type(exc).__name__}: {exc})")
         if inputs:
@@ -259,12 +260,11 @@ class RunRecorder:
         if problems:
             raise RuntimeError("; ".join(problems))
 
-
     def _fetched_input(self, name: str, loc: Location, uri: str) -> tuple[dict[str, Any], str]:
         """An input whose data a load downloaded from ``uri`` into its local path: the artifact is its
         source, and its digest is that of the downloaded data (where it now is locally)."""
-        try:
-            here = location(loc.dataset) or loc  # a versioned dataset: the version it was downloaded into
+        try:  # a versioned dataset: the version it was downloaded into
+            here = location(loc.dataset) or loc
         except Exception:
             here = loc
         source_type = uri.partition(":")[0]

@@ -70,6 +70,15 @@ class FileCalls(_Calls):
                 run_id=run_id,
             )
 
+    def write_trace(self, run_id: str, experiment_id: str, spans: list[dict[str, Any]], *, ok: bool,
+                    tags: Mapping[str, str]) -> str:
+        """Write ``spans`` (the root first) as one finished trace linked to run ``run_id``; its id."""
+        from ..compat.mlflow import write_trace
+
+        return self._call(f"write the node timeline of MLflow run '{run_id}' as a trace",
+                          lambda: write_trace(self.tracking_uri, experiment_id, run_id, spans, ok=ok, tags=dict(tags)),
+                          run_id=run_id)
+
     # -- LoggedModels ------------------------------------------------------------------------
 
     def create_logged_model(
