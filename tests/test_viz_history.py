@@ -274,3 +274,36 @@ def test_a_broken_tracking_file_or_session_store_is_named_and_nothing_is_importe
     result = _cli(project, monkeypatch, "import-history", "--session-store", "nowhere.db")
     assert result.exit_code == 1 and "no session store at nowhere.db" in result.output
     assert _runs(project) == []
+
+
+def test_a_failed_import_is_named_kept_by_a_dry_run_and_replaced_by_the_next_import(project_factory, monkeypatch,
+                                                                                    mocker):
+    from mlflow import MlflowClient
+
+    project = project_factory(mlflow_yml={"tracking": {"experiment": {"name": "viz"}}})
+    (project / "conf" / "base" / "catalog.yml").write_text(CATALOG)
+    _write_history(project)
+    real = MlflowClient.log_artifact
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):  # the store fails on the first upload only
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk full")
+        return real(self, *args, **kwargs)
+
+    mocker.patch.object(MlflowClient, "log_artifact", flaky)
+    first = _cli(project, monkeypatch, "import-history", "--write")
+    assert first.exit_code == 1
+    assert "Could not import Kedro-Viz session 2024-03-01T09.15.00.123Z (" in first.output
+    assert "OSError: disk full. Run the command again: it replaces that run." in first.output
+    (failed,) = [r for r in _runs(project) if r.info.status == "FAILED"]
+    dry = _cli(project, monkeypatch, "import-history")
+    assert dry.exit_code == 0 and "  2024-03-01T09.15.00.123Z  kedro run" in dry.output
+    assert failed.info.run_id in [r.info.run_id for r in _runs(project)]  # a dry run deletes nothing
+    again = _cli(project, monkeypatch, "import-history", "--write")
+    assert again.exit_code == 0, again.output
+    runs = _runs(project)
+    assert failed.info.run_id not in [r.info.run_id for r in runs]
+    assert sorted(r.data.tags["kedro_viz.session_id"] for r in runs) == sorted([ORPHAN, *list(SESSIONS)[:3]])
+    assert {r.info.status for r in runs} == {"FINISHED"}

@@ -52,7 +52,7 @@ def import_history(env: str | None, session_store: Path | None, write: bool) -> 
     client = MlflowClient(config.server.tracking_uri, config.server.registry_uri)
     name = config.tracking.experiment.name
     experiment = client.get_experiment_by_name(name)
-    done = _imported(client, experiment.experiment_id) if experiment is not None else set()
+    done = _imported(client, experiment.experiment_id, replace_failed=write) if experiment is not None else set()
     todo = [s for s in sessions if s.version not in done]
     where = f"experiment '{name}' of {redact_uri(config.server.tracking_uri)}"
     click.echo(f"Kedro-Viz history: {len(sessions)} session(s){f' in {store}' if store else ''}; "
@@ -77,8 +77,9 @@ def import_history(env: str | None, session_store: Path | None, write: bool) -> 
     click.echo(f"Created {len(todo)} run(s) in {where}.")
 
 
-def _imported(client: Any, experiment_id: str) -> set[str]:
-    """The sessions imported before: FINISHED runs with the session tag (a failed import is done again)."""
+def _imported(client: Any, experiment_id: str, *, replace_failed: bool) -> set[str]:
+    """The sessions imported before: FINISHED runs with the session tag. A failed import is done again:
+    with ``replace_failed`` its run is deleted first (a dry run deletes nothing)."""
     found: set[str] = set()
     token = None
     while True:
@@ -87,7 +88,7 @@ def _imported(client: Any, experiment_id: str) -> set[str]:
         for run in page:
             if run.info.status == "FINISHED":
                 found.add(run.data.tags[SESSION_TAG])
-            else:
+            elif replace_failed:
                 client.delete_run(run.info.run_id)
         token = page.token
         if not token:
