@@ -40,7 +40,7 @@ def test_a_normal_run_prints_no_warning_the_plugin_causes(tmp_path, template_db)
 @pytest.mark.parametrize(("mlflow_yml", "expected"), [
     ("tracking:\n  name: nightly\n",  # a nesting mistake
      "Error: ConfigError: Unknown key 'tracking.name' in conf/base/mlflow.yml, line 2. Known keys here: autolog, "
-     "disable_tracking, experiment, lineage, params, run, system_metrics, timeline. 'name' belongs under "
+     "child_runs, disable_tracking, experiment, lineage, params, run, system_metrics, timeline. 'name' belongs under "
      "'tracking.experiment' or 'tracking.run': move it there (indented under that section) or remove it."),
     ("tracking:\n  experiment:\n    name: [nightly\n  run:\n    name: x\n",  # a bracket left open
      "Error: ConfigError: mlflow.yml is not valid YAML: conf/base/mlflow.yml, line 4, column 6: while parsing a "

@@ -104,3 +104,24 @@ def test_a_tracking_server_takes_the_runs_with_the_pages_mlflow_yml(spaceflights
     (model,) = client.search_logged_models([experiment.experiment_id],
                                            filter_string=f"source_run_id = '{run.info.run_id}'")
     assert model.name == "price_model"
+
+
+def test_spaceflights_by_pipeline_gives_one_parent_and_three_children(spaceflights):
+    """`tracking.child_runs.by: pipeline` on the tutorial's project: the metrics in the data science child."""
+    project = spaceflights["project"]
+    (project / "conf" / "local" / "mlflow.yml").write_text("tracking:\n  child_runs:\n    by: pipeline\n")
+    try:
+        done = doc_pictures.kedro("run", cwd=project)
+    finally:
+        (project / "conf" / "local" / "mlflow.yml").unlink()
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = _client(project)
+    runs = client.search_runs(["1"], max_results=10, order_by=["attributes.start_time DESC"])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = {r.data.tags["kedro.child_group"]: r for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert sorted(children) == ["data_processing", "data_science", "reporting"]
+    assert {"r2_score", "mae", "max_error"} <= set(children["data_science"].data.metrics)
+    assert "r2_score" not in parent.data.metrics
+    assert children["data_science"].data.params["model_options.test_size"] == "0.2"
+    assert {r.info.status for r in (parent, *children.values())} == {"FINISHED"}

@@ -107,6 +107,7 @@ def close_run(run_id: str | None, status: str | None, stale: bool, older_than: s
         _settle(tracker, run, state)
         _merge_parts(tracker, run, final, trace=config.tracking.timeline.enabled and config.tracking.timeline.trace)
         tracker.set_terminated(run_id, final)
+        _end_children(tracker, run, final)
     except KedroMlflowRunsError as exc:
         raise click.ClickException(str(exc)) from safe_cause(exc)
     click.echo(f"Ended MLflow run {run_id} as {final} in {config.server.redacted_tracking_uri}.")
@@ -170,6 +171,15 @@ def _settle(tracker: Tracker, run: Run, state: Liveness) -> None:
         click.echo(f"Marked {failed} model(s) left PENDING (a log_model that never finished) as FAILED.")
 
 
+def _end_children(tracker: Tracker, run: Any, status: str) -> None:
+    """End the run's child runs still RUNNING (tracking.child_runs) with the run's status."""
+    from ..core.children import end_children
+
+    ended = end_children(tracker, str(run.info.experiment_id), run.info.run_id, status)
+    if ended:
+        click.echo(f"Ended {ended} child run(s) of MLflow run {run.info.run_id} as {status}.")
+
+
 def _merge_parts(tracker: Tracker, run: Any, status: str, *, trace: bool) -> None:
     """The timeline and outputs of every `kedro run` that attached to the run, merged once more; the
     merged timeline written as the run's trace (``trace``)."""
@@ -229,5 +239,6 @@ def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool,
             continue
         _settle(tracker, run, state)
         tracker.set_terminated(run.info.run_id, status)
+        _end_children(tracker, run, status)
         ended += 1
     click.echo(f"Ended {ended} run(s) as {status}.")

@@ -87,6 +87,7 @@ def build_config(
         tags=_strings(values["tracking.experiment.create_experiment_kwargs.tags"] or {}),
     )
     tracking = TrackingSection(
+        child_runs=values["tracking.child_runs.by"],
         disable_tracking=DisableTrackingSection(tuple(values["tracking.disable_tracking.pipelines"]),
                                                 values["tracking.disable_tracking.disable_autologging"]),
         autolog=AutologSection(values["tracking.autolog.enabled"], tuple(values["tracking.autolog.flavors"]),

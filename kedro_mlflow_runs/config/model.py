@@ -124,6 +124,7 @@ class ParamsSection:
 
 @dataclass(frozen=True)
 class TrackingSection:
+    child_runs: str = "none"  # tracking.child_runs.by: none | pipeline | namespace
     disable_tracking: DisableTrackingSection = field(default_factory=DisableTrackingSection)
     autolog: AutologSection = field(default_factory=AutologSection)
     lineage: LineageSection = field(default_factory=LineageSection)

@@ -31,7 +31,8 @@ class EndStep(NamedTuple):
 class TrackedRun:
     """A Kedro run's context, config, signal guard, cleanups, success and end steps, and recorder."""
 
-    __slots__ = ("before_end", "before_success", "cleanups", "clusters", "config", "context", "guard", "recorder")
+    __slots__ = ("before_end", "before_success", "children", "cleanups", "clusters", "config", "context", "guard",
+                 "recorder")
 
     def __init__(self, context: RunContext, config: MlflowConfig) -> None:
         self.context = context
@@ -49,6 +50,8 @@ class TrackedRun:
         self.recorder: Any = None
         #: what the run handed to a compute cluster (Dask workers): see ``framework/dask_cluster.py``
         self.clusters: Any = None
+        #: the routing of its child runs (``tracking.child_runs``): see ``core/children.py``
+        self.children: dict[str, Any] | None = None
 
     def release(self) -> None:
         """Put back the signal handlers, then undo the cleanups, newest first."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import credentials_env, load_config
+from ..core import children
 from ..core.current import context_for, current_run_context
 from ..core.registry import REGISTRY
 from ..core.tags import error_tags
@@ -108,6 +109,12 @@ def node_started(run_id: str, node: Any) -> None:
     if ctx is None:
         return
     ctx.bind_thread()
+    child = children.node_child(run_id, node.name) if node is not None else None
+    if child is not None:  # its child run: MLflow's active run in this thread while the node runs
+        children.set_current(node.name)
+        from ..tracking import run_entity
+
+        ctx.owner.process.bind(lambda: run_entity(child, ctx.handle.experiment_id), ctx.handle.tracking_uri)
     if ctx.in_worker:  # a spawned worker turns on the run's autologging itself
         worker_autolog()
     recorder = recorder_for(run_id)
@@ -119,10 +126,18 @@ def node_ended(run_id: str, node: Any) -> None:
     ctx = context_for(run_id)
     if ctx is None:
         return
+    _leave_child(ctx, run_id, node)
     ctx.unbind_thread()
     recorder = recorder_for(run_id)
     if recorder is not None and node is not None:
         recorder.node_ended(node.name)
+
+
+def _leave_child(ctx: Any, run_id: str, node: Any) -> None:
+    """Undo :func:`node_started`'s child binding (when the node has a child run)."""
+    if node is not None and children.node_child(run_id, node.name) is not None:
+        ctx.owner.process.unbind()
+        children.set_current(None)
 
 
 def node_failed(error: Exception, node: Any, run_id: str) -> None:
@@ -141,6 +156,7 @@ def node_failed(error: Exception, node: Any, run_id: str) -> None:
         except Exception:
             logger.warning("Could not record the error of node %s in MLflow run %s", node_name, ctx.run_id,
                            exc_info=True)
+    _leave_child(ctx, run_id, node)
     ctx.unbind_thread()
 
 
@@ -149,6 +165,7 @@ def dataset_event(dataset_name: str, node: Any, *, done: bool, event: Callable[[
     """A load or save of ``dataset_name`` starts (``done=False``) or ended: note it on this thread's run
     (the error tags of one that fails), and hand ``event`` to its recorder. Never fails a node."""
     try:
+        children.set_dataset(None if done else dataset_name)  # which child run its dataset uses
         ctx = current_run_context()
         if ctx is None or not ctx.is_active:
             return

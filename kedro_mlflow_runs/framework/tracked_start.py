@@ -20,6 +20,7 @@ from ..pipeline.planning import plan_pipeline_models
 from ..recording.recorder import RunRecorder
 from .attempt_steps import first_beat, new_attempt, start_beating, track_attempt
 from .autolog import autolog_env, set_autolog
+from .child_runs import start_child_runs
 from .clusters import publish_to_clusters
 from .header_provider import install, publish
 from .run_info import run_tags
@@ -88,6 +89,7 @@ def start_tracked_run(tracked: TrackedRun, kedro_context: Any, environment: dict
         inputs = parameter_inputs(sorted(pipeline.inputs()))
         if inputs:
             ctx.log_params({name: catalog.load(name) for name in inputs})
+        start_child_runs(tracked, pipeline, catalog)  # tracking.child_runs
     except BaseException as exc:
         try:
             reg.finish(kedro_run_id, Outcome.failed(exc))

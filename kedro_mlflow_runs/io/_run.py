@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .._redact import redact_uri, safe_cause
+from ..core.children import child_for
 from ..core.current import current_run_context
 from ..core.registry import REGISTRY
 from ..errors import (
@@ -99,6 +100,9 @@ def select_run(
             f"step in a run that is open.", run_id=ctx.run_id, dataset=dataset)
     if operation == "save" and ctx is not None and active is not None and ctx.in_worker:
         _require_running(dataset, active.run_id, active.tracking_uri, active.registry_uri)
+    child = child_for(kedro_run_id, operation) if ctx is not None and ctx.is_active else None
+    if ctx is not None and child is not None:  # tracking.child_runs: the child run of the dataset's node
+        active = replace(ctx.handle, run_id=child)
     if run_id is None:
         if active is None:
             raise NoActiveRunError(

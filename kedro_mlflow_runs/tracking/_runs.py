@@ -131,6 +131,18 @@ class RunCalls(_Calls):
                                                  max_results=max_results)),
         )
 
+    def child_runs(self, experiment_id: str, parent_run_id: str) -> list[Run]:
+        """The active child runs of ``parent_run_id`` (``mlflow.parentRunId``), oldest first."""
+        where = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+        return self._call(
+            f"search the child runs of MLflow run {parent_run_id}",
+            lambda: list(self.client.search_runs([experiment_id], where, order_by=["attributes.start_time ASC"],
+                                                 max_results=1000)),
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        self._call(f"delete MLflow run {run_id}", lambda: self.client.delete_run(run_id), run_id=run_id)
+
     def artifact_files(self, run_id: str, *, limit: int = 200) -> list[Any]:
         """The files of run ``run_id``'s artifact tree, depth first, at most ``limit`` of them."""
 
