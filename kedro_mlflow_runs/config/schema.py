@@ -144,6 +144,12 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("tracking.timeline.enabled", BOOLEAN, True, "kedro/timeline.json|html, kedro.node_duration_s.* metrics",
         "At the end of the run (whatever its outcome), log `kedro/timeline.json`, `kedro/timeline.html`, "
         "`kedro/pipeline.json` and one metric `kedro.node_duration_s.<node>` per node that ran."),
+    Key("tracking.timeline.trace", BOOLEAN, True, "the timeline as an MLflow trace too (MLflow's Traces tab)",
+        "With the timeline on, also write the run's nodes as one MLflow trace linked to the run, shown on a time "
+        "axis in MLflow's UI (the run's Traces tab): a span per node with its worker, attempt, load / compute / "
+        "save seconds and datasets, failed nodes marked. Written once, by whoever ends the run, in two requests; "
+        "a store that cannot take traces gets a warning and the run is unchanged. It costs about 0.3 ms a node at the "
+        "end of the run: `false` for pipelines of thousands of nodes."),
     Key("tracking.child_runs.by", STRING, "none", "none | pipeline | namespace",
         "Give each group of nodes a child run of the run (`mlflow.parentRunId`), named after the group: `pipeline`, "
         "the smallest registered pipeline holding the node (ties: the first name; `__default__` never counts); "
@@ -151,12 +157,6 @@ KEYS: Final[tuple[Key, ...]] = (
         "to its child run, the parameters its nodes read are logged there too, and the parent keeps everything else "
         "(the timeline, lineage, status). Nodes in no group stay in the parent. See [Child runs](child-runs.md).",
         choices=("none", "pipeline", "namespace")),
-    Key("tracking.timeline.trace", BOOLEAN, True, "the timeline as an MLflow trace too (MLflow's Traces tab)",
-        "With the timeline on, also write the run's nodes as one MLflow trace linked to the run, shown on a time "
-        "axis in MLflow's UI (the run's Traces tab): a span per node with its worker, attempt, load / compute / "
-        "save seconds and datasets, failed nodes marked. Written once, by whoever ends the run, in two requests; "
-        "a store that cannot take traces gets a warning and the run is unchanged. It costs about 0.3 ms a node at the "
-        "end of the run: `false` for pipelines of thousands of nodes."),
     Key("tracking.system_metrics.enabled", BOOLEAN, False, "MLflow's system/... metrics (needs the [system] extra)",
         "MLflow's `system/...` metrics (CPU, memory, disk, network, GPU where present) for the whole `kedro run`, "
         "sampled in the process that runs it and stopped before the run ends. "
