@@ -222,6 +222,18 @@ def test_close_run_settles_a_killed_attempt_and_its_pending_model(steps_project,
     assert str(model.status).endswith("FAILED")
 
 
+def test_the_sweeper_leaves_an_opened_run_no_step_attached_to_alone_for_older_than(steps_project, client_for):
+    """`open-run` leaves no process behind: until a step attaches, only the run's age tells."""
+    run_id = _open(steps_project)
+    spared = _mlflow(steps_project, "close-run", "--stale", "--yes", "--older-than", "10m")
+    assert spared.returncode == 0 and run_id in spared.stdout and "in progress" in spared.stdout, spared.stdout
+    assert client_for(steps_project).get_run(run_id).info.status == "RUNNING"
+    time.sleep(1.5)
+    swept = _mlflow(steps_project, "close-run", "--stale", "--yes", "--older-than", "1s")
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    assert client_for(steps_project).get_run(run_id).info.status == "KILLED"
+
+
 def test_the_sweeper_and_close_run_leave_a_live_step_alone(steps_project, client_for, tmp_path):
     run_id = _open(steps_project)
     marker, gate = tmp_path / "started", tmp_path / "gate"

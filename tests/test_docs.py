@@ -330,3 +330,15 @@ def test_the_security_page_lists_every_variable_and_every_secret_query_name():
     row = next(line for line in page.splitlines() if line.startswith("| query string values"))
     assert all(f"`{name}`" in row.lower() for name in SECRET_QUERY_NAMES)
     assert all(f"`{suffix}`" in row for suffix in SECRET_QUERY_SUFFIXES)
+
+
+def test_every_test_the_docs_cite_exists():
+    """The fault matrix and other pages cite tests as `test_file.py::test_name`: each must exist."""
+    tests_dir = Path(__file__).parent
+    cited = {(m.group(1), m.group(2)) for page in (Path(__file__).parents[1] / "docs").glob("*.md")
+             for m in re.finditer(r"(test_\w+\.py)::(test_\w+)", page.read_text())}
+    assert len(cited) > 20
+    missing = [f"{file}::{name}" for file, name in sorted(cited)
+               if not (tests_dir / file).exists()
+               or not re.search(rf"^(async )?def {name}\(", (tests_dir / file).read_text(), re.MULTILINE)]
+    assert not missing, missing

@@ -185,6 +185,12 @@ def forked_failure(tmp_path_factory: pytest.TempPathFactory, template_db: Path) 
     return Finished(project), error
 
 
+def _documented_timeline_entry() -> dict[str, Any]:
+    text = (Path(__file__).parents[1] / "docs" / "lineage-and-timeline.md").read_text()
+    block = text.split("one object per node run", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    return json.loads(block)
+
+
 def _check_timeline(finished: Finished, *, statuses: dict[str, str]) -> list[dict[str, Any]]:
     timeline = finished.timeline()
     assert sorted(e["node"] for e in timeline) == sorted(statuses)
@@ -293,6 +299,8 @@ def test_sequential_run_has_timeline_pipeline_lineage_description_and_no_system_
                                  "kedro/timeline.json"]
     timeline = _check_timeline(first, statuses=dict.fromkeys(NODE_NAMES, "completed"))
     assert {e["worker"]["pid"] for e in timeline} == {os.getpid()}
+    documented = _documented_timeline_entry()  # the docs' example has the keys a real entry has
+    assert set(documented) == set(timeline[0]) and set(documented["worker"]) == set(timeline[0]["worker"])
     _check_html(first, timeline)
     _check_pipeline(first)
     _check_inputs(first, first.project)
@@ -426,6 +434,21 @@ def test_digest_modes(tmp_path):
     assert digest(loc, "auto") == "missing"
 
 
+def test_auto_digests_bytes_up_to_4_mib_and_size_and_mtime_above(tmp_path):
+    from kedro_mlflow_runs.recording.lineage import CONTENT_DIGEST_MAX_BYTES, Location, digest
+
+    assert CONTENT_DIGEST_MAX_BYTES == 4 * 1024 * 1024  # the figure the docs give
+    small, big = tmp_path / "small.bin", tmp_path / "big.bin"
+    small.write_bytes(b"x" * CONTENT_DIGEST_MAX_BYTES)
+    big.write_bytes(b"x" * (CONTENT_DIGEST_MAX_BYTES + 1))
+    for path, by_content in ((small, True), (big, False)):
+        loc = Location(None, path.as_posix(), "file")
+        assert (digest(loc, "auto") == digest(loc, "content")) is by_content
+        before = digest(loc, "auto")
+        os.utime(path, ns=(1, 1))  # same bytes, another mtime: only a size-and-mtime digest moves
+        assert (digest(loc, "auto") == before) is by_content
+
+
 def test_a_killed_run_records_the_interrupted_node(project_factory, client_for):
     """SystemExit in a node reaches no Kedro error hook: the run ends KILLED, its timeline says where."""
     project = project_factory()
@@ -470,6 +493,44 @@ def test_a_lineage_failure_is_a_warning_and_changes_nothing_else(project_factory
     assert any("store refused the inputs" in m and finished.run_id in m for m in keep.messages), keep.messages
 
 
+@pytest.mark.parametrize(("params", "raised", "status_while_written"), [
+    ({"model": {"fail": "x"}}, ValueError, "RUNNING"),  # FAILED: written first, then the status
+    ({"model": {"exit": 3}}, SystemExit, "KILLED"),  # KILLED: the status first (a SIGKILL may follow)
+])
+def test_the_lineage_is_written_before_a_failed_run_ends_and_after_a_killed_run_ends(
+        project_factory, client_for, mocker, params, raised, status_while_written):
+    import threading
+    import time
+
+    from kedro_mlflow_runs.tracking import Tracker
+
+    seen: list[str] = []
+    release = threading.Event()
+    real = Tracker.log_batch
+
+    def log_batch(self: Any, run_id: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("what") == "log the node durations to":  # one of the end steps' writes
+            seen.append(self.client.get_run(run_id).info.status)
+            if status_while_written == "KILLED":
+                release.wait(30)  # hangs: a killed run's end steps get a few seconds, not a minute
+        return real(self, run_id, *args, **kwargs)
+
+    mocker.patch.object(Tracker, "log_batch", log_batch)
+    project = project_factory()
+    started = time.monotonic()
+    try:
+        with pytest.raises(raised):
+            run_session(project, runtime_params=params)
+        took = time.monotonic() - started
+    finally:
+        release.set()
+    assert seen == [status_while_written]
+    finished = Finished(project)
+    assert finished.run.info.status == ("KILLED" if raised is SystemExit else "FAILED")
+    if raised is SystemExit:
+        assert took < 25, took  # did not wait for the hanging step
+
+
 def test_node_duration_metric_keys_are_valid_mlflow_names():
     from kedro_mlflow_runs.recording.timeline import metric_key
 
@@ -493,6 +554,23 @@ def test_folder_digests_and_redacted_sources(tmp_path):
     secret = Location(None, "user:s3cret@example.com/data.csv?token=abc", "https")
     assert "s3cret" not in secret.source and "abc" not in secret.source
     assert json.loads(secret.source) == {"url": "https://user:***@example.com/data.csv?token=***"}
+
+
+def test_a_change_to_any_file_of_a_large_folder_changes_its_digest(tmp_path):
+    """Every file of a folder dataset enters its digest, the 3000th as much as the first."""
+    from kedro_mlflow_runs.recording.lineage import Location, digest
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i in range(3000):
+        (folder / f"part-{i:05d}.csv").write_text(f"{i}\n")
+    loc = Location(None, folder.as_posix(), "file")
+    before = {mode: digest(loc, mode) for mode in ("auto", "content", "stat")}
+    (folder / "part-02999.csv").write_text("changed\n")  # the last file, same size class
+    after = {mode: digest(loc, mode) for mode in ("auto", "content", "stat")}
+    assert all(before[mode] != after[mode] for mode in before), (before, after)
+    (folder / "part-02999.csv").unlink()  # a file gone
+    assert digest(loc, "auto") not in (before["auto"], after["auto"])
 
 
 def test_frame_schemas_never_import_pandas():

@@ -216,6 +216,29 @@ def test_the_sweeper_never_ends_a_run_a_step_on_another_machine_writes_into(clus
     assert attempts["machine-b"]["state"] == "FINISHED" and attempts["machine-c"]["state"] == "KILLED"
 
 
+def test_the_sweeper_never_ends_a_run_that_kedro_run_on_another_machine_opened_and_beats_into(
+        cluster, machines, image):  # noqa: F811
+    """A plain `kedro run` on b opened its run (no attempt, b's process cannot be probed from a); a sweeper
+    on a with `--older-than` shorter than b's heartbeat interval must still leave it alone: the
+    heartbeat, not `--older-than`, tells whether a process on another machine is alive."""
+    a, b = (machines.machine(f"machine-{x}", image) for x in "ab")
+    gate = b.tmp / "go"
+    step = b.start("run", env={"KEDRO_MLFLOW_RUNS_HEARTBEAT_S": "30", "STEP_MARKER": str(b.marker("train")),
+                               "STEP_GATE": str(gate)})
+    step.wait_for(b.marker("train"))
+    client = cluster.client
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (run,) = client.search_runs(experiments, "tags.`kedro.host` = 'machine-b' and attributes.status = 'RUNNING'")
+    assert run.data.tags["kedro.heartbeat_every_s"] == "30"
+    time.sleep(1.5)  # its last beat (with its start) is older than --older-than; far less than three intervals
+    swept = a.run("mlflow", "close-run", "--stale", "--yes", "--older-than", "1s").check()
+    assert run.info.run_id in swept.output and "in progress" in swept.output, swept.output[-3000:]
+    assert cluster.read(run.info.run_id).status == "RUNNING"
+    gate.write_text("go")
+    step.wait().check()
+    assert cluster.read(run.info.run_id).status == "FINISHED"  # b ended its own run
+
+
 @pytest.fixture
 def own_cluster(tmp_path: Path) -> Any:
     """A cluster with a server of its own (on a fresh PostgreSQL database) that a test may restart."""

@@ -216,6 +216,7 @@ def _close_stale(tracker: Tracker, config: MlflowConfig, status: str, yes: bool,
         state = _liveness(run)
         if state.is_live(now, threshold):
             why = (f"process {run.data.tags.get('kedro.pid')} on this host is alive" if state.owner_alive
+                   else f"its process on {run.data.tags.get('kedro.host')} still beats" if state.owner_beating
                    else f"last sign of life {now - state.last_sign:.0f} s ago")
             note = f"in progress: {why}; left alone (end it with: kedro mlflow close-run --run-id {run.info.run_id})"
         else:

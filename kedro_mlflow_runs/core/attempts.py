@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 __all__ = [
-    "ATTEMPT_TAG_PREFIX", "HEARTBEAT_ENV_VAR", "HEARTBEAT_TAG", "MISSED_BEATS", "RUNNING", "Attempt", "AttemptState",
-    "attempt_states", "heartbeat_interval", "identity",
+    "ATTEMPT_TAG_PREFIX", "HEARTBEAT_ENV_VAR", "HEARTBEAT_EVERY_TAG", "HEARTBEAT_TAG", "MISSED_BEATS", "RUNNING",
+    "Attempt", "AttemptState", "attempt_states", "beat_is_fresh", "heartbeat_interval", "identity",
 ]
 
 #: Tag prefix of the attempts' states: ``kedro.attempt.<id>``.
@@ -38,6 +38,8 @@ ATTEMPT_TAG_PREFIX: Final = "kedro.attempt."
 HEARTBEAT_TAG: Final = "kedro.heartbeat"
 #: Seconds between two heartbeats (default 30).
 HEARTBEAT_ENV_VAR: Final = "KEDRO_MLFLOW_RUNS_HEARTBEAT_S"
+#: Seconds between the heartbeats of the process that opened a run (set with its first beat).
+HEARTBEAT_EVERY_TAG: Final = "kedro.heartbeat_every_s"
 _DEFAULT_HEARTBEAT_S: Final = 30.0
 RUNNING: Final = "RUNNING"
 #: An attempt that missed this many heartbeats (plus a little slack) is dead: killed, or its machine lost.
@@ -155,6 +157,12 @@ class AttemptState:
     def repeated_by(self, nodes: Sequence[str]) -> bool:
         """Whether an attempt of ``nodes`` runs again every node this one ran."""
         return self.nodes is not None and self.nodes <= set(nodes)
+
+
+def beat_is_fresh(beat: float, every: float | None, now: float) -> bool:
+    """Whether a process beating every ``every`` seconds (30 when unknown) and last at ``beat`` has
+    missed fewer than :data:`MISSED_BEATS` heartbeats at ``now``."""
+    return beat > 0 and now - beat < MISSED_BEATS * (every or _DEFAULT_HEARTBEAT_S) + _BEAT_SLACK_S
 
 
 def attempt_states(tags: Mapping[str, str]) -> list[AttemptState]:

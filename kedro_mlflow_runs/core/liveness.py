@@ -17,7 +17,7 @@ import socket
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from .attempts import HEARTBEAT_TAG, RUNNING, AttemptState, attempt_states
+from .attempts import HEARTBEAT_EVERY_TAG, HEARTBEAT_TAG, RUNNING, AttemptState, attempt_states, beat_is_fresh
 from .tags import TAG_HOST, TAG_PID
 
 __all__ = ["Liveness", "auto_status", "liveness", "never_finished", "process_alive"]
@@ -47,22 +47,28 @@ class Liveness:
     dead: tuple[AttemptState, ...]  # attempts that never ended and whose heartbeat stopped
     owner_alive: bool | None  # the opening process: alive, gone, or cannot tell (another host)
     attempts: tuple[AttemptState, ...]
+    owner_beating: bool = False  # the opening process's heartbeat missed fewer than MISSED_BEATS beats
 
     def is_live(self, now: float, older_than: float) -> bool:
-        """Someone writes into the run: a live attempt, a live owner, or a sign of life too recent."""
+        """Someone writes into the run: a live attempt, a live owner, or a sign of life too recent.
+
+        A process on another machine cannot be probed: its heartbeat tells, whatever ``older_than``."""
         if self.live or self.owner_alive:
             return True
         if self.owner_alive is False and not self.attempts:
             return False  # its owner is gone (this machine): nothing else can write into it
-        return now - self.last_sign < older_than
+        return self.owner_beating or now - self.last_sign < older_than
 
 
 def liveness(tags: Mapping[str, str], start_time: float, now: float) -> Liveness:
     """Who writes into a run, from its tags (``start_time`` in epoch seconds)."""
     attempts = attempt_states(tags)
     signs = [start_time, *(a.beat for a in attempts)]
+    beating = False
     try:
-        signs.append(float(tags.get(HEARTBEAT_TAG) or 0))
+        owner_beat = float(tags.get(HEARTBEAT_TAG) or 0)
+        signs.append(owner_beat)
+        beating = beat_is_fresh(owner_beat, float(tags.get(HEARTBEAT_EVERY_TAG) or 0), now)
     except ValueError:
         pass
     live: list[AttemptState] = []
@@ -74,7 +80,7 @@ def liveness(tags: Mapping[str, str], start_time: float, now: float) -> Liveness
         given_up = any(attempt.redone_by(later) for later in attempts)
         (dead if gone or given_up or not attempt.alive(now) else live).append(attempt)
     return Liveness(max(signs), tuple(live), tuple(dead), process_alive(tags.get(TAG_HOST), tags.get(TAG_PID)),
-                    tuple(attempts))
+                    tuple(attempts), beating)
 
 
 def auto_status(attempts: tuple[AttemptState, ...], expected: Collection[str] = ()) -> str:

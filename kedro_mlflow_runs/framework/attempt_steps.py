@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.attempt_book import AttemptBook
-from ..core.attempts import HEARTBEAT_TAG, Attempt, heartbeat_interval
+from ..core.attempts import HEARTBEAT_EVERY_TAG, HEARTBEAT_TAG, Attempt, heartbeat_interval
 from ..core.context import RunContext
 from ..core.heartbeat import Heartbeat
 from ..core.tags import error_tags
@@ -29,7 +29,7 @@ def first_beat(attempt: Attempt | None) -> dict[str, str]:
     """The heartbeat tag set with the run's start tags (no request of its own)."""
     if attempt is not None:
         return {attempt.tag_key: attempt.tag_value()}
-    return {HEARTBEAT_TAG: f"{time.time():.3f}"}
+    return {HEARTBEAT_TAG: f"{time.time():.3f}", HEARTBEAT_EVERY_TAG: f"{heartbeat_interval():g}"}
 
 
 def track_attempt(ctx: RunContext, tracked: TrackedRun, attempt: Attempt) -> None:
