@@ -75,6 +75,38 @@ def test_parallel_workers_log_into_their_nodes_child_runs(project_factory):
     _check_pipeline_children(_runs(store_uri(project), project.name), MlflowClient(store_uri(project)))
 
 
+def test_thread_runner_workers_log_into_their_nodes_child_runs(project_factory, mlflow_store):
+    from kedro.runner import ThreadRunner
+    from mlflow import MlflowClient
+
+    project = project_factory(catalog=CATALOG, mlflow_yml={"tracking": {"child_runs": {"by": "pipeline"}}})
+    run_session(project, runner=ThreadRunner(max_workers=2), runtime_params={"model": {"log_metric": True}})
+    _check_pipeline_children(_runs(mlflow_store.uri, project.name), MlflowClient(mlflow_store.uri))
+
+
+def test_sigterm_ends_the_parent_and_every_child_killed(project_factory, tmp_path):
+    import signal
+    import subprocess
+
+    from kedro_project import kedro_cmd, kedro_env, wait_until_started
+
+    project = project_factory(catalog=CATALOG, mlflow_yml={"tracking": {"child_runs": {"by": "pipeline"}}})
+    marker, gate = tmp_path / "started", tmp_path / "gate"
+    proc = subprocess.Popen(kedro_cmd("run", "--params", f"model.gate={gate},model.started_marker={marker}"),
+                            cwd=project, env=kedro_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_started(marker, proc)  # `train` (the training child's node) is running
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, output[-3000:]
+    runs = _runs(store_uri(project), project.name)
+    assert {name: r.info.status for name, r in runs.items()} == {"parent": "KILLED", "data": "KILLED",
+                                                                  "training": "KILLED"}
+
+
 def test_a_failed_node_ends_the_parent_and_every_child_failed(project_factory, mlflow_store):
     project = project_factory(catalog=CATALOG, mlflow_yml={"tracking": {"child_runs": {"by": "pipeline"}}})
     with pytest.raises(Exception, match="train failed on purpose"):

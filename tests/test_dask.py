@@ -401,3 +401,48 @@ print("HOOKS", [type(f).__name__ for f in sys.meta_path if type(f).__module__.st
 
     (run,) = all_runs(MlflowClient(store_uri(project)))
     assert run.info.status == "FINISHED"
+
+
+CHILD_REGISTRY = '''
+from kedro.pipeline import node, pipeline
+
+from .nodes import evaluate, summarise, train
+
+
+def register_pipelines():
+    training = pipeline([node(train, ["params:data", "params:model"], "classifier", name="train"),
+                         node(evaluate, "classifier", "accuracy", name="evaluate")])
+    summary = pipeline([node(summarise, ["params:data", "params:model"], "total", name="summarise")])
+    return {"__default__": training + summary, "training": training, "summary": summary}
+'''
+
+
+def test_child_runs_on_dask_workers_hold_what_their_nodes_made(project_factory, tmp_path):
+    """tracking.child_runs.by: pipeline with the DaskRunner: the workers log each node's metrics, model and
+    node code's mlflow.log_metric into its group's child run; the parent keeps the timeline."""
+    from mlflow import MlflowClient
+
+    project = project_factory(nodes=NODES, registry=CHILD_REGISTRY, parameters=PARAMETERS, catalog=CATALOG,
+                              mlflow_yml={"tracking": {"experiment": {"name": "dask"},
+                                                       "child_runs": {"by": "pipeline"}}})
+    (project / "src" / project.name / "runner.py").write_text(DOCS_RUNNER)
+    result = kedro_run(project, "--runner", _runner(project), "--runner-params",
+                       "client_args.n_workers=2,client_args.threads_per_worker=1,client_args.dashboard_address=:0")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    client = MlflowClient(store_uri(project))
+    runs = all_runs(client)
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.data.tags["kedro.child_group"]: r for r in runs if r is not parent}
+    assert set(children) == {"training", "summary"} and len(runs) == 3
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    training, summary = children["training"].data, children["summary"].data
+    assert training.metrics["accuracy"] == 1.0 and "train_pid" in training.metrics  # dataset; node code
+    assert summary.metrics["total"] == 6.0 and "summarise_pid" in summary.metrics
+    assert os.getpid() not in (training.metrics["train_pid"], summary.metrics["summarise_pid"])  # in workers
+    assert not {"accuracy", "total", "train_pid", "summarise_pid"} & set(parent.data.metrics)
+    (model,) = list(client.search_logged_models([parent.info.experiment_id]))
+    assert model.source_run_id == children["training"].info.run_id and model.name == "classifier"
+    assert training.params["model.C"] == "1.0" == summary.params["model.C"]  # the params their nodes read
+    local = client.download_artifacts(parent.info.run_id, "kedro/timeline.json", str(tmp_path / "timeline"))
+    assert sorted(e["node"] for e in json.loads(Path(local).read_text())) == ["evaluate", "summarise", "train"]

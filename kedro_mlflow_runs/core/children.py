@@ -29,11 +29,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..tracking import Tracker
 
 __all__ = ["CHILDREN_ENV", "GROUP_TAG", "child_for", "end_children", "ensure_children", "node_child", "node_groups",
-           "routing", "routing_of", "set_current", "set_dataset"]
+           "publish_routing", "routing", "routing_of", "set_current", "set_dataset", "withdraw_routing"]
 
 GROUP_TAG: Final = "kedro.child_group"
 CHILDREN_ENV: Final = "KEDRO_MLFLOW_RUNS_CHILDREN"
 _THREAD = threading.local()
+#: ``{kedro run id: routing}`` handed to this process by a cluster (a Dask worker runs nodes of runs it
+#: did not start, maybe several at once): see :func:`publish_routing`.
+_HANDED: dict[str, dict[str, Any]] = {}
 
 
 def node_groups(nodes: Iterable[Any], by: str, registered: Mapping[str, Any]) -> dict[str, str]:
@@ -114,6 +117,8 @@ def routing(kedro_run_id: str | None) -> dict[str, Any] | None:
     if tracked is not None:
         found: dict[str, Any] | None = tracked.children
         return found
+    if kedro_run_id is not None and kedro_run_id in _HANDED:
+        return _HANDED[kedro_run_id]
     text = os.environ.get(CHILDREN_ENV)
     if not text:
         return None
@@ -124,6 +129,16 @@ def routing(kedro_run_id: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict) or (kedro_run_id is not None and value.get("kedro_run_id") != kedro_run_id):
         return None
     return value
+
+
+def publish_routing(route: Mapping[str, Any]) -> None:
+    """In a worker of a cluster (Dask): route the nodes of the Kedro run ``route`` names to its children."""
+    _HANDED[str(route["kedro_run_id"])] = dict(route)
+
+
+def withdraw_routing(kedro_run_id: str) -> None:
+    """Undo :func:`publish_routing` (the run was taken back from the worker)."""
+    _HANDED.pop(kedro_run_id, None)
 
 
 def set_current(node_name: str | None) -> None:

@@ -20,9 +20,11 @@ __all__ = ["publish_to_clusters"]
 logger = logging.getLogger(__name__)
 
 
-def publish_to_clusters(tracked: TrackedRun) -> None:
-    """Hand the ACTIVE run of ``tracked`` to the Dask workers of this process's clients, now and later;
-    taken back (an end step) before the run ends. Never fails the run: a problem is a warning."""
+def publish_to_clusters(tracked: TrackedRun, before: str | None = None) -> None:
+    """Hand the ACTIVE run of ``tracked`` (with its child runs, so call it once they exist) to the Dask
+    workers of this process's clients, now and later; taken back by an end step, placed before the end
+    step labelled ``before`` (which needs the workers' events) when there is one. Never fails the run:
+    a problem is a warning."""
 
     def publish() -> None:
         from . import dask_cluster  # imports distributed: only once the process did
@@ -33,7 +35,9 @@ def publish_to_clusters(tracked: TrackedRun) -> None:
         if tracked.clusters is not None:
             tracked.clusters.withdraw()
 
-    tracked.before_end.append(EndStep("the hand-over of the run to its Dask workers", withdraw))
+    step = EndStep("the hand-over of the run to its Dask workers", withdraw)
+    labels = [s.label for s in tracked.before_end]
+    tracked.before_end.insert(labels.index(before) if before in labels else len(labels), step)
     try:
         tracked.cleanups.append(after_import("distributed", publish, "hand the Kedro run to Dask workers"))
     except Exception as exc:

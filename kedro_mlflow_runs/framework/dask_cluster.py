@@ -33,6 +33,7 @@ import dask.config
 import distributed
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from ..core.children import publish_routing, withdraw_routing
 from ..core.current import attach_cluster_worker
 from ..core.registry import REGISTRY
 from ..core.tracked import TrackedRun
@@ -64,22 +65,24 @@ class RunPlugin(WorkerPlugin):
         recorder: the run recorder's ``settings()`` (None: no timeline or lineage is recorded).
         topic: the Dask event topic the worker sends its timeline and lineage events to.
         autolog: the run's autologging (``{"flavors": [...], "kwargs": {...}}``), None when off.
+        children: the routing of the run's child runs (``core/children.py``), None without child runs.
     """
 
     idempotent = False
 
     def __init__(self, handle: RunHandle, recorder: Mapping[str, Any] | None, topic: str,
-                 autolog: Mapping[str, Any] | None = None) -> None:
+                 autolog: Mapping[str, Any] | None = None, children: Mapping[str, Any] | None = None) -> None:
         self.handle = handle
         self.recorder = dict(recorder) if recorder is not None else None
         self.topic = topic
         self.autolog = dict(autolog) if autolog is not None else None
+        self.children = dict(children) if children else None
         self.name = plugin_name(handle.kedro_run_id)
         self._ctx: Any = None  # the worker's attached context, between setup and teardown
 
     def __getstate__(self) -> dict[str, Any]:
         return {"handle": self.handle, "recorder": self.recorder, "topic": self.topic, "autolog": self.autolog,
-                "name": self.name}
+                "children": self.children, "name": self.name}
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
         self.__dict__.update(state)
@@ -88,6 +91,8 @@ class RunPlugin(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         """On the worker: attach to the run; record node events into it through Dask's event log."""
         self._ctx = attach_cluster_worker(self.handle)
+        if self.children:
+            publish_routing(self.children)
         if self.recorder is not None:
             sink = _EventSink(worker, self.topic)
             REGISTRY.set_worker_recorder(str(self.handle.kedro_run_id), _worker_recorder(self.recorder, sink))
@@ -98,6 +103,7 @@ class RunPlugin(WorkerPlugin):
     def teardown(self, worker: Any) -> None:
         """On the worker: autologging off, and detach (the run stays open for the process running the Kedro run)."""
         REGISTRY.set_worker_recorder(str(self.handle.kedro_run_id), None)
+        withdraw_routing(str(self.handle.kedro_run_id))
         if self.autolog is not None:
             try:
                 set_autolog(self.autolog["flavors"], self.autolog["kwargs"], on=False)
@@ -151,7 +157,7 @@ class DaskPublication:
         autolog = tracked.config.tracking.autolog
         self.plugin = RunPlugin(ctx.handle, recorder.settings() if recorder is not None else None, self.topic,
                                 {"flavors": list(autolog.flavors), "kwargs": dict(autolog.kwargs)}
-                                if autolog.enabled else None)
+                                if autolog.enabled else None, tracked.children)
         self._receive = partial(_receive, recorder) if recorder is not None else None
         self._clients: list[tuple[Any, str | None]] = []
         self._lock = threading.Lock()

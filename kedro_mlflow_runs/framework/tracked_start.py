@@ -73,9 +73,8 @@ def start_tracked_run(tracked: TrackedRun, kedro_context: Any, environment: dict
     guard = SignalGuard(on_signal, stop_workers=(lambda: shutdown_manager(runner)) if runner is not None else None)
     if guard.install():
         tracked.guard = guard
-    publish_to_clusters(tracked)  # Dask workers: before the recorder's end step, which needs their events
     if recorder is not None:
-        tracked.before_end.append(EndStep("the node timeline and the data lineage", recorder.write))
+        tracked.before_end.append(EndStep(_RECORDER_STEP, recorder.write))
     start_beating(ctx, tracked, attempt)
     if config.tracking.system_metrics.enabled:
         _system_metrics(ctx, tracked)
@@ -90,12 +89,17 @@ def start_tracked_run(tracked: TrackedRun, kedro_context: Any, environment: dict
         if inputs:
             ctx.log_params({name: catalog.load(name) for name in inputs})
         start_child_runs(tracked, pipeline, catalog)  # tracking.child_runs
+        # Dask workers, with the child runs; taken back before the recorder's end step needs their events
+        publish_to_clusters(tracked, before=_RECORDER_STEP)
     except BaseException as exc:
         try:
             reg.finish(kedro_run_id, Outcome.failed(exc))
         except Exception:  # keep the original error in front
             logger.exception("Could not record the failure in MLflow run %s", ctx.run_id)
         raise
+
+
+_RECORDER_STEP = "the node timeline and the data lineage"
 
 
 def _header_provider(config: MlflowConfig, kedro_context: Any, tracked: TrackedRun,
