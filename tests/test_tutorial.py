@@ -106,14 +106,34 @@ def test_a_tracking_server_takes_the_runs_with_the_pages_mlflow_yml(spaceflights
     assert model.name == "price_model"
 
 
+#: the starter's plots, logged as artifacts of the run (conf/local overrides conf/base's entries)
+PLOTS_AS_ARTIFACTS = """
+dummy_confusion_matrix:
+  type: kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset
+  dataset:
+    type: matplotlib.MatplotlibDataset
+    filepath: data/08_reporting/dummy_confusion_matrix.png
+    versioned: true
+
+shuttle_passenger_capacity_plot_go:
+  type: kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset
+  dataset:
+    type: plotly.JSONDataset
+    filepath: data/08_reporting/shuttle_passenger_capacity_plot_go.json
+    versioned: true
+"""
+
+
 def test_spaceflights_by_pipeline_gives_one_parent_and_three_children(spaceflights):
     """`tracking.child_runs.by: pipeline` on the tutorial's project: the metrics in the data science child."""
     project = spaceflights["project"]
     (project / "conf" / "local" / "mlflow.yml").write_text("tracking:\n  child_runs:\n    by: pipeline\n")
+    (project / "conf" / "local" / "catalog.yml").write_text(PLOTS_AS_ARTIFACTS)
     try:
         done = doc_pictures.kedro("run", cwd=project)
     finally:
         (project / "conf" / "local" / "mlflow.yml").unlink()
+        (project / "conf" / "local" / "catalog.yml").unlink()
     assert done.returncode == 0, done.stderr[-3000:]
     client = _client(project)
     runs = client.search_runs(["1"], max_results=10, order_by=["attributes.start_time DESC"])
@@ -125,3 +145,11 @@ def test_spaceflights_by_pipeline_gives_one_parent_and_three_children(spacefligh
     assert "r2_score" not in parent.data.metrics
     assert children["data_science"].data.params["model_options.test_size"] == "0.2"
     assert {r.info.status for r in (parent, *children.values())} == {"FINISHED"}
+    # the pipeline model: made by the data science nodes, so logged into their child
+    (model,) = client.search_logged_models(["1"], filter_string=f"source_run_id = '{children['data_science'].info.run_id}'")
+    assert model.name == "price_model"
+    assert not client.search_logged_models(["1"], filter_string=f"source_run_id = '{parent.info.run_id}'")
+    # the plots the reporting nodes saved: in the reporting child, not in the parent
+    reporting = {a.path for a in client.list_artifacts(children["reporting"].info.run_id)}
+    assert {"dummy_confusion_matrix.png", "shuttle_passenger_capacity_plot_go.json"} <= reporting
+    assert not reporting & {a.path for a in client.list_artifacts(parent.info.run_id)}

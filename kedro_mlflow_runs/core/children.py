@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..tracking import Tracker
 
 __all__ = ["CHILDREN_ENV", "GROUP_TAG", "child_for", "end_children", "ensure_children", "node_child", "node_groups",
-           "publish_routing", "routing", "routing_of", "set_current", "set_dataset", "withdraw_routing"]
+           "one_group", "publish_routing", "routing", "routing_of", "set_current", "set_dataset", "set_group",
+           "withdraw_routing"]
 
 GROUP_TAG: Final = "kedro.child_group"
 CHILDREN_ENV: Final = "KEDRO_MLFLOW_RUNS_CHILDREN"
@@ -141,6 +142,26 @@ def withdraw_routing(kedro_run_id: str) -> None:
     _HANDED.pop(kedro_run_id, None)
 
 
+def one_group(kedro_run_id: str | None, node_names: Iterable[str]) -> tuple[str, str] | None:
+    """``(group, child run id)`` when every one of ``node_names`` is in that one group (None when they are
+    spread over several groups or the parent, or the run has no child runs)."""
+    route = routing(kedro_run_id)
+    if not route:
+        return None
+    groups = {(route.get("nodes") or {}).get(name) for name in node_names}
+    if len(groups) != 1 or None in groups:
+        return None
+    (group,) = groups
+    child = (route.get("runs") or {}).get(group)
+    return (str(group), str(child)) if child else None
+
+
+def set_group(group: str | None) -> None:
+    """Make the calling thread's saves go to ``group``'s child (what a whole group made, not a node of it:
+    a pipeline model); None undoes it."""
+    _THREAD.group = group
+
+
 def set_current(node_name: str | None) -> None:
     """The node the calling thread runs (None: none)."""
     _THREAD.node = node_name
@@ -159,6 +180,8 @@ def child_for(kedro_run_id: str | None, operation: str) -> str | None:
     runs = route.get("runs") or {}
     dataset = getattr(_THREAD, "dataset", None)
     group = (route.get("datasets") or {}).get(dataset) if dataset else None
+    if group is None and operation == "save":
+        group = getattr(_THREAD, "group", None)
     if group is None and operation == "save":
         node = getattr(_THREAD, "node", None)
         group = (route.get("nodes") or {}).get(node) if node else None

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..compat.kedro_datasets import before_release, is_ephemeral
 from ..core.catalog import is_parameter
+from ..core.children import one_group, set_group
 from ..errors import PipelineModelError
 from ._factory import InferenceSpec
 
@@ -141,7 +142,14 @@ class _LogStep:
         sample = self.kept.data.get(spec.input_name)
         if sample is None and self._exists(spec.input_name):
             sample = sample_of(self.catalog.load(spec.input_name))
-        log_pipeline_model(spec, values, sample, run_id=str(ctx.run_id), kedro_run_id=ctx.kedro_run_id)
+        # tracking.child_runs: a model whose training nodes are all in one group goes to that group's child
+        found = one_group(ctx.kedro_run_id, [node.name for node in spec.training.nodes])
+        set_group(found[0] if found else None)
+        try:
+            log_pipeline_model(spec, values, sample, run_id=found[1] if found else str(ctx.run_id),
+                               kedro_run_id=ctx.kedro_run_id)
+        finally:
+            set_group(None)
 
     def _load(self, name: str) -> Any:
         if name in self.kept.data:
