@@ -11,7 +11,7 @@ Where a name differs from the file (docs/mlflow_yml.md, "In Python", says the sa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,12 @@ class ServerSection:
     def redacted_tracking_uri(self) -> str:
         """The tracking URI with any password replaced by ``***``."""
         return redact_uri(self.tracking_uri)
+
+    def __repr__(self) -> str:  # a database URI may keep its password (mysql://, pg8000): never shown
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["tracking_uri"] = self.redacted_tracking_uri
+        shown["registry_uri"] = redact_uri(self.registry_uri) if self.registry_uri else None
+        return f"ServerSection({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
 @dataclass(frozen=True)
