@@ -214,3 +214,17 @@ def test_the_sections_follow_the_file_as_the_configuration_page_says():
     assert (params.flatten, params.recursive, params.sep, params.long_params_strategy) == (False, False, "/", "tag")
     with pytest.raises(AttributeError):
         c.tracking.run.id = "other"  # frozen
+
+
+@pytest.mark.parametrize(("raw", "environ", "expected"), [
+    ({}, {}, {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "5", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}),
+    # a variable already set, with the key unset: left as it is (not overridden)
+    ({}, {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "8"}, {"MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}),
+    ({"server": {"http": {"max_retries": 2, "backoff_factor": 0, "timeout": 7}}},
+     {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "8"},  # the key wins
+     {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
+      "MLFLOW_HTTP_REQUEST_TIMEOUT": "7"}),
+])
+def test_http_retries_default_to_5_with_backoff_1_as_the_configuration_page_says(raw, environ, expected):
+    http = dict(cfg(raw, environ=environ).server.http_env)
+    assert {k: v for k, v in http.items() if k in expected or k.startswith("MLFLOW_HTTP_REQUEST_")} == expected
