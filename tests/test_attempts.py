@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -247,7 +249,11 @@ def test_the_sweeper_and_close_run_leave_a_live_step_alone(steps_project, client
         assert swept.returncode == 0, swept.stderr[-3000:]
         assert run_id in swept.stdout and "in progress" in swept.stdout
         refused = _mlflow(steps_project, "close-run", "--run-id", run_id, "--wait", "0")
-        assert refused.returncode != 0 and "still being written into" in refused.stdout + refused.stderr
+        said = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and "still being written into" in said
+        # the attempt, its host and its last heartbeat are named
+        assert re.search(rf"attempt\(s\) \S+ on {re.escape(socket.gethostname())} \(pid {proc.pid}, last heartbeat "
+                         rf"\d+ s ago\)", " ".join(said.split())), said
         assert proc.poll() is None  # the step is still at work
         # the orchestrator's closer, started while the step runs: it waits for the step, then closes
         closer_err = tmp_path / "closer.err"

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 from conftest import all_runs
-from kedro_project import kedro_env, kedro_run, signal_mid_node
+from kedro_project import kedro_env, kedro_run, signal_mid_node, wait_until_started
 
 pytestmark = pytest.mark.slow
 
@@ -108,3 +108,38 @@ def test_hook_registration_variants(project_factory, settings, expected_runs):
     result = kedro_run(project)
     assert result.returncode == 0, result.stderr[-3000:]
     assert _run_count(project) == expected_runs
+
+
+def test_a_signal_handler_the_program_installed_still_runs_after_the_run_ends_killed(project, client_for, tmp_path):
+    """A program that runs a session and handles SIGTERM itself: the run ends KILLED first, then its own
+    handler runs (the guard chains to it) and decides how the process ends."""
+    marker, handled = tmp_path / "started", tmp_path / "handled"
+    script = textwrap.dedent(f"""
+        import signal, sys
+        from pathlib import Path
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        def mine(signum, frame):
+            Path({str(handled)!r}).write_text(signal.Signals(signum).name)
+            sys.exit(7)
+
+        signal.signal(signal.SIGTERM, mine)
+        bootstrap_project({str(project)!r})
+        with KedroSession.create(project_path={str(project)!r}, runtime_params={{
+                "model": {{"sleep": 30, "started_marker": {str(marker)!r}}}}}) as session:
+            session.run()
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=kedro_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_started(marker, proc)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 7, output[-3000:]  # the program's own handler ended the process
+    assert handled.read_text() == "SIGTERM"
+    (run,) = all_runs(client_for(project))
+    assert run.info.status == "KILLED" and "SIGTERM" in run.data.tags["kedro.error.message"]
