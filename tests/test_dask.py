@@ -376,7 +376,7 @@ def test_only_the_run_handle_and_timeline_settings_are_sent_to_the_workers():
     sent = cloudpickle.dumps(plugin)
     assert b"s3cret" not in sent and b"ana" not in sent
     received = cloudpickle.loads(sent)
-    assert set(vars(received)) == {"handle", "recorder", "topic", "autolog", "name", "_ctx"}
+    assert set(vars(received)) == {"handle", "recorder", "topic", "autolog", "children", "name", "_ctx"}
     assert received.handle == handle and received.handle.tracking_uri == "http://mlflow.internal:5000"
 
 

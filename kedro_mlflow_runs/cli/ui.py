@@ -52,7 +52,7 @@ def ui(env: str | None, host: str | None, port: int | None) -> None:
     if _port_taken(host, port):
         raise click.ClickException(_port_taken_message(host, port))
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", config.server.tracking_uri,
-           "--host", host, "--port", str(port)]
+           "--host", host, "--port", str(port), "--workers", "1"]  # one user: MLflow's 4 cost 4 imports of it
     click.echo(f"Waiting for the MLflow UI to start on {address}...", err=True)
     server = _UiServer(cmd)
     try:

@@ -37,7 +37,7 @@ CHILDREN_ENV: Final = "KEDRO_MLFLOW_RUNS_CHILDREN"
 _THREAD = threading.local()
 #: ``{kedro run id: routing}`` handed to this process by a cluster (a Dask worker runs nodes of runs it
 #: did not start, maybe several at once): see :func:`publish_routing`.
-_HANDED: dict[str, dict[str, Any]] = {}
+_handed: dict[str, dict[str, Any]] = {}
 
 
 def node_groups(nodes: Iterable[Any], by: str, registered: Mapping[str, Any]) -> dict[str, str]:
@@ -118,8 +118,8 @@ def routing(kedro_run_id: str | None) -> dict[str, Any] | None:
     if tracked is not None:
         found: dict[str, Any] | None = tracked.children
         return found
-    if kedro_run_id is not None and kedro_run_id in _HANDED:
-        return _HANDED[kedro_run_id]
+    if kedro_run_id is not None and kedro_run_id in _handed:
+        return _handed[kedro_run_id]
     text = os.environ.get(CHILDREN_ENV)
     if not text:
         return None
@@ -134,12 +134,12 @@ def routing(kedro_run_id: str | None) -> dict[str, Any] | None:
 
 def publish_routing(route: Mapping[str, Any]) -> None:
     """In a worker of a cluster (Dask): route the nodes of the Kedro run ``route`` names to its children."""
-    _HANDED[str(route["kedro_run_id"])] = dict(route)
+    _handed[str(route["kedro_run_id"])] = dict(route)
 
 
 def withdraw_routing(kedro_run_id: str) -> None:
     """Undo :func:`publish_routing` (the run was taken back from the worker)."""
-    _HANDED.pop(kedro_run_id, None)
+    _handed.pop(kedro_run_id, None)
 
 
 def one_group(kedro_run_id: str | None, node_names: Iterable[str]) -> tuple[str, str] | None:
