@@ -28,6 +28,8 @@ Workloads (``--only`` takes a comma-separated subset):
   ``mlflow.sklearn.log_model(..., pip_requirements=[...])``, first save and later saves.
 - ``w5`` 10,000 metric points (``w5_metric_history.py``): wall time and store requests, ours and
   kedro-mlflow's history dataset vs ``mlflow.log_metric`` in a loop (loops extrapolated).
+- ``nodes`` (not run unless asked for): 1,000 and 5,000 trivial nodes on the Sequential and Parallel
+  runners; wall and CPU seconds, peak RSS, and the end of the tracked run (``_growing.py``).
 - ``w6`` the floor (``ours`` venv): ``python -c "import mlflow"``, opening an existing sqlite
   store, bare ``kedro run`` of w1 (from w1 when it ran); ``-X importtime`` of the plugin and
   whether importing it, or a tracking-disabled ``kedro run``, imports mlflow.
@@ -49,7 +51,6 @@ import platform
 import pstats
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,13 +62,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _growing  # noqa: E402
 import _projects  # noqa: E402
 import _venvs  # noqa: E402
+from _common import clean_env, med, say, spread, table  # noqa: E402
 from _projects import Project  # noqa: E402
 from _venvs import BARE, BARE_MLFLOW, KEDRO_MLFLOW, OURS, Venv  # noqa: E402
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6")
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "nodes")
+#: what runs without --only (the growing workloads take long: ask for them)
+DEFAULT_WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6")
 _NEEDS = {
+    "nodes": {BARE, OURS, KEDRO_MLFLOW},
     "w1": {BARE, BARE_MLFLOW, OURS, KEDRO_MLFLOW},
     "w2": {BARE, OURS, KEDRO_MLFLOW},
     "w3": {BARE, OURS, KEDRO_MLFLOW},
@@ -79,21 +85,7 @@ HERE = Path(__file__).resolve().parent
 RUN_TIMEOUT = 600.0
 
 
-def say(text: str) -> None:
-    """Progress on stderr, so that stdout holds only the tables."""
-    print(text, file=sys.stderr, flush=True)
-
-
 # ------------------------------------------------------------------------------------ running
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The parent environment without MLflow or Kedro settings that would change a run."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("MLFLOW_", "KEDRO_", "KMR_", "VIRTUAL_ENV", "PYTHON"))}
-    env.update(KEDRO_DISABLE_TELEMETRY="1", DO_NOT_TRACK="1", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
-    env.update(extra)
-    return env
 
 
 def run(cmd: Sequence[str | Path], *, cwd: Path, env: dict[str, str] | None = None,
@@ -149,32 +141,7 @@ def interleaved(contenders: Sequence[Contender], repeats: int, *, warmup: bool =
     return times
 
 
-def med(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
 # ------------------------------------------------------------------------------------ tables
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table; numbers right-aligned."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    numeric = [all(_is_number(r[i]) for r in cells[1:]) and len(cells) > 1 for i in range(len(headers))]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(cells[0], widths)) + " |",
-             "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2)) for w, num in zip(widths, numeric)) + "|"]
-    for row in cells[1:]:
-        lines.append("| " + " | ".join(c.rjust(w) if num else c.ljust(w)
-                                       for c, w, num in zip(row, widths, numeric)) + " |")
-    return "\n".join(lines)
-
-
-def _is_number(text: str) -> bool:
-    return bool(re.fullmatch(r"[-+]?[\d.,]+( ?(s|ms|x))?|n/a|-", text))
-
-
-def spread(values: Sequence[float]) -> str:
-    return f"{min(values):.2f}-{max(values):.2f}"
 
 
 @dataclass
@@ -511,7 +478,12 @@ WORKLOAD_FUNCS: dict[str, Callable[[dict[str, Venv], Path, int, Report], None]] 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per workload (median; default 5)")
-    parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads (default all)")
+    parser.add_argument("--only", default=",".join(DEFAULT_WORKLOADS),
+                        help="comma-separated workloads (default w1-w6; `nodes` grows the node count)")
+    parser.add_argument("--nodes", default=",".join(map(str, _growing.DEFAULT_NODES)),
+                        help="node counts of the `nodes` workload (default 1000,5000)")
+    parser.add_argument("--runners", default=",".join(_growing.RUNNERS),
+                        help="runners of the `nodes` workload (default SequentialRunner,ParallelRunner)")
     parser.add_argument("--json", type=Path, help="write every raw timing here")
     parser.add_argument("--venvs", type=Path, default=_venvs.default_cache(), help="venv cache folder")
     parser.add_argument("--repo", type=Path, default=HERE.parent, help="the kedro-mlflow-runs checkout to measure")
@@ -519,6 +491,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", type=Path, help="generate the projects here and keep them (default: a temp dir)")
     args = parser.parse_args(argv)
     args.only = [w.strip() for w in args.only.split(",") if w.strip()]
+    args.nodes = [int(n) for n in args.nodes.split(",") if n.strip()]
+    args.runners = [r.strip() for r in args.runners.split(",") if r.strip()]
     unknown = set(args.only) - set(WORKLOADS)
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(sorted(unknown))}; choose from {', '.join(WORKLOADS)}")
@@ -542,7 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(tempfile.mkdtemp(prefix="kmr-bench-"))
     try:
         for name in WORKLOADS:  # always in this order: w6 reads w1's bare and tracked medians
-            if name in args.only:
+            if name == "nodes" and name in args.only:
+                _growing.nodes(venvs, root / name, args.repeats, report, sizes=args.nodes, runners=args.runners)
+            elif name in args.only:
                 WORKLOAD_FUNCS[name](venvs, root / name, args.repeats, report)
         if args.profile:
             profile(venvs, root, report)

@@ -8,6 +8,7 @@ import json
 import os
 from typing import Any
 
+from ..core.catalog import parameter_values
 from ..core.children import CHILDREN_ENV, end_children, ensure_children, node_groups, routing_of
 from ..core.tracked import EndStep, TrackedRun
 from ..handle import Ownership
@@ -46,7 +47,7 @@ def start_child_runs(tracked: TrackedRun, pipeline: Any, catalog: Any) -> None:
                         for name in node.inputs if is_parameter(name)})
         if not names:
             continue
-        flat = to_mlflow_params({name: catalog.load(name) for name in names}, flatten_dicts=settings.flatten,
+        flat = to_mlflow_params(parameter_values(catalog, names), flatten_dicts=settings.flatten,
                                 recursive=settings.recursive, sep=settings.sep)
         params, as_tags = split_long_values(flat, settings.long_params_strategy)
         ctx.tracker.log_batch(child, params=params, tags=as_tags, what="log parameters to")

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config import MlflowConfig
+from ..core.catalog import parameter_values
 from ..core.context import RunContext
+from ..core.heap_freeze import freeze_heap
 from ..core.registry import REGISTRY
 from ..core.tracked import EndStep, TrackedRun
 from ..handle import Outcome
@@ -65,6 +67,7 @@ def start_tracked_run(tracked: TrackedRun, kedro_context: Any, environment: dict
     except BaseException:
         reg.finish(kedro_run_id, Outcome.killed("the MLflow run could not be opened"))  # forget it
         raise
+    tracked.cleanups.append(freeze_heap())  # the collector skips MLflow's objects while the run runs
     runner = session_runner()
 
     def on_signal(signum: int) -> None:
@@ -87,7 +90,7 @@ def start_tracked_run(tracked: TrackedRun, kedro_context: Any, environment: dict
         plan_pipeline_models(run_params, pipeline, catalog, tracked)  # models of pipeline_ml_factory pipelines
         inputs = parameter_inputs(sorted(pipeline.inputs()))
         if inputs:
-            ctx.log_params({name: catalog.load(name) for name in inputs})
+            ctx.log_params(parameter_values(catalog, inputs))
         start_child_runs(tracked, pipeline, catalog)  # tracking.child_runs
         # Dask workers, with the child runs; taken back before the recorder's end step needs their events
         publish_to_clusters(tracked, before=_RECORDER_STEP)
