@@ -81,7 +81,13 @@ def test_thread_runner_workers_log_into_their_nodes_child_runs(project_factory, 
 
     project = project_factory(catalog=CATALOG, mlflow_yml={"tracking": {"child_runs": {"by": "pipeline"}}})
     run_session(project, runner=ThreadRunner(max_workers=2), runtime_params={"model": {"log_metric": True}})
-    _check_pipeline_children(_runs(mlflow_store.uri, project.name), MlflowClient(mlflow_store.uri))
+    runs = _runs(mlflow_store.uri, project.name)
+    _check_pipeline_children(runs, MlflowClient(mlflow_store.uri))
+    # the trace, on the thread runner too: one span per node, in the parent's trace
+    (trace,) = MlflowClient(mlflow_store.uri).search_traces(locations=[runs["parent"].info.experiment_id])
+    assert trace.info.trace_metadata["mlflow.sourceRun"] == runs["parent"].info.run_id
+    spans = {span.name for span in trace.data.spans}
+    assert spans == {"kedro run", "make_data", "train", "report"}
 
 
 def test_sigterm_ends_the_parent_and_every_child_killed(project_factory, tmp_path):

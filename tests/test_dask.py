@@ -446,3 +446,9 @@ def test_child_runs_on_dask_workers_hold_what_their_nodes_made(project_factory, 
     assert training.params["model.C"] == "1.0" == summary.params["model.C"]  # the params their nodes read
     local = client.download_artifacts(parent.info.run_id, "kedro/timeline.json", str(tmp_path / "timeline"))
     assert sorted(e["node"] for e in json.loads(Path(local).read_text())) == ["evaluate", "summarise", "train"]
+    # the trace of the parent: one span per node, each named with the Dask worker that ran it
+    (trace,) = client.search_traces(locations=[parent.info.experiment_id])
+    assert trace.info.trace_metadata["mlflow.sourceRun"] == parent.info.run_id
+    spans = {span.name: span for span in trace.data.spans}
+    assert set(spans) == {"kedro run", "train", "summarise", "evaluate"}
+    assert all(spans[n].attributes["kedro.worker.pid"] != os.getpid() for n in ("train", "summarise", "evaluate"))
