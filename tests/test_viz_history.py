@@ -30,10 +30,9 @@ CATALOG = textwrap.dedent("""\
       type: tracking.MetricsDataset
       filepath: data/09_tracking/model_metrics.json
       versioned: true
-    companies_columns:
+    companies_columns:  # versioned by default, as Kedro's docs wrote it
       type: kedro_datasets.tracking.JSONDataset
       filepath: data/09_tracking/companies_columns.json
-      versioned: true
     feature_plot:
       type: matplotlib.MatplotlibWriter
       filepath: data/08_reporting/feature_plot.png

@@ -62,9 +62,11 @@ def _metrics(entry: CatalogEntry) -> None:
         entry.set(("prefix",), entry.name, "Kedro-Viz showed them under the entry name")
 
 
-def _wrapped(new_inner_type: str | None) -> Any:
+def _wrapped(new_inner_type: str | None, always_versioned: bool = False) -> Any:
     """Wrap the entry's file dataset in ``MlflowArtifactDataset`` (its type: ``new_inner_type``, else the
-    entry's own type as written)."""
+    entry's own type as written). ``always_versioned``: the old type was versioned without saying so
+    (``tracking.JSONDataset``): the wrapped dataset gets ``versioned: true``, or the files already written
+    (``<filepath>/<version>/<file>``) would sit where the dataset now writes one file."""
 
     def edit(entry: CatalogEntry) -> None:
         inner = new_inner_type or viz_type(str(entry.config.get("type"))) or str(entry.config.get("type"))
@@ -73,8 +75,10 @@ def _wrapped(new_inner_type: str | None) -> Any:
                 entry.problem(f"`{arg}` is an argument of the wrapped {inner}: move it under `dataset:` by hand "
                               f"(value: {value!r}).")
                 return
-        entry.wrap("dataset", {"type": inner}, ("filepath", "versioned"),
-                   "the file dataset it wraps, logged to the run")
+        values: dict[str, Any] = {"type": inner}
+        if always_versioned and "versioned" not in entry.config:
+            values["versioned"] = True
+        entry.wrap("dataset", values, ("filepath", "versioned"), "the file dataset it wraps, logged to the run")
 
     return edit
 
@@ -84,7 +88,7 @@ KEDRO_VIZ: Final = RuleSet(
     key_of=viz_type,
     rules=MappingProxyType({
         METRICS: CatalogRule("kedro_mlflow_runs.io.metrics.MlflowMetricsDataset", _metrics),
-        JSON: CatalogRule(_ARTIFACT, _wrapped("json.JSONDataset")),
+        JSON: CatalogRule(_ARTIFACT, _wrapped("json.JSONDataset", always_versioned=True)),
         **{plot: CatalogRule(_ARTIFACT, _wrapped(None), when=_versioned) for plot in PLOT_TYPES},
     }),
     hint="Run `kedro mlflow import-history` before `migrate --write` to keep the runs Kedro-Viz showed.",
