@@ -216,6 +216,13 @@ def test_migrate_then_kedro_run_logs_the_metric_names_viz_showed(viz_project, im
     settings = (viz_project / "src" / viz_project.name / "settings.py").read_text()
     assert "SESSION_STORE" not in settings and "kedro_viz" not in settings
     compile(settings, "settings.py", "exec")
+    import yaml
+    from kedro.io import AbstractDataset
+
+    catalog = yaml.safe_load((viz_project / "conf" / "base" / "catalog.yml").read_text())
+    assert catalog["feature_plot"]["dataset"]["type"] == "matplotlib.MatplotlibDataset"  # kedro-datasets' new name
+    for name in ("feature_plot", "companies_columns"):  # each migrated entry builds with today's kedro-datasets
+        AbstractDataset.from_config(name, catalog[name])
     run = kedro_run(viz_project)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     latest = _runs(viz_project)[-1]

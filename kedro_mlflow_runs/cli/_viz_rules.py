@@ -34,6 +34,8 @@ JSON: Final = "tracking.JSONDataset"
 PLOT_TYPES: Final = ("plotly.JSONDataset", "plotly.PlotlyDataset", "matplotlib.MatplotlibWriter")
 _FAMILIES: Final = ("tracking", "plotly", "matplotlib")
 _ARTIFACT: Final = "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset"
+#: Plot types kedro-datasets renamed since Kedro-Viz's experiment tracking (the old name is gone).
+_RENAMED: Final = MappingProxyType({"matplotlib.MatplotlibWriter": "matplotlib.MatplotlibDataset"})
 #: Arguments of the tracking datasets that only said where and how the local file was written.
 _FILE_ARGS: Final = ("filepath", "versioned", "save_args", "load_args", "fs_args", "credentials", "version")
 
@@ -70,6 +72,7 @@ def _wrapped(new_inner_type: str | None, always_versioned: bool = False) -> Any:
 
     def edit(entry: CatalogEntry) -> None:
         inner = new_inner_type or viz_type(str(entry.config.get("type"))) or str(entry.config.get("type"))
+        inner = _RENAMED.get(inner, inner)
         for arg, value in entry.config.items():
             if arg not in ("type", "filepath", "versioned", "metadata"):
                 entry.problem(f"`{arg}` is an argument of the wrapped {inner}: move it under `dataset:` by hand "
