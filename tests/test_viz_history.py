@@ -113,11 +113,21 @@ def _write_history(project: Path) -> None:
 
 
 #: Kedro-Viz before 11, as far as the project's settings.py needs it (Kedro imports settings.py for every
-#: `kedro` command): its session store class, here a plain Kedro session store.
+#: `kedro` command): its session store class, a Kedro session store that, like Viz's, writes a row for each
+#: session it saves (here a line in `saved_sessions.txt` beside the store).
 OLD_VIZ = {"kedro_viz/__init__.py": "", "kedro_viz/integrations/__init__.py": "",
            "kedro_viz/integrations/kedro/__init__.py": "",
-           "kedro_viz/integrations/kedro/sqlite_store.py": "from kedro.framework.session.store import "
-                                                           "BaseSessionStore as SQLiteStore\n"}
+           "kedro_viz/integrations/kedro/sqlite_store.py": textwrap.dedent("""\
+               from pathlib import Path
+
+               from kedro.framework.session.store import BaseSessionStore
+
+
+               class SQLiteStore(BaseSessionStore):
+                   def save(self):
+                       with open(Path(self._path) / "saved_sessions.txt", "a") as saved:
+                           saved.write(self._session_id + "\\n")
+               """)}
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +182,8 @@ def test_the_dry_run_lists_the_sessions_and_creates_nothing(imported):
     assert "2024-03-04T08.00.00.000Z" not in out  # a `kedro viz` session holds no run
     assert "Dry run: nothing was created. Run with --write to create 4 run(s)" in out
     assert imported["after_dry"] == []
+    # nor did any of the plugin's commands add a session to Viz's store (they never save their session)
+    assert not (imported["project"] / "data" / "saved_sessions.txt").exists()
 
 
 def test_each_session_becomes_a_finished_run_with_its_time_git_command_metrics_values_and_plots(imported):

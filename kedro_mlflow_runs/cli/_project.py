@@ -34,7 +34,9 @@ def project_root() -> Path:
 def project_config(env: str | None, *, talks_to_store: bool = True) -> MlflowConfig:
     """The project's validated mlflow.yml, with its ``server.credentials`` set in this process's environment."""
     metadata = bootstrap_project(project_root())
-    with KedroSession.create(project_path=metadata.project_path, env=env) as session:
+    # save_on_close=False: a command that only reads the config never adds a session to the project's
+    # session store (Kedro-Viz's SQLiteStore writes one row per saved session)
+    with KedroSession.create(project_path=metadata.project_path, env=env, save_on_close=False) as session:
         context = session.load_context()  # type: ignore[attr-defined]  # create() is typed as AbstractSession
         config = load_config(context)
         # the credentials, for the life of this short-lived command
