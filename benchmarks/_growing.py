@@ -115,6 +115,16 @@ def nodes(venvs: dict[str, Venv], root: Path, repeats: int, report: Any, sizes: 
             report.target("nodes", f"{key}: end of run <= 0.5 s", f"{end:.2f} s", end <= 0.5)
             report.target("nodes", f"{key}: <= 50 MB over bare", f"{tracked['rss_mb'] - bare['rss_mb']:+.0f} MB",
                           tracked["rss_mb"] - bare["rss_mb"] <= 50)
+    if len(sizes) >= 2:  # the slope between the smallest and the largest size: the per-node cost alone
+        small, large = min(sizes), max(sizes)
+        for runner in runners:
+            walls = {n: {label: med([x["wall"] for x in runs])
+                         for label, runs in results[f"{n} nodes, {runner}"]["runs"].items()} for n in (small, large)}
+            slope = ((walls[large]["ours tracked"] - walls[small]["ours tracked"])
+                     - (walls[large]["bare"] - walls[small]["bare"])) / (large - small) * 1000
+            results[f"slope, {runner}"] = slope
+            report.target("nodes", f"{runner}: per extra node over bare, {small} to {large} nodes (fixed cost "
+                          f"excluded) <= 0.1 ms", f"{slope:.2f} ms", slope <= 0.1)
     report.data["nodes"] = results
 
 
