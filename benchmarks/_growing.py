@@ -2,10 +2,11 @@
 
 ``nodes``: 1,000 and 5,000 trivial nodes (one ``params:`` input each; ``--nodes`` changes the sizes), on
 the SequentialRunner and the ParallelRunner, for bare Kedro, this plugin tracked and disabled, and
-kedro-mlflow tracked (up to 1,000 nodes: it takes minutes beyond). Per run: wall seconds, CPU seconds and peak resident memory of the ``kedro``
-process (``os.wait4``; ParallelRunner workers are separate processes, not counted), and for this
-plugin's tracked run the end of the run: from the end of its last node (its ``kedro/timeline.json``)
-to the run's end time in the store (timeline, lineage, trace, the final batch, the status).
+kedro-mlflow tracked (up to 1,000 nodes: it takes minutes beyond). Per run: wall seconds, CPU seconds
+and peak resident memory of the ``kedro`` process (``os.wait4``; ParallelRunner workers are separate
+processes, not counted), and for this plugin's tracked run the end of the run: from the end of its
+last node (its ``kedro/timeline.json``) to the run's end time in the store (timeline, lineage, trace,
+the final batch, the status).
 
 Standard library only; importing this module does nothing.
 """
