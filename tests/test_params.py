@@ -228,3 +228,38 @@ def test_a_step_racing_another_with_a_different_value_fails_naming_the_parameter
     with pytest.raises(ParameterError, match=r"Parameter 'model\.C' is already logged .* as '999'"):
         run_session(project)
     assert raced and client.get_run(run_id).data.params["model.C"] == "999"
+
+
+def test_parameters_are_read_as_the_catalog_loads_them_without_its_log_line():
+    """The run reads its parameters from their datasets: the same values as `catalog.load`, without the
+    catalog's "Loading data from ..." line for each (a line per parameter of a 5,000-node pipeline)."""
+    import logging
+
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from kedro_mlflow_runs.core.catalog import parameter_values
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(record.getMessage())
+
+    catalog = DataCatalog(datasets={"params:model": MemoryDataset({"C": 0.5, "nested": {"depth": 3}}),
+                                    "params:seed": MemoryDataset(42)})
+    keep = Keep()
+    logger = logging.getLogger("kedro.io.data_catalog")
+    level = logger.level
+    logger.addHandler(keep)
+    logger.setLevel(logging.DEBUG)
+    try:
+        values = parameter_values(catalog, ["params:model", "params:seed"])
+        assert not keep.lines, keep.lines
+        expected = {name: catalog.load(name) for name in ("params:model", "params:seed")}
+        assert any("Loading data from" in line for line in keep.lines)  # what catalog.load logs
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
+    assert values == expected == {"params:model": {"C": 0.5, "nested": {"depth": 3}}, "params:seed": 42}
