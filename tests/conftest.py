@@ -167,3 +167,15 @@ def records(name: str) -> Iterator[list[logging.LogRecord]]:
         yield keep.records
     finally:
         logging.getLogger(name).removeHandler(keep)
+
+
+#: The longest modules, longest first: each runs on one xdist process (``--dist loadscope``), so handing
+#: them out first keeps the last minutes of the suite from being one long module on one process.
+_LONGEST_FIRST = ("test_deployment.py", "test_attempts.py", "test_machines_faults.py", "test_tutorial.py",
+                  "test_cli_ui.py", "test_wheel.py", "test_dask.py", "test_machines_harness.py",
+                  "test_server_faults.py", "test_security.py", "test_child_runs.py", "test_reliability.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module keeps its order
