@@ -272,3 +272,39 @@ def test_ctrl_c_during_the_last_request_still_ends_the_run(project, client_for, 
     assert calls == ["FINISHED", "FINISHED"]
     assert ctx.state is RunState.FINISHED
     assert client_for(project).get_run(ctx.run_id).info.status == "FINISHED"
+
+
+def test_the_sweeper_reads_each_run_again_before_ending_it(project, client_for, mocker, monkeypatch):
+    """A run of another machine, silent for longer than --older-than when the sweeper lists it, beats
+    again (its process was only slow) before the sweeper ends it: the second read leaves it alone."""
+    import time
+
+    from click.testing import CliRunner
+
+    from kedro_mlflow_runs.cli import commands
+    from kedro_mlflow_runs.tracking import Tracker
+
+    client = client_for(project)
+    experiment = client.get_experiment_by_name(project.name) or client.get_experiment(
+        client.create_experiment(project.name))
+    quiet = client.create_run(experiment.experiment_id, start_time=int((time.time() - 600) * 1000),
+                              tags={"kedro.run_id": "k-1", "kedro.host": "another-machine", "kedro.pid": "4242"})
+    real = Tracker.running_kedro_runs
+
+    def listed_then_beats(self, name):  # the injected moment: it beats right after being listed
+        runs = real(self, name)
+        client.set_tag(quiet.info.run_id, "kedro.heartbeat", f"{time.time():.3f}")
+        return runs
+
+    mocker.patch.object(Tracker, "running_kedro_runs", listed_then_beats)
+    monkeypatch.chdir(project)
+    swept = CliRunner().invoke(commands, ["mlflow", "close-run", "--stale", "--yes", "--older-than", "5m"],
+                               catch_exceptions=False)
+    assert swept.exit_code == 0, swept.output
+    import re
+
+    assert re.search(rf"{quiet.info.run_id} .*\(no sign of life for 6\d\d s\)", swept.output)  # listed as stale
+    assert f"{quiet.info.run_id} came back to life (or ended) since it was listed: left alone." in swept.output
+    assert "Ended 0 run(s)" in swept.output
+    assert client.get_run(quiet.info.run_id).info.status == "RUNNING"
+    client.set_terminated(quiet.info.run_id, "KILLED")
