@@ -272,10 +272,35 @@ def test_a_partition_that_cannot_be_logged_names_what_was_logged(project, client
         return real(self, run_id, local_path, artifact_path)
 
     mocker.patch.object(MlflowClient, "log_artifact", second_fails)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "old.json").write_text("[0]")  # not this save's: the partitions are logged one by one
     ds = MlflowArtifactDataset(**{k: v for k, v in _parts(tmp_path / "p").items() if k != "type"})
     with active_run(project) as ctx, pytest.raises(DatasetError) as info:
         ds.save({"x": [1], "y": [2], "z": [3]})
     message = str(info.value)
     assert "partition 'y'" in message and "logged before the failure: x" in message and ctx.run_id in message
-    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["x.json", "y.json", "z.json"]
+    assert f"kept in '{tmp_path / 'p'}'" in message
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["old.json", "x.json", "y.json", "z.json"]
     assert [a.path for a in client_for(project).list_artifacts(ctx.run_id, "p")] == ["p/x.json"]
+
+
+def test_a_folder_of_only_this_saves_partitions_is_logged_in_one_call(project, client_for, tmp_path, mocker):
+    """A fresh partitions folder goes to the run in one call (a local store copies it at once): the same
+    artifacts as one by one, and a failure of that call names the folder and keeps every partition."""
+    ds = MlflowArtifactDataset(**{k: v for k, v in _parts(tmp_path / "p").items() if k != "type"})
+    with active_run(project) as ctx:
+        ds.save({"x": [1], "sub/y": [2]})
+    client = client_for(project)
+    assert [a.path for a in client.list_artifacts(ctx.run_id, "p")] == ["p/sub", "p/x.json"]
+    assert [a.path for a in client.list_artifacts(ctx.run_id, "p/sub")] == ["p/sub/y.json"]
+
+    from mlflow import MlflowClient
+
+    mocker.patch.object(MlflowClient, "log_artifacts", side_effect=ConnectionError("server went away"))
+    again = MlflowArtifactDataset(**{k: v for k, v in _parts(tmp_path / "q").items() if k != "type"})
+    with active_run(project) as ctx, pytest.raises(DatasetError) as info:
+        again.save({"x": [1], "y": [2]})
+    message = str(info.value)
+    assert f"partitions folder '{tmp_path / 'q'}'" in message and "logged in one call" in message
+    assert ctx.run_id in message and "re-run the node" in message
+    assert sorted(p.name for p in (tmp_path / "q").iterdir()) == ["x.json", "y.json"]

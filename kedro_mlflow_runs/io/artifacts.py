@@ -25,8 +25,10 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -153,17 +155,20 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
                 f"{self._label()}: a PartitionedDataset saves a dict of {{partition id: data}}, got "
                 f"{type(data).__name__}. Return a dict from the node.", dataset=self._label())
         dataset.save(data)
+        written = {partition: Path(datasets.partition_path(dataset, partition)) for partition in sorted(data)}
+        if _only_these(Path(str(folder)), written.values()):  # the common case: one call for the folder
+            self._log_folder(Path(str(folder)), written, target)
+            return
         logged: list[str] = []
-        for partition in sorted(data):
-            local = Path(datasets.partition_path(dataset, partition))
+        for partition, local in written.items():
             parent = PurePosixPath(str(partition).strip("/")).parent.as_posix()
-            folder = "/".join(p for p in (self._artifact_path, "" if parent == "." else parent) if p) or None
+            under = "/".join(p for p in (self._artifact_path, "" if parent == "." else parent) if p) or None
             try:
                 if local.is_dir():
-                    destination = "/".join(p for p in (folder, local.name) if p)
+                    destination = "/".join(p for p in (under, local.name) if p)
                     tracker(target).log_artifact(target.run_id, str(local), destination)
                 else:
-                    tracker(target).log_artifact(target.run_id, str(local), folder)
+                    tracker(target).log_artifact(target.run_id, str(local), under)
             except Exception as exc:
                 error = tracking_error(self._label(), f"log partition '{partition}' ('{local}') into", target, exc)
                 done = ", ".join(logged) or "none"
@@ -174,6 +179,21 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
                 ) from safe_cause(exc)
             logged.append(str(partition))
         logger.info("Logged %d partition(s) under '%s' into MLflow run %s", len(logged), self._artifact_path or "",
+                    target.run_id)
+
+    def _log_folder(self, folder: Path, written: dict[str, Path], target: RunTarget) -> None:
+        """Log the whole partitions folder in one call: it holds exactly the partitions this save wrote (a
+        local store copies it at once, instead of validating and copying file by file)."""
+        try:
+            tracker(target).log_artifact(target.run_id, str(folder), self._artifact_path)
+        except Exception as exc:
+            error = tracking_error(self._label(), f"log the partitions folder '{folder}' into", target, exc)
+            raise MlflowDatasetError(
+                f"{error} Every partition is kept in '{folder}'; the folder was being logged in one call, so "
+                f"some of its {len(written)} partitions may be in the run already. Log it again or re-run the "
+                f"node.", run_id=target.run_id, dataset=self._label(),
+            ) from safe_cause(exc)
+        logger.info("Logged %d partition(s) under '%s' into MLflow run %s", len(written), self._artifact_path or "",
                     target.run_id)
 
     def _saved_path(self) -> Path:
@@ -294,6 +314,23 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
 
     def _release(self) -> None:
         self._dataset.release()
+
+
+def _only_these(folder: Path, written: Iterable[Path]) -> bool:
+    """Whether every file under ``folder`` is one this save wrote (a written partition, or a file inside a
+    partition that is a folder), so that logging the folder logs exactly those partitions."""
+    files: set[str] = set()
+    try:
+        for local in written:
+            if local.is_dir():
+                files.update(os.path.abspath(p) for p in local.rglob("*") if p.is_file())
+            elif local.is_file():
+                files.add(os.path.abspath(local))
+            else:
+                return False
+        return all(os.path.abspath(p) in files for p in folder.rglob("*") if p.is_file())
+    except OSError:
+        return False
 
 
 #: Legacy name (the seed's): the same class.
