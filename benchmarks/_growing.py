@@ -8,6 +8,11 @@ processes, not counted), and for this plugin's tracked run the end of the run: f
 last node (its ``kedro/timeline.json``) to the run's end time in the store (timeline, lineage, trace,
 the final batch, the status).
 
+``points``, ``artifacts``, ``server``: a million metric points (``g_points.py``), one 500 MB file and 1,000
+partitions through ``MlflowArtifactDataset`` on a local store and through ``mlflow server``
+(``g_artifacts.py``), twenty concurrent tracked runs on one server on PostgreSQL (``g_server_runs.py``):
+each script runs in the ``ours`` venv and its JSON becomes a table and the issue's targets.
+
 Standard library only; importing this module does nothing.
 """
 
@@ -26,7 +31,7 @@ import _projects
 from _common import clean_env, med, say, table
 from _venvs import BARE, KEDRO_MLFLOW, OURS, Venv
 
-__all__ = ["DEFAULT_NODES", "measure", "nodes"]
+__all__ = ["DEFAULT_NODES", "artifacts", "measure", "nodes", "points", "server"]
 
 DEFAULT_NODES = (1000, 5000)
 #: kedro-mlflow takes some 47 s for 1,000 nodes (bare Kedro: 8 s): it runs up to this size only
@@ -145,3 +150,97 @@ def _end_of_run(venv: Venv, project: Path) -> float:
     if found["status"] != "FINISHED":
         raise SystemExit(f"the tracked run in {project} is {found['status']}, not FINISHED")
     return float(found["end_s"])
+
+
+# ------------------------------------------------------------------------------------ points, artifacts, server
+
+
+def _script(venv: Venv, script: str, args: Sequence[str], cwd: Path, what: str) -> dict[str, Any]:
+    """Run ``benchmarks/<script>`` with ``venv``'s Python; its JSON result (a failure aborts)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    here = Path(__file__).resolve().parent
+    proc = subprocess.run([str(venv.python), str(here / script), *args], cwd=cwd, env=clean_env(),
+                          capture_output=True, text=True, timeout=4 * 3600)
+    if proc.returncode:
+        raise SystemExit(f"\n{what} failed (exit {proc.returncode}):\n{proc.stderr[-6000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def points(venvs: dict[str, Venv], root: Path, repeats: int, report: Any, count: int = 1_000_000) -> None:
+    """A million metric points (``g_points.py``): the dataset against raw ``log_batch`` of 1,000."""
+    say(f"points: {count:,} metric points")
+    found = _script(venvs[OURS], "g_points.py", ["--points", str(count), "--repeats", str(min(repeats, 3))], root,
+                    "points")
+    raw, ours = found["raw log_batch"], found["MlflowMetricHistoryDataset"]
+    rows = [(side, ", ".join(f"{s:.1f}" for s in d["s"]), f"{med(d['s']):.1f}", str(sum(d["requests"].values())),
+             f"{d['stored']:,}") for side, d in (("raw log_batch (1,000 a call)", raw),
+                                                  ("MlflowMetricHistoryDataset.save", ours))]
+    ratio = med(ours["s"]) / med(raw["s"])
+    report.add(f"points: {count:,} metric points (one run, sqlite)",
+               table(["how", "seconds", "median s", "requests", "points stored"], rows)
+               + f"\n\nThe dataset takes {ratio:.2f}x the raw calls' time.")
+    report.data["points"] = found
+    requests = sum(ours["requests"].values())
+    report.target("points", "<= 1.1x raw log_batch", f"{ratio:.2f}x", ratio <= 1.1)
+    report.target("points", f"requests <= {count // 1000:,}", f"{requests:,}", requests <= count // 1000)
+
+
+def artifacts(venvs: dict[str, Venv], root: Path, repeats: int, report: Any, size_mb: int = 500,
+              partitions: int = 1000) -> None:
+    """One big file and many partitions through ``MlflowArtifactDataset`` (``g_artifacts.py``)."""
+    say(f"artifacts: one {size_mb} MB file, {partitions} partitions; local store and mlflow server")
+    found = _script(venvs[OURS], "g_artifacts.py", ["--size-mb", str(size_mb), "--partitions", str(partitions),
+                                                     "--repeats", str(max(repeats, 3))], root, "artifacts")
+    rows = []
+    for store in ("local", "server"):
+        for workload in ("file", "partitions"):
+            sides = found[store][workload]
+            write = med([x["s"] for x in sides["write only"]])
+            raw, ours = med([x["s"] for x in sides["raw"]]), med([x["s"] for x in sides["ours"]])
+            # throughput of the logging alone: the same bytes over (time - writing them)
+            ratio = max(raw - write, 1e-3) / max(ours - write, 1e-3)
+            whole = raw / ours
+            memory = max(x["peak_added_mb"] for x in sides["ours"])
+            raw_memory = max(x["peak_added_mb"] for x in sides["raw"])
+            logged = {x["files_logged"] for x in sides["ours"]}
+            rows.append((store, workload, f"{write:.2f}", f"{raw:.2f}", f"{ours:.2f}", f"{whole:.2f}", f"{ratio:.2f}",
+                         f"{raw_memory:.0f}", f"{memory:.0f}", ",".join(map(str, sorted(logged)))))
+            report.target("artifacts", f"{store}, {workload}: >= 0.9x raw throughput (write included)",
+                          f"{whole:.2f}x", whole >= 0.9)
+            report.target("artifacts", f"{store}, {workload}: memory flat (< 64 MB added)", f"+{memory:.0f} MB",
+                          memory < 64)
+    report.add(f"artifacts: one {size_mb} MB file, {partitions:,} partitions of {found['partition_kb']} kB",
+               table(["store", "workload", "write only s", "raw s", "ours s", "throughput ours / raw",
+                      "logging alone ours / raw", "raw MB added", "ours MB added", "files logged"], rows)
+               + f"\n\nMedians of {found['repeats']} fresh processes per side, each of the six orders of the sides in turn. 'raw' = the same "
+                 "save, then `MlflowClient.log_artifact(s)`. 'logging alone' = (raw - write) / (ours - write): "
+                 "the logging's throughput without the write both do (noisier).")
+    report.data["artifacts"] = found
+
+
+def server(venvs: dict[str, Venv], root: Path, repeats: int, report: Any, runs: int = 20, nodes: int = 50) -> None:
+    """Concurrent tracked ``kedro run``s against one ``mlflow server`` on PostgreSQL (``g_server_runs.py``)."""
+    say(f"server: {runs} concurrent runs of {nodes} nodes on one mlflow server (PostgreSQL)")
+    found = _script(venvs[OURS], "g_server_runs.py", ["--runs", str(runs), "--nodes", str(nodes)], root, "server")
+    rows = []
+    for phase, label in (("alone", "one at a time"), ("at_once", f"{runs} at once")):
+        p = found[phase]
+        rows.append((label, str(p["runs"]), f"{p['requests_per_run']:.1f}", f"{p['server_s_per_run']:.3f}",
+                     f"{p['median_request_ms']:.1f}", f"{p['slowest_request_ms']:.0f}", f"{p['wall_s']:.1f}",
+                     f"{med(p['run_wall_s']):.1f}"))
+    kinds = sorted(set(found["alone"]["kinds_per_run"]) | set(found["at_once"]["kinds_per_run"]))
+    alone_kinds, at_once_kinds = found["alone"]["kinds_per_run"], found["at_once"]["kinds_per_run"]
+    per_kind = [(k, f"{alone_kinds.get(k, 0):.2f}", f"{at_once_kinds.get(k, 0):.2f}") for k in kinds]
+    finished = found["statuses"].get("FINISHED", 0)
+    report.add(f"server: {runs} concurrent `kedro run`s of {nodes} nodes, one mlflow server (PostgreSQL)",
+               table(["phase", "runs", "requests per run", "server s per run", "median request ms",
+                      "slowest request ms", "phase wall s", "median run wall s"], rows)
+               + "\n\n" + table(["request", "per run alone", f"per run, {runs} at once"], per_kind)
+               + f"\n\nRuns in the store: {found['statuses']} (expected {found['expected_runs']} FINISHED, the "
+                 f"warm-up included). Server time = the sum of the requests' durations in gunicorn's access log.")
+    report.data["server"] = found
+    alone, at_once = found["alone"]["requests_per_run"], found["at_once"]["requests_per_run"]
+    report.target("server", "every run FINISHED", f"{finished} of {found['expected_runs']}",
+                  finished == found["expected_runs"])
+    report.target("server", "requests per run unchanged from one alone", f"{at_once:.1f} vs {alone:.1f}",
+                  at_once <= alone)

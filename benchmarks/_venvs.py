@@ -186,7 +186,9 @@ def build_all(cache: Path, repo: Path, names: set[str], say: Callable[[str], Non
         BARE: (Venv(BARE, cache / BARE, BASE_REQUIREMENTS), None),
         BARE_MLFLOW: (Venv(BARE_MLFLOW, cache / BARE_MLFLOW, (*BASE_REQUIREMENTS, MLFLOW_REQUIREMENT)), None),
         # the plugin's own dependencies (mlflow>=3.4,<4, ...) come from its pyproject
-        OURS: (Venv(OURS, cache / OURS, BASE_REQUIREMENTS, (repo / "pyproject.toml").read_text()), repo),
+        # psycopg: the driver of the `server` workload's mlflow server (never imported by a `kedro run`)
+        OURS: (Venv(OURS, cache / OURS, (*BASE_REQUIREMENTS, "psycopg[binary]"), (repo / "pyproject.toml").read_text()),
+               repo),
         KEDRO_MLFLOW: (Venv(KEDRO_MLFLOW, cache / KEDRO_MLFLOW, (*BASE_REQUIREMENTS, KEDRO_MLFLOW_REQUIREMENT)), None),
     }
     return {name: ensure(venv, src, log, say) for name, (venv, src) in specs.items() if name in names}

@@ -30,6 +30,9 @@ Workloads (``--only`` takes a comma-separated subset):
   kedro-mlflow's history dataset vs ``mlflow.log_metric`` in a loop (loops extrapolated).
 - ``nodes`` (not run unless asked for): 1,000 and 5,000 trivial nodes on the Sequential and Parallel
   runners; wall and CPU seconds, peak RSS, and the end of the tracked run (``_growing.py``).
+- ``points``, ``artifacts``, ``server`` (not run unless asked for; ``--only growing`` runs them with
+  ``nodes``): a million metric points, a 500 MB file and 1,000 partitions through the artifact dataset
+  (local store and ``mlflow server``), twenty concurrent runs on one server on PostgreSQL (``_growing.py``).
 - ``w6`` the floor (``ours`` venv): ``python -c "import mlflow"``, opening an existing sqlite
   store, bare ``kedro run`` of w1 (from w1 when it ran); ``-X importtime`` of the plugin and
   whether importing it, or a tracking-disabled ``kedro run``, imports mlflow.
@@ -69,11 +72,16 @@ from _common import clean_env, med, say, spread, table  # noqa: E402
 from _projects import Project  # noqa: E402
 from _venvs import BARE, BARE_MLFLOW, KEDRO_MLFLOW, OURS, Venv  # noqa: E402
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "nodes")
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "nodes", "points", "artifacts", "server")
+#: the workloads that grow (`--only growing`): how the cost grows with the work
+GROWING = ("nodes", "points", "artifacts", "server")
 #: what runs without --only (the growing workloads take long: ask for them)
 DEFAULT_WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6")
 _NEEDS = {
     "nodes": {BARE, OURS, KEDRO_MLFLOW},
+    "points": {OURS},
+    "artifacts": {OURS},
+    "server": {OURS},
     "w1": {BARE, BARE_MLFLOW, OURS, KEDRO_MLFLOW},
     "w2": {BARE, OURS, KEDRO_MLFLOW},
     "w3": {BARE, OURS, KEDRO_MLFLOW},
@@ -479,7 +487,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per workload (median; default 5)")
     parser.add_argument("--only", default=",".join(DEFAULT_WORKLOADS),
-                        help="comma-separated workloads (default w1-w6; `nodes` grows the node count)")
+                        help="comma-separated workloads (default w1-w6); `growing` = nodes,points,artifacts,server")
     parser.add_argument("--nodes", default=",".join(map(str, _growing.DEFAULT_NODES)),
                         help="node counts of the `nodes` workload (default 1000,5000)")
     parser.add_argument("--runners", default=",".join(_growing.RUNNERS),
@@ -491,6 +499,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", type=Path, help="generate the projects here and keep them (default: a temp dir)")
     args = parser.parse_args(argv)
     args.only = [w.strip() for w in args.only.split(",") if w.strip()]
+    if "growing" in args.only:
+        args.only = [w for w in args.only if w != "growing"] + [w for w in GROWING if w not in args.only]
     args.nodes = [int(n) for n in args.nodes.split(",") if n.strip()]
     args.runners = [r.strip() for r in args.runners.split(",") if r.strip()]
     unknown = set(args.only) - set(WORKLOADS)
@@ -518,6 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in WORKLOADS:  # always in this order: w6 reads w1's bare and tracked medians
             if name == "nodes" and name in args.only:
                 _growing.nodes(venvs, root / name, args.repeats, report, sizes=args.nodes, runners=args.runners)
+            elif name in GROWING and name in args.only:
+                getattr(_growing, name)(venvs, root / name, args.repeats, report)
             elif name in args.only:
                 WORKLOAD_FUNCS[name](venvs, root / name, args.repeats, report)
         if args.profile:

@@ -91,3 +91,34 @@ def test_nothing_is_shown_through_a_pipe_or_for_a_quick_transfer(artifact_projec
     code, out = _in_terminal(kedro_cmd("run"), project, _env(hooks, None))
     assert code == 0, out[-3000:]
     assert "Logging '" not in out
+
+
+PARTS_NODES = '''
+def split(data):
+    return {"a": {"rows": 1}, "b": {"rows": 2}, "c": {"rows": 3}}
+'''
+
+PARTS_REGISTRY = '''
+from kedro.pipeline import node, pipeline
+
+from .nodes import split
+
+
+def register_pipelines():
+    return {"__default__": pipeline([node(split, "params:data", "parts", name="split")])}
+'''
+
+
+def test_partitions_logged_one_by_one_show_one_status_line_for_the_save(tmp_path, template_db, artifact_project):
+    """Three partitions of 0.6 s each: no single upload lasts a second, the save does, and it says so once."""
+    _, hooks = artifact_project
+    project = make_project(tmp_path, template_db=template_db, nodes=PARTS_NODES, registry=PARTS_REGISTRY, catalog={
+        "parts": {"type": "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset", "dataset": {
+            "type": "partitions.PartitionedDataset", "path": "data/parts", "dataset": "json.JSONDataset",
+            "filename_suffix": ".json"}}})
+    (project / "data" / "parts").mkdir(parents=True)
+    (project / "data" / "parts" / "old.json").write_text("{}")  # an earlier run's: logged one by one
+    code, out = _in_terminal(kedro_cmd("run"), project, _env(hooks, "0.6"))
+    assert code == 0, out[-3000:]
+    assert out.count("Logging 3 partition(s) of 'data/parts' to MLflow run ") >= 1, out[-3000:]
+    assert "Logging '" not in out  # no line per partition

@@ -41,6 +41,7 @@ from kedro.io.core import (
 from .._redact import safe_cause
 from ..compat import kedro_datasets as datasets
 from ..errors import MlflowDatasetError, NoActiveRunError
+from ..tracking.progress import transfer_status
 from ._artifact_files import Downloaded, build_wrapped, download_into, in_run, load_kept, local_path, local_target
 from ._run import RunTarget, note_loaded_from, select_run, tracker, tracking_error, wrapped_errors
 from .naming import NamedDataset
@@ -159,6 +160,12 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
         if _only_these(Path(str(folder)), written.values()):  # the common case: one call for the folder
             self._log_folder(Path(str(folder)), written, target)
             return
+        described = f"Logging {len(written)} partition(s) of '{folder}' to MLflow run {target.run_id[:8]}"
+        with transfer_status(described):  # one status line for the whole save, not one per partition
+            self._log_partitions(Path(str(folder)), written, target)
+
+    def _log_partitions(self, folder: Path, written: dict[str, Path], target: RunTarget) -> None:
+        """Log the partitions this save wrote one by one (the folder holds others too)."""
         logged: list[str] = []
         for partition, local in written.items():
             parent = PurePosixPath(str(partition).strip("/")).parent.as_posix()
@@ -166,9 +173,9 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
             try:
                 if local.is_dir():
                     destination = "/".join(p for p in (under, local.name) if p)
-                    tracker(target).log_artifact(target.run_id, str(local), destination)
+                    tracker(target).log_artifact(target.run_id, str(local), destination, status=False)
                 else:
-                    tracker(target).log_artifact(target.run_id, str(local), under)
+                    tracker(target).log_artifact(target.run_id, str(local), under, status=False)
             except Exception as exc:
                 error = tracking_error(self._label(), f"log partition '{partition}' ('{local}') into", target, exc)
                 done = ", ".join(logged) or "none"

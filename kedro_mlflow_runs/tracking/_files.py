@@ -17,14 +17,19 @@ class FileCalls(_Calls):
 
     __slots__ = ()
 
-    def log_artifact(self, run_id: str, local: str, artifact_path: str | None) -> None:
-        """Log a file, or every file of a folder, under ``artifact_path``."""
+    def log_artifact(self, run_id: str, local: str, artifact_path: str | None, *, status: bool = True) -> None:
+        """Log a file, or every file of a folder, under ``artifact_path``; ``status``: show a status line on
+        a terminal while it lasts (off when the caller shows one for many calls)."""
         if os.path.isdir(local):
             call: Callable[[], None] = lambda: self.client.log_artifacts(run_id, local, artifact_path)  # noqa: E731
         else:
             call = lambda: self.client.log_artifact(run_id, local, artifact_path)  # noqa: E731
+        what = f"log '{local}' as an artifact of MLflow run '{run_id}'"
+        if not status:
+            self._call(what, call, run_id=run_id)
+            return
         with transfer_status(lambda: f"Logging '{local}'{describe_size(local)} to MLflow run {run_id[:8]}"):
-            self._call(f"log '{local}' as an artifact of MLflow run '{run_id}'", call, run_id=run_id)
+            self._call(what, call, run_id=run_id)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         """Log ``text`` as the artifact ``artifact_file`` of run ``run_id`` (replacing one of that name)."""
