@@ -120,5 +120,5 @@ def test_partitions_logged_one_by_one_show_one_status_line_for_the_save(tmp_path
     (project / "data" / "parts" / "old.json").write_text("{}")  # an earlier run's: logged one by one
     code, out = _in_terminal(kedro_cmd("run"), project, _env(hooks, "0.6"))
     assert code == 0, out[-3000:]
-    assert out.count("Logging 3 partition(s) of 'data/parts' to MLflow run ") >= 1, out[-3000:]
+    assert f"Logging 3 partition(s) of '{project / 'data' / 'parts'}' to MLflow run " in out, out[-3000:]
     assert "Logging '" not in out  # no line per partition

@@ -25,10 +25,8 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-import os
 import shutil
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -41,8 +39,8 @@ from kedro.io.core import (
 from .._redact import safe_cause
 from ..compat import kedro_datasets as datasets
 from ..errors import MlflowDatasetError, NoActiveRunError
-from ..tracking.progress import transfer_status
 from ._artifact_files import Downloaded, build_wrapped, download_into, in_run, load_kept, local_path, local_target
+from ._artifact_partitions import log_partitions
 from ._run import RunTarget, note_loaded_from, select_run, tracker, tracking_error, wrapped_errors
 from .naming import NamedDataset
 
@@ -149,59 +147,13 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
 
     def _save_partitions(self, data: Any, target: RunTarget) -> None:
         dataset = self._dataset
-        folder = datasets.partitions_path(dataset)
-        local_path(folder, datasets.protocol(dataset), self._label())
+        local_path(datasets.partitions_path(dataset), datasets.protocol(dataset), self._label())
         if not isinstance(data, dict):
             raise MlflowDatasetError(
                 f"{self._label()}: a PartitionedDataset saves a dict of {{partition id: data}}, got "
                 f"{type(data).__name__}. Return a dict from the node.", dataset=self._label())
         dataset.save(data)
-        written = {partition: Path(datasets.partition_path(dataset, partition)) for partition in sorted(data)}
-        if _only_these(Path(str(folder)), written.values()):  # the common case: one call for the folder
-            self._log_folder(Path(str(folder)), written, target)
-            return
-        described = f"Logging {len(written)} partition(s) of '{folder}' to MLflow run {target.run_id[:8]}"
-        with transfer_status(described):  # one status line for the whole save, not one per partition
-            self._log_partitions(Path(str(folder)), written, target)
-
-    def _log_partitions(self, folder: Path, written: dict[str, Path], target: RunTarget) -> None:
-        """Log the partitions this save wrote one by one (the folder holds others too)."""
-        logged: list[str] = []
-        for partition, local in written.items():
-            parent = PurePosixPath(str(partition).strip("/")).parent.as_posix()
-            under = "/".join(p for p in (self._artifact_path, "" if parent == "." else parent) if p) or None
-            try:
-                if local.is_dir():
-                    destination = "/".join(p for p in (under, local.name) if p)
-                    tracker(target).log_artifact(target.run_id, str(local), destination, status=False)
-                else:
-                    tracker(target).log_artifact(target.run_id, str(local), under, status=False)
-            except Exception as exc:
-                error = tracking_error(self._label(), f"log partition '{partition}' ('{local}') into", target, exc)
-                done = ", ".join(logged) or "none"
-                raise MlflowDatasetError(
-                    f"{error} Every partition is kept in '{folder}'; partitions logged before the "
-                    f"failure: {done}. Log the rest again or re-run the node.",
-                    run_id=target.run_id, dataset=self._label(),
-                ) from safe_cause(exc)
-            logged.append(str(partition))
-        logger.info("Logged %d partition(s) under '%s' into MLflow run %s", len(logged), self._artifact_path or "",
-                    target.run_id)
-
-    def _log_folder(self, folder: Path, written: dict[str, Path], target: RunTarget) -> None:
-        """Log the whole partitions folder in one call: it holds exactly the partitions this save wrote (a
-        local store copies it at once, instead of validating and copying file by file)."""
-        try:
-            tracker(target).log_artifact(target.run_id, str(folder), self._artifact_path)
-        except Exception as exc:
-            error = tracking_error(self._label(), f"log the partitions folder '{folder}' into", target, exc)
-            raise MlflowDatasetError(
-                f"{error} Every partition is kept in '{folder}'; the folder was being logged in one call, so "
-                f"some of its {len(written)} partitions may be in the run already. Log it again or re-run the "
-                f"node.", run_id=target.run_id, dataset=self._label(),
-            ) from safe_cause(exc)
-        logger.info("Logged %d partition(s) under '%s' into MLflow run %s", len(written), self._artifact_path or "",
-                    target.run_id)
+        log_partitions(dataset, sorted(data), self._artifact_path, target, self._label())
 
     def _saved_path(self) -> Path:
         """Where the wrapped dataset has just written (its save version's folder when versioned)."""
@@ -321,23 +273,6 @@ class MlflowArtifactDataset(NamedDataset, AbstractDataset[Any, Any]):
 
     def _release(self) -> None:
         self._dataset.release()
-
-
-def _only_these(folder: Path, written: Iterable[Path]) -> bool:
-    """Whether every file under ``folder`` is one this save wrote (a written partition, or a file inside a
-    partition that is a folder), so that logging the folder logs exactly those partitions."""
-    files: set[str] = set()
-    try:
-        for local in written:
-            if local.is_dir():
-                files.update(os.path.abspath(p) for p in local.rglob("*") if p.is_file())
-            elif local.is_file():
-                files.add(os.path.abspath(local))
-            else:
-                return False
-        return all(os.path.abspath(p) in files for p in folder.rglob("*") if p.is_file())
-    except OSError:
-        return False
 
 
 #: Legacy name (the seed's): the same class.
