@@ -11,7 +11,7 @@ the final batch, the status).
 ``points``, ``artifacts``, ``server``: a million metric points (``g_points.py``), one 500 MB file and 1,000
 partitions through ``MlflowArtifactDataset`` on a local store and through ``mlflow server``
 (``g_artifacts.py``), twenty concurrent tracked runs on one server on PostgreSQL (``g_server_runs.py``):
-each script runs in the ``ours`` venv and its JSON becomes a table and the issue's targets.
+each script runs in the ``ours`` venv and its JSON becomes a table and the targets.
 
 Standard library only; importing this module does nothing.
 """

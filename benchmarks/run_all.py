@@ -1,4 +1,4 @@
-"""All of issue 12's benchmarks in one command: bare Kedro vs this plugin vs kedro-mlflow, side by side.
+"""Every benchmark in one command: bare Kedro vs this plugin vs kedro-mlflow, side by side.
 
     python3.11 benchmarks/run_all.py [--repeats 5] [--only w1,w2,...] [--json out.json]
                                      [--venvs DIR] [--repo DIR] [--profile] [--keep DIR]
@@ -37,7 +37,7 @@ Workloads (``--only`` takes a comma-separated subset):
   store, bare ``kedro run`` of w1 (from w1 when it ran); ``-X importtime`` of the plugin and
   whether importing it, or a tracking-disabled ``kedro run``, imports mlflow.
 
-Then a summary of the issue's targets (target, measured, met). ``--profile`` adds a
+Then a summary of the targets (target, measured, met). ``--profile`` adds a
 ``-X importtime`` and a cProfile of the tracked w1 run in the ``ours`` venv (top imports, top
 functions of kedro_mlflow_runs and mlflow). ``--json`` writes every raw timing.
 
@@ -518,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     venvs = _venvs.build_all(args.venvs.expanduser(), args.repo.resolve(), needs, say)
     report = Report()
     header = machine(venvs)
-    print(f"## kedro-mlflow-runs benchmarks (issue 12): median of {args.repeats}\n\n{header}", flush=True)
+    print(f"## kedro-mlflow-runs benchmarks: median of {args.repeats}\n\n{header}", flush=True)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         root = Path(tempfile.mkdtemp(prefix="kmr-bench-", dir=args.keep))
@@ -539,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(root, ignore_errors=True)
     elapsed = time.perf_counter() - started
     summary = table(["workload", "target", "measured (ours vs kedro-mlflow)", "met"], report.targets)
-    report.add("targets of issue 12", summary + f"\n\nWhole benchmark: {elapsed / 60:.1f} min.")
+    report.add("targets", summary + f"\n\nWhole benchmark: {elapsed / 60:.1f} min.")
     if args.json:
         args.json.write_text(json.dumps({"machine": header, "repeats": args.repeats, "elapsed_s": elapsed,
                                          "targets": report.targets, **report.data}, indent=2, default=str))
