@@ -294,6 +294,25 @@ def test_a_broken_tracking_file_or_session_store_is_named_and_nothing_is_importe
     assert _runs(project) == []
 
 
+def test_a_dry_run_in_a_project_with_no_store_yet_creates_none(project_factory, monkeypatch):
+    """A newcomer's first look at the history: no `mlflow.db` is left behind by the dry run."""
+    project = project_factory(mlflow_yml={"tracking": {"experiment": {"name": "viz"}}})
+    (project / "mlflow.db").unlink(missing_ok=True)
+    (project / "conf" / "base" / "catalog.yml").write_text(CATALOG)
+    version = project / "data" / "09_tracking" / "model_metrics.json" / "2024-03-01T09.15.00.123Z"
+    version.mkdir(parents=True)
+    (version / "model_metrics.json").write_text('{"r2": 0.5}')
+    dry = _cli(project, monkeypatch, "import-history")
+    assert dry.exit_code == 0, dry.output
+    assert "1 session(s)" in dry.output and "0 imported before" in dry.output
+    assert "Dry run: nothing was created. Run with --write to create 1 run(s)" in dry.output
+    assert not (project / "mlflow.db").exists()
+    written = _cli(project, monkeypatch, "import-history", "--write")
+    assert written.exit_code == 0, written.output
+    (run,) = _runs(project)
+    assert run.info.status == "FINISHED" and run.data.metrics == {"model_metrics.r2": 0.5}
+
+
 def test_a_failed_import_is_named_kept_by_a_dry_run_and_replaced_by_the_next_import(project_factory, monkeypatch,
                                                                                     mocker):
     from mlflow import MlflowClient

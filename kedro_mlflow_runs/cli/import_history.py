@@ -48,11 +48,18 @@ def import_history(env: str | None, session_store: Path | None, write: bool) -> 
     from mlflow import MlflowClient
 
     from .._redact import redact_uri
+    from ..tracking import sqlite_path
 
-    client = MlflowClient(config.server.tracking_uri, config.server.registry_uri)
     name = config.tracking.experiment.name
-    experiment = client.get_experiment_by_name(name)
-    done = _imported(client, experiment.experiment_id, replace_failed=write) if experiment is not None else set()
+    database = sqlite_path(config.server.tracking_uri)
+    if not write and database is not None and not Path(database).exists():  # a dry run creates no store
+        client: Any = None
+        experiment: Any = None
+    else:
+        client = MlflowClient(config.server.tracking_uri, config.server.registry_uri)
+        experiment = client.get_experiment_by_name(name)
+    done = (_imported(client, experiment.experiment_id, replace_failed=write)
+            if client is not None and experiment is not None else set())
     todo = [s for s in sessions if s.version not in done]
     where = f"experiment '{name}' of {redact_uri(config.server.tracking_uri)}"
     click.echo(f"Kedro-Viz history: {len(sessions)} session(s){f' in {store}' if store else ''}; "
