@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from kedro_project import kedro_run, make_project, store_uri
 
@@ -37,6 +38,8 @@ CATALOG = textwrap.dedent("""\
       type: matplotlib.MatplotlibWriter
       filepath: data/08_reporting/feature_plot.png
       versioned: true
+      save_args:  # moved under `dataset:` by migrate
+        dpi: 50
     """)
 
 SETTINGS = textwrap.dedent("""\
@@ -233,6 +236,7 @@ def test_migrate_then_kedro_run_logs_the_metric_names_viz_showed(viz_project, im
 
     catalog = yaml.safe_load((viz_project / "conf" / "base" / "catalog.yml").read_text())
     assert catalog["feature_plot"]["dataset"]["type"] == "matplotlib.MatplotlibDataset"  # kedro-datasets' new name
+    assert catalog["feature_plot"]["dataset"]["save_args"] == {"dpi": 50}  # its arguments went with it
     for name in ("feature_plot", "companies_columns"):  # each migrated entry builds with today's kedro-datasets
         AbstractDataset.from_config(name, catalog[name])
     run = kedro_run(viz_project)
@@ -265,14 +269,81 @@ def test_migrate_rules_for_viz_entries_keep_unversioned_plots_and_report_what_th
           type: plotly.PlotlyDataset
           filepath: data/08_reporting/styled.json
           versioned: true
-          plotly_args: {type: bar}
+          plotly_args:  # how Viz drew it
+            type: bar
+            fig: {x: shuttle_type, y: passenger_capacity}
+          metadata:
+            kedro-viz: {layer: reporting}
+        notes:
+          <<: *defaults
+          type: tracking.JSONDataset
+          filepath: data/09_tracking/notes.json
         """)
+    text = "_defaults: &defaults\n  save_args: {indent: 2}\n" + text
     edit = rewrite_catalog(text, "catalog.yml", RULESETS)
-    assert "catalog.yml:2: old_metrics: type kedro.extras.datasets.tracking.MetricsDataSet -> " \
+    assert "catalog.yml:4: old_metrics: type kedro.extras.datasets.tracking.MetricsDataSet -> " \
            "kedro_mlflow_runs.io.metrics.MlflowMetricsDataset" in edit.changes
     assert not any("live_plot" in change for change in edit.changes)  # not versioned: Viz never showed it
-    assert edit.problems[0] == ("catalog.yml:8: styled_plot: `plotly_args` is an argument of the wrapped "
-                                "plotly.PlotlyDataset: move it under `dataset:` by hand (value: {'type': 'bar'}).")
+    # an argument from an anchor cannot be moved as text: named, that entry left alone
+    assert edit.problems[0] == ("catalog.yml:19: notes: save_args come(s) from a YAML anchor; move them under "
+                                "dataset: by hand. the file dataset it wraps, logged to the run")
+
+
+ARTIFACT = "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset"
+
+
+def test_migrate_moves_every_argument_of_a_wrapped_plot_under_dataset_as_written():
+    """Nested mappings, comments, block scalars and Windows line ends move with the wrapped dataset; Kedro-Viz's
+    `metadata` stays on the entry."""
+    from kedro_mlflow_runs.cli._catalog_edit import rewrite_catalog
+    from kedro_mlflow_runs.cli.migration import RULESETS
+
+    text = textwrap.dedent("""\
+        styled_plot:
+          type: plotly.PlotlyDataset
+          filepath: data/08_reporting/styled.json
+          versioned: true
+          plotly_args:  # how Viz drew it
+            type: bar
+            fig:
+              x: shuttle_type
+              y: passenger_capacity
+            layout: {title: Capacity}
+          metadata:
+            kedro-viz: {layer: reporting}
+
+        fig_plot:
+          type: matplotlib.MatplotlibWriter
+          filepath: data/08_reporting/fig.png
+          save_args: {dpi: 200}
+          versioned: true
+        notes:
+          type: tracking.JSONDataset
+          filepath: data/09_tracking/notes.json
+          save_args:
+            indent: 2
+          fs_args:
+            open_args_save: |
+              kept as written
+        """).replace("\n", "\r\n")
+    edit = rewrite_catalog(text, "catalog.yml", RULESETS)
+    assert edit.problems == []
+    written = edit.applied()
+    assert "\r\n" in written and "\n" not in written.replace("\r\n", "")  # the file's own line ends
+    assert "    plotly_args:  # how Viz drew it\r\n      type: bar\r\n" in written  # the comment moved too
+    assert yaml.safe_load(written) == {
+        "styled_plot": {"type": ARTIFACT, "metadata": {"kedro-viz": {"layer": "reporting"}}, "dataset": {
+            "type": "plotly.PlotlyDataset", "filepath": "data/08_reporting/styled.json", "versioned": True,
+            "plotly_args": {"type": "bar", "fig": {"x": "shuttle_type", "y": "passenger_capacity"},
+                            "layout": {"title": "Capacity"}}}},
+        "fig_plot": {"type": ARTIFACT, "dataset": {"type": "matplotlib.MatplotlibDataset",
+                                                   "filepath": "data/08_reporting/fig.png",
+                                                   "save_args": {"dpi": 200}, "versioned": True}},
+        "notes": {"type": ARTIFACT, "dataset": {"type": "json.JSONDataset", "versioned": True,
+                                                "filepath": "data/09_tracking/notes.json", "save_args": {"indent": 2},
+                                                "fs_args": {"open_args_save": "kept as written\n"}}}}
+    assert "catalog.yml:2: styled_plot: dataset: {type, filepath, versioned, plotly_args} (the file dataset it " \
+           "wraps, logged to the run)" in edit.changes
 
 
 def test_a_broken_tracking_file_or_session_store_is_named_and_nothing_is_imported(project_factory, monkeypatch):

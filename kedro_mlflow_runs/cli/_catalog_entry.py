@@ -49,17 +49,21 @@ class CatalogEntry:
             self._file.change(where, f"{self.name}: {'.'.join(path)}: {text} ({why})")
 
     def wrap(self, key: str, values: Mapping[str, Any], moved: tuple[str, ...], why: str) -> None:
-        """Put the one-line arguments ``moved`` (their text as written) and ``values`` into a new mapping
-        ``key`` of the entry (one line, flow style): ``dataset: {type: ..., filepath: ...}``."""
+        """Put the arguments ``moved`` (their text as written) and ``values`` into a new mapping ``key`` of the
+        entry: one line in flow style when every moved value is a one-line scalar (``dataset: {type: ...,
+        filepath: ...}``), else a block under ``key:`` holding the moved lines as written (comments, nested
+        mappings, block scalars), two spaces further in."""
+        inherited = [name for name in moved if _pair(self._node, name) is None and name in self.config]
+        if inherited:  # from a YAML anchor (`<<: *base`): not in this entry's text
+            self.problem(f"{', '.join(inherited)} come(s) from a YAML anchor; move them under {key}: by hand. {why}")
+            return
+        present = [(name, pair) for name in moved if (pair := _pair(self._node, name)) is not None]
+        if any(not isinstance(node, ScalarNode) or node.start_mark.line != node.end_mark.line
+               for _, (_, node) in present):
+            self._wrap_block(key, values, present, why)
+            return
         items = [f"{name}: {_scalar_text(value)}" for name, value in values.items()]
-        for name in moved:
-            found = _pair(self._node, name)
-            if found is None:
-                continue
-            node = found[1]
-            if not isinstance(node, ScalarNode) or node.start_mark.line != node.end_mark.line:
-                self.problem(f"{name} is not a one-line value; move it under {key}: by hand. {why}")
-                return
+        for name, (_, node) in present:
             items.append(f"{name}: {self._file.text[node.start_mark.index:node.end_mark.index]}")
         text = "{" + ", ".join(items) + "}"
         for name in moved:
@@ -68,11 +72,39 @@ class CatalogEntry:
         if wrapped is not None:
             self.set_node((key,), wrapped, text, why)
 
-    def set_node(self, path: Path_, value: Node, text: str, why: str) -> None:
-        """Set ``path`` to the YAML ``value`` written as ``text``."""
+    def _wrap_block(self, key: str, values: Mapping[str, Any], present: list[tuple[str, tuple[Node, Node]]],
+                    why: str) -> None:
+        if self._node.flow_style or not self._node.value:
+            self.problem(f"the entry is written in flow style; move {', '.join(n for n, _ in present)} under "
+                         f"{key}: by hand. {why}")
+            return
+        column = self._node.value[0][0].start_mark.column
+        eol, text = self._file.eol, self._file.text
+        inner = " " * (column + 2)
+        lines = [f"{inner}{name}: {_scalar_text(value)}{eol}" for name, value in values.items()]
+        for name, (key_node, value_node) in present:
+            if key_node.start_mark.column != column:
+                self.problem(f"{name} is not where the entry's other keys are; move it under {key}: by hand. {why}")
+                return
+            chunk = text[self._line_start(key_node):self._after_line(_last_line(value_node))]
+            if not chunk.endswith(("\n", "\r")):
+                chunk += eol
+            lines += [("  " + line) if line.strip() else line for line in chunk.splitlines(keepends=True)]
+        block = "".join(lines)
+        composed = yaml.compose(f"{key}:{eol}{block}", Loader=yaml.SafeLoader)
+        if not isinstance(composed, MappingNode) or len(composed.value) != 1:  # pragma: no cover - built above
+            self.problem(f"cannot move {', '.join(n for n, _ in present)} under {key}: safely; do it by hand. {why}")
+            return
+        for name, _ in present:
+            self.remove((name,), why=None)
+        shown = ", ".join([*values, *(name for name, _ in present)])
+        self.set_node((key,), composed.value[0][1], eol + block.rstrip("\r\n"), why, shown=f"{{{shown}}}")
+
+    def set_node(self, path: Path_, value: Node, text: str, why: str, *, shown: str | None = None) -> None:
+        """Set ``path`` to the YAML ``value`` written as ``text`` (``shown``: how the change line shows it)."""
         where = self._set(self._node, path, value, text, why)
         if where is not None:
-            self._file.change(where, f"{self.name}: {'.'.join(path)}: {text} ({why})")
+            self._file.change(where, f"{self.name}: {'.'.join(path)}: {shown or text} ({why})")
 
     def move(self, source: Path_, target: Path_, why: str) -> None:
         """Move the scalar at ``source`` to ``target``, its text as written (quotes, ``${...}``) kept."""
@@ -162,7 +194,8 @@ class CatalogEntry:
                 where = self._line_start(first_key)
             eol = self._file.eol
             lines = [f"{indent}{'  ' * depth}{key}:" for depth, key in enumerate(path[:-1])]
-            lines.append(f"{indent}{'  ' * (len(path) - 1)}{path[-1]}: {text}")
+            separator = "" if text.startswith(("\n", "\r")) else " "  # a block: the key ends its line
+            lines.append(f"{indent}{'  ' * (len(path) - 1)}{path[-1]}:{separator}{text}")
             block = eol.join(lines) + eol
             if where == len(self._file.text) and not self._file.text.endswith(("\n", "\r")):
                 block = eol + block

@@ -73,15 +73,11 @@ def _wrapped(new_inner_type: str | None, always_versioned: bool = False) -> Any:
     def edit(entry: CatalogEntry) -> None:
         inner = new_inner_type or viz_type(str(entry.config.get("type"))) or str(entry.config.get("type"))
         inner = _RENAMED.get(inner, inner)
-        for arg, value in entry.config.items():
-            if arg not in ("type", "filepath", "versioned", "metadata"):
-                entry.problem(f"`{arg}` is an argument of the wrapped {inner}: move it under `dataset:` by hand "
-                              f"(value: {value!r}).")
-                return
+        moved = tuple(arg for arg in entry.config if arg not in ("type", "metadata"))  # `metadata` is Kedro's
         values: dict[str, Any] = {"type": inner}
         if always_versioned and "versioned" not in entry.config:
             values["versioned"] = True
-        entry.wrap("dataset", values, ("filepath", "versioned"), "the file dataset it wraps, logged to the run")
+        entry.wrap("dataset", values, moved, "the file dataset it wraps, logged to the run")
 
     return edit
 
