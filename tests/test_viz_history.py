@@ -265,15 +265,7 @@ def test_migrate_rules_for_viz_entries_keep_unversioned_plots_and_report_what_th
         live_plot:
           type: matplotlib.MatplotlibWriter
           filepath: data/08_reporting/live.png
-        styled_plot:
-          type: plotly.PlotlyDataset
-          filepath: data/08_reporting/styled.json
-          versioned: true
-          plotly_args:  # how Viz drew it
-            type: bar
-            fig: {x: shuttle_type, y: passenger_capacity}
-          metadata:
-            kedro-viz: {layer: reporting}
+        flow_plot: {type: plotly.PlotlyDataset, filepath: data/08_reporting/f.json, versioned: true, plotly_args: {type: bar}}
         notes:
           <<: *defaults
           type: tracking.JSONDataset
@@ -284,9 +276,11 @@ def test_migrate_rules_for_viz_entries_keep_unversioned_plots_and_report_what_th
     assert "catalog.yml:4: old_metrics: type kedro.extras.datasets.tracking.MetricsDataSet -> " \
            "kedro_mlflow_runs.io.metrics.MlflowMetricsDataset" in edit.changes
     assert not any("live_plot" in change for change in edit.changes)  # not versioned: Viz never showed it
-    # an argument from an anchor cannot be moved as text: named, that entry left alone
-    assert edit.problems[0] == ("catalog.yml:19: notes: save_args come(s) from a YAML anchor; move them under "
-                                "dataset: by hand. the file dataset it wraps, logged to the run")
+    # what cannot be moved as text is named: an argument from an anchor, a nested value of a one-line entry
+    assert ("catalog.yml:11: notes: save_args come(s) from a YAML anchor; move them under dataset: by hand. the "
+            "file dataset it wraps, logged to the run") in edit.problems
+    assert ("catalog.yml:9: flow_plot: the entry is written in flow style; move filepath, versioned, plotly_args "
+            "under dataset: by hand. the file dataset it wraps, logged to the run") in edit.problems
 
 
 ARTIFACT = "kedro_mlflow_runs.io.artifacts.MlflowArtifactDataset"

@@ -91,8 +91,11 @@ class CatalogEntry:
                 chunk += eol
             lines += [("  " + line) if line.strip() else line for line in chunk.splitlines(keepends=True)]
         block = "".join(lines)
-        composed = yaml.compose(f"{key}:{eol}{block}", Loader=yaml.SafeLoader)
-        if not isinstance(composed, MappingNode) or len(composed.value) != 1:  # pragma: no cover - built above
+        try:
+            composed = yaml.compose(f"{key}:{eol}{block}", Loader=yaml.SafeLoader)
+        except yaml.YAMLError:  # moved text that only parsed where it was (it never should): edit nothing
+            composed = None
+        if not isinstance(composed, MappingNode):
             self.problem(f"cannot move {', '.join(n for n, _ in present)} under {key}: safely; do it by hand. {why}")
             return
         for name, _ in present:

@@ -52,14 +52,11 @@ def import_history(env: str | None, session_store: Path | None, write: bool) -> 
 
     name = config.tracking.experiment.name
     database = sqlite_path(config.server.tracking_uri)
-    if not write and database is not None and not Path(database).exists():  # a dry run creates no store
-        client: Any = None
-        experiment: Any = None
-    else:
-        client = MlflowClient(config.server.tracking_uri, config.server.registry_uri)
-        experiment = client.get_experiment_by_name(name)
-    done = (_imported(client, experiment.experiment_id, replace_failed=write)
-            if client is not None and experiment is not None else set())
+    no_store_yet = database is not None and not Path(database).exists()  # a dry run must not create it
+    client = None if no_store_yet and not write else MlflowClient(config.server.tracking_uri,
+                                                                   config.server.registry_uri)
+    experiment = client.get_experiment_by_name(name) if client is not None else None
+    done = _imported(client, experiment.experiment_id, replace_failed=write) if experiment is not None else set()
     todo = [s for s in sessions if s.version not in done]
     where = f"experiment '{name}' of {redact_uri(config.server.tracking_uri)}"
     click.echo(f"Kedro-Viz history: {len(sessions)} session(s){f' in {store}' if store else ''}; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,12 +25,10 @@ class FileCalls(_Calls):
             call: Callable[[], None] = lambda: self.client.log_artifacts(run_id, local, artifact_path)  # noqa: E731
         else:
             call = lambda: self.client.log_artifact(run_id, local, artifact_path)  # noqa: E731
-        what = f"log '{local}' as an artifact of MLflow run '{run_id}'"
-        if not status:
-            self._call(what, call, run_id=run_id)
-            return
-        with transfer_status(lambda: f"Logging '{local}'{describe_size(local)} to MLflow run {run_id[:8]}"):
-            self._call(what, call, run_id=run_id)
+        shown = (transfer_status(lambda: f"Logging '{local}'{describe_size(local)} to MLflow run {run_id[:8]}")
+                 if status else contextlib.nullcontext())
+        with shown:
+            self._call(f"log '{local}' as an artifact of MLflow run '{run_id}'", call, run_id=run_id)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         """Log ``text`` as the artifact ``artifact_file`` of run ``run_id`` (replacing one of that name)."""
