@@ -31,14 +31,16 @@ import itertools
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import MlflowServer  # noqa: E402
 
 SIDES = ("write only", "raw", "ours")
 ORDERS = list(itertools.permutations(SIDES))
@@ -163,55 +165,6 @@ def _walk(client: Any, run_id: str, path: str) -> dict[str, int]:
 # ------------------------------------------------------------------------------------ the parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``mlflow server`` (sqlite backend, proxied artifacts) of this Python, in ``folder``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Server:
-        exe = Path(sys.executable).with_name("mlflow")
-        cmd = [str(exe), "server", "--backend-store-uri", f"sqlite:///{(self.folder / 'server.db').as_posix()}",
-               "--artifacts-destination", str(self.folder / "served"), "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", "2"]
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-               "TMPDIR": str(self.folder)}
-        with open(self.folder / "server.log", "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder, env=env,
-                                         start_new_session=True)
-        import urllib.request
-
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"mlflow server exited: {(self.folder / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.5)
-        raise SystemExit("mlflow server did not answer /health in 120 s")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
 def _one(args: argparse.Namespace, store: str, uri: str, workload: str, side: str, root: Path) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="side-", dir=root))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "KEDRO_", "KMR_"))}
@@ -292,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             _measure_store(args, "local", uri, root, out)
         if "server" in stores:
             (root / "server").mkdir()
-            with Server(root / "server") as server:
+            server_db = f"sqlite:///{(root / 'server' / 'server.db').as_posix()}"
+            with MlflowServer(root / "server", server_db) as server:
                 _measure_store(args, "server", server.url, root, out)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -27,7 +27,6 @@ import collections
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _projects  # noqa: E402
 from _common import clean_env, say  # noqa: E402
-from g_artifacts import _free_port  # noqa: E402
+from _server import MlflowServer  # noqa: E402
 
 PG = ("-h", "127.0.0.1", "-p", "5432", "-U", "postgres")
 #: the access log: method, path, status, duration in microseconds (gunicorn's atoms)
@@ -53,49 +52,14 @@ def _psql(sql: str) -> None:
                    capture_output=True, text=True)
 
 
-class Server:
-    """``mlflow server`` on PostgreSQL database ``db``, gunicorn's access log in ``folder/access.log``."""
+class Server(MlflowServer):
+    """``mlflow server`` on PostgreSQL database ``db``, run by gunicorn with its access log in
+    ``folder/access.log``."""
 
     def __init__(self, folder: Path, db: str, workers: int) -> None:
-        self.folder, self.db, self.workers = folder, db, workers
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.access = folder / "access.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Server:
-        exe = Path(sys.executable).with_name("mlflow")
-        cmd = [str(exe), "server", "--backend-store-uri", f"postgresql://postgres@127.0.0.1:5432/{self.db}",
-               "--artifacts-destination", str(self.folder / "served"), "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", str(self.workers),
-               "--gunicorn-opts", f"--access-logfile {self.access} --access-logformat '{_FORMAT}'"]
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-               "TMPDIR": str(self.folder), "HOME": str(self.folder)}  # HOME: gunicorn's control socket
-        with open(self.folder / "server.log", "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder, env=env,
-                                         start_new_session=True)
-        import urllib.request
-
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"mlflow server exited: {(self.folder / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.5)
-        raise SystemExit("mlflow server did not answer /health in 120 s")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        super().__init__(folder, f"postgresql://postgres@127.0.0.1:5432/{db}", workers=workers, extra=(
+            "--gunicorn-opts", f"--access-logfile {self.access} --access-logformat '{_FORMAT}'"))
 
     def log_size(self) -> int:
         return self.access.stat().st_size if self.access.exists() else 0
